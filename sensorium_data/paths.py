@@ -1,0 +1,49 @@
+"""Where the library keeps what it downloads and converts.
+
+Everything lives below one cache folder, ``SENSORIUM_DATA_DIR`` (default
+``pooch.os_cache("sensorium")``, e.g. ``~/.cache/sensorium`` on Linux)::
+
+    <data_dir>/
+    ├── downloads/<folder>.zip      archives as published, verified by sha256
+    ├── known_hashes.json           sha256 recorded at first download (trust on first use)
+    ├── trees/<folder>/             extracted file trees (data/, meta/)
+    └── stores/<folder>.zarr        converted zarr v3 stores, what `open_mouse` reads
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_DATA_DIR = "SENSORIUM_DATA_DIR"
+
+
+def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
+    """Return the cache folder: ``path`` if given, else ``$SENSORIUM_DATA_DIR``, else the OS cache.
+
+    The folder is not created here; the functions that write into it create what they need.
+    """
+    if path is not None:
+        return Path(path).expanduser()
+    env = os.environ.get(ENV_DATA_DIR)
+    if env:
+        return Path(env).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("sensorium"))
+
+
+def downloads_dir(root: Path) -> Path:
+    return root / "downloads"
+
+
+def trees_dir(root: Path) -> Path:
+    return root / "trees"
+
+
+def stores_dir(root: Path) -> Path:
+    return root / "stores"
+
+
+def known_hashes_file(root: Path) -> Path:
+    return root / "known_hashes.json"
