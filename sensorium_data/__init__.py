@@ -1,0 +1,54 @@
+"""sensorium_data: the SENSORIUM recordings as lazy, labelled xarray Datasets.
+
+>>> import sensorium_data as sd
+>>> sd.list_mice("2023")[0]
+'dynamic29156-11-10-Video-8744edeac3b4d1ce16b680916b5267ce'
+
+``open_mouse("F")`` downloads a recording on first use, converts it once into a zarr store in
+the cache (``$SENSORIUM_DATA_DIR``) and opens it lazily.
+"""
+
+from sensorium_data.archive import CorruptArchiveError, UnsafeArchiveError
+from sensorium_data.catalog import (
+    Competition,
+    Recording,
+    UnknownMouseError,
+    find,
+    list_mice,
+    lookup,
+    recordings,
+)
+from sensorium_data.dataset import load_mouse, open_mouse, open_store
+from sensorium_data.errors import RecordingFormatError, SensoriumDataError, StoreError
+from sensorium_data.fetch import DownloadError, HashMismatchError, download, fetch_mouse
+from sensorium_data.store import convert
+from sensorium_data.tree import FileTree, TreeWriter, open_tree
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Competition",
+    "CorruptArchiveError",
+    "DownloadError",
+    "FileTree",
+    "HashMismatchError",
+    "Recording",
+    "RecordingFormatError",
+    "SensoriumDataError",
+    "StoreError",
+    "TreeWriter",
+    "UnknownMouseError",
+    "UnsafeArchiveError",
+    "__version__",
+    "convert",
+    "download",
+    "fetch_mouse",
+    "find",
+    "list_mice",
+    "load_mouse",
+    "lookup",
+    "open_mouse",
+    "open_store",
+    "open_tree",
+    "recordings",
+]

@@ -1,0 +1,210 @@
+"""Open any recording as a lazy, labelled :class:`xarray.Dataset`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from sensorium_data import paths
+from sensorium_data.errors import StoreError
+from sensorium_data.store import SCHEMA_VERSION, convert, convert_tree, is_complete, quiet_zarr
+from sensorium_data.tree import STATISTICS, open_tree
+
+log = logging.getLogger(__name__)
+
+PER_TRIAL = ("tier", "stimulus_type", "video_id", "n_frames", "labelled")
+PER_NEURON = ("x", "y", "z")
+
+
+def _looks_like_path(mouse: str | os.PathLike[str]) -> bool:
+    if isinstance(mouse, os.PathLike):
+        return True
+    return os.sep in mouse or mouse.endswith((".zip", ".zarr")) or Path(mouse).expanduser().exists()
+
+
+def resolve_store(
+    mouse: str | os.PathLike[str],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    progress: bool = True,
+) -> Path:
+    """The converted store of ``mouse``, converting (and downloading) what is missing."""
+    if _looks_like_path(mouse):
+        path = Path(mouse).expanduser()
+        if (path / "zarr.json").is_file():
+            return path
+        if not path.exists():
+            msg = (
+                f"{path} does not exist; pass an existing recording folder, zip or .zarr store, "
+                "or a mouse name (see sensorium_data.list_mice())."
+            )
+            raise FileNotFoundError(msg)
+        return convert(path, data_dir=data_dir, progress=progress)
+
+    from sensorium_data import catalog
+
+    rec = catalog.lookup(str(mouse))
+    root = paths.data_dir(data_dir)
+    store = paths.stores_dir(root) / f"{rec.name}.zarr"
+    if is_complete(store):
+        return store
+    tree = paths.trees_dir(root) / rec.name
+    zip_path = paths.downloads_dir(root) / f"{rec.name}.zip"
+    if tree.is_dir():  # extraction renames the finished folder into place
+        source = tree
+    elif zip_path.exists() or download:
+        from sensorium_data.fetch import download as download_zip
+
+        source = download_zip(rec, data_dir=root, progress=progress)
+    else:
+        msg = (
+            f"{rec.name} ({rec.letter or rec.short_name}) is not in the cache {root} and "
+            "download=False. Call sensorium_data.fetch_mouse("
+            f"{rec.letter or rec.short_name!r}) first, pass download=True, or point "
+            f"${paths.ENV_DATA_DIR} at the folder that holds it."
+        )
+        raise FileNotFoundError(msg)
+    return convert_tree(open_tree(source), store, progress=progress)
+
+
+def open_store(store: str | os.PathLike[str]) -> xr.Dataset:
+    """Open a converted store as a lazy Dataset (see :func:`open_mouse`)."""
+    store = Path(store)
+    with quiet_zarr():
+        try:
+            ds = xr.open_zarr(store, consolidated=True, chunks={})
+        except Exception as e:  # zarr/xarray raise several types for damaged stores
+            msg = f"{store} is not a readable sensorium store ({e}); convert the recording again."
+            raise StoreError(msg) from e
+    version = ds.attrs.get("schema_version")
+    if version != SCHEMA_VERSION or not ds.attrs.get("complete"):
+        msg = (
+            f"{store} is a store of schema version {version}, but this version of sensorium "
+            f"reads version {SCHEMA_VERSION}. Convert the recording again: "
+            "sensorium_data.convert(<tree or zip>, store, overwrite=True), or delete the store "
+            "and call open_mouse again."
+        )
+        raise StoreError(msg)
+    small = [*PER_TRIAL, *PER_NEURON, "time", "behavior_variable"]
+    ds = ds.assign_coords({name: _eager(ds[name]) for name in small if name in ds.variables})
+    if ds["videos"].dtype == np.uint8:
+        # 8-bit on disk (lossless); padded frames, stored as 0, become NaN again
+        valid = xr.DataArray(np.arange(ds.sizes["frame"]), dims="frame") < ds["n_frames"]
+        videos = ds["videos"].astype(np.float32).where(valid)
+        videos.encoding = ds["videos"].encoding
+        ds["videos"] = videos
+    for name in ds.data_vars:
+        ds[name].attrs.update(_DESCRIPTIONS.get(str(name), {}))
+    ds.attrs["store"] = str(store)
+    return ds
+
+
+def _eager(coord: xr.DataArray) -> xr.DataArray:
+    """Small coordinates in memory; strings as plain numpy unicode, not StringDType."""
+    values = coord.values
+    if values.dtype.kind in "OT":
+        values = np.array(values.tolist(), dtype=str)
+    return coord.copy(data=values)
+
+
+_DESCRIPTIONS = {
+    "videos": {"long_name": "stimulus (grayscale, 0-255)", "units": "intensity"},
+    "responses": {"long_name": "deconvolved calcium activity", "units": "a.u."},
+    "behavior": {"long_name": "pupil dilation, running speed, pupil position"},
+    "rates": {"long_name": "noise-free rates of the simulator", "units": "a.u."},
+}
+
+
+def open_mouse(
+    mouse: str | os.PathLike[str],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    progress: bool = True,
+) -> xr.Dataset:
+    """Open one recording as a lazy, labelled :class:`xarray.Dataset`.
+
+    On first use the recording is downloaded (if ``download``), and converted once into a zarr
+    store in the cache; later calls open the store in well under a second. Nothing is read
+    until asked: the variables are dask arrays.
+
+    Parameters
+    ----------
+    mouse
+        A 2023 recording's letter (``"F"``), short name (``"29515-10-12"``) or folder name
+        (``"dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20"``); or a path to a
+        recording's folder, its zip, or a converted ``.zarr`` store.
+    data_dir
+        The cache folder (default ``$SENSORIUM_DATA_DIR``, else the OS cache).
+    download
+        Download the recording if it is not in the cache.
+    progress
+        Show progress bars while downloading and converting.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``videos`` (trial, frame, height, width), ``responses`` (trial, neuron, frame) and
+        ``behavior`` (trial, behavior_variable, frame), NaN past each trial's ``n_frames`` and
+        for withheld responses; coordinates ``trial``, ``tier``, ``stimulus_type``,
+        ``video_id``, ``n_frames``, ``labelled``, ``neuron``, ``x``, ``y``, ``z``, ``time``.
+        The shipped normalization statistics are at ``ds.sensorium.statistics``.
+
+    Examples
+    --------
+    >>> import sensorium_data as sd
+    >>> ds = sd.open_mouse("F")  # doctest: +SKIP
+    >>> oracle = ds.responses.where(ds.tier == "oracle", drop=True)  # doctest: +SKIP
+    """
+    store = resolve_store(mouse, data_dir=data_dir, download=download, progress=progress)
+    return open_store(store)
+
+
+def load_mouse(
+    mouse: str | os.PathLike[str],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    progress: bool = True,
+) -> xr.Dataset:
+    """:func:`open_mouse`, then read everything into memory (``open_mouse(...).load()``).
+
+    A full-size recording needs about 8 GB of memory; prefer :func:`open_mouse` and select
+    first.
+    """
+    return open_mouse(mouse, data_dir=data_dir, download=download, progress=progress).load()
+
+
+@xr.register_dataset_accessor("sensorium")
+class SensoriumAccessor:
+    """``ds.sensorium``: what belongs to a recording beyond its variables."""
+
+    def __init__(self, ds: xr.Dataset):
+        self._ds = ds
+
+    @property
+    def store(self) -> Path:
+        """The zarr store the Dataset was opened from."""
+        store = self._ds.attrs.get("store")
+        if not store:
+            msg = "this Dataset was not opened with sensorium_data.open_mouse; it has no store."
+            raise ValueError(msg)
+        return Path(store)
+
+    @property
+    def statistics(self) -> xr.Dataset:
+        """The recording's shipped normalization statistics (``meta/statistics``), lazily.
+
+        Variables ``videos`` (statistic, frame, height, width), ``responses`` (statistic,
+        neuron, frame) and ``behavior`` (statistic, behavior_variable, frame), with
+        ``statistic`` in mean, std, min, max: per frame, as the 2023 release ships them.
+        """
+        with quiet_zarr():
+            stats = xr.open_zarr(self.store, group="statistics", consolidated=False, chunks={})
+        coords = {k: self._ds[k] for k in ("neuron", "behavior_variable") if k in self._ds.coords}
+        return stats.assign_coords({**coords, "statistic": list(STATISTICS)})

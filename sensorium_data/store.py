@@ -1,0 +1,486 @@
+"""Convert a recording's file tree (folder or zip) once into a zarr v3 store.
+
+The store is what :func:`sensorium_data.open_mouse` reads, lazily. Its layout::
+
+    <name>.zarr/                          zarr v3 group, consolidated metadata
+    ├── videos        (trial, frame, height, width)   uint8 where lossless, else float32
+    ├── responses     (trial, neuron, frame)          float32, NaN padded; withheld trials NaN
+    ├── behavior      (trial, behavior_variable, frame)  float32: pupil_dilation, running_speed,
+    │                                                    pupil_x, pupil_y
+    ├── rates         (trial, neuron, frame)          simulator only: noise-free responses
+    ├── trial, tier, stimulus_type, video_id, n_frames, labelled       per trial
+    ├── neuron, x, y, z                                                 per neuron
+    ├── time, behavior_variable
+    └── statistics/   the shipped normalization statistics, per frame
+        ├── videos    (statistic, frame, height, width)
+        ├── responses (statistic, neuron, frame)
+        └── behavior  (statistic, behavior_variable, frame)
+
+Conversion is atomic (written under a temporary name, renamed when complete, so a killed
+conversion never leaves a store that opens) and locked (a second process converting the same
+recording waits, then opens the finished store).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zarr
+from filelock import FileLock
+from tqdm.auto import tqdm
+from zarr.codecs import ZstdCodec
+
+from sensorium_data import paths
+from sensorium_data.errors import RecordingFormatError, StoreError
+from sensorium_data.tree import STATISTICS, FileTree, open_tree, valid_frames
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+"""Version of the store layout; a store of another version is converted again."""
+BEHAVIOR_VARIABLES = ("pupil_dilation", "running_speed", "pupil_x", "pupil_y")
+LICENSE_2023 = "CC BY-NC-ND 4.0 (SENSORIUM 2023 data, gin.g-node.org/pollytur)"
+
+# Chunking: one trial per chunk along `trial`, FRAME_CHUNK frames per chunk along `frame`,
+# all neurons / all pixels. See docs/storage.md for the measurements behind these numbers.
+FRAME_CHUNK = 64
+COMPRESSOR = ZstdCodec(level=1)
+CONVERT_THREADS = 4
+
+
+@contextmanager
+def quiet_zarr() -> Iterator[None]:
+    """Silence zarr's notices about consolidated metadata and string dtypes in v3 (known)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
+        yield
+
+
+def default_store(tree: FileTree, data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where :func:`convert` puts a store: ``<data_dir>/stores/<name>-<fingerprint>.zarr``."""
+    return paths.stores_dir(paths.data_dir(data_dir)) / f"{tree.name}-{tree.fingerprint}.zarr"
+
+
+def is_complete(store: Path) -> bool:
+    """True if ``store`` is a finished store of this schema version."""
+    try:
+        attrs = _read_attrs(store)
+    except StoreError:
+        return False
+    return attrs.get("schema_version") == SCHEMA_VERSION and bool(attrs.get("complete"))
+
+
+def _read_attrs(store: Path) -> dict:
+    if not (store / "zarr.json").is_file():
+        msg = f"{store} is not a zarr store (no zarr.json)."
+        raise StoreError(msg)
+    with quiet_zarr():
+        try:
+            group = zarr.open_group(store, mode="r")
+        except Exception as e:  # zarr raises several types for damaged metadata
+            msg = f"{store} is not a readable zarr store ({e})."
+            raise StoreError(msg) from e
+        return dict(group.attrs)
+
+
+@dataclass
+class _Labels:
+    stimulus_type: np.ndarray
+    video_id: np.ndarray
+    source: str
+
+
+def _catalog_labels(tree: FileTree) -> _Labels | None:
+    from sensorium_data import catalog
+
+    rec = catalog.find(tree.name)
+    table = rec.trials() if rec is not None else None
+    if table is None:
+        return None
+    missing = np.setdiff1d(tree.trials, table.index.to_numpy())
+    if len(missing):
+        msg = (
+            f"{tree.location} is named like the published recording {tree.name} but has trial(s) "
+            f"{missing[:10].tolist()} that the catalog does not list; it is not that recording. "
+            "Rename the folder, or pass the published files."
+        )
+        raise RecordingFormatError(msg)
+    rows = table.loc[tree.trials]
+    bad = np.flatnonzero(rows["tier"].to_numpy().astype(str) != tree.tiers)
+    if len(bad):
+        t = int(tree.trials[bad[0]])
+        msg = (
+            f"{tree.location}: trial {t} has tier {tree.tiers[bad[0]]!r} in meta/trials/tiers.npy "
+            f"but {rows['tier'].iloc[bad[0]]!r} in the catalog of {tree.name}; the tree is not "
+            "the published recording. Rename the folder, or pass the published files."
+        )
+        raise RecordingFormatError(msg)
+    return _Labels(
+        rows["stimulus_type"].to_numpy().astype(str),
+        rows["video_id"].to_numpy().astype(str),
+        "catalog",
+    )
+
+
+def _labels(tree: FileTree, video_hashes: list[str]) -> _Labels:
+    """stimulus_type and video_id: from the tree's own files, else the catalog, else derived."""
+    stim, vid = tree.trial_labels("stimulus_type"), tree.trial_labels("video_id")
+    if stim is not None and vid is not None:
+        return _Labels(stim, vid, "tree")
+    known = _catalog_labels(tree)
+    if known is not None:
+        return known
+    derived = np.array(video_hashes)
+    return _Labels(
+        stim if stim is not None else np.full(len(tree.trials), "unknown"),
+        vid if vid is not None else derived,
+        "derived",
+    )
+
+
+def _names(name: str) -> dict[str, object]:
+    """animal_id, session and scan_idx from a folder name such as dynamic29515-10-12-Video-..."""
+    m = re.match(r"(dynamic|static)(\d+)-(\d+)-(\d+)", name)
+    if not m:
+        return {}
+    return {"animal_id": int(m[2]), "session": int(m[3]), "scan_idx": int(m[4])}
+
+
+def _recording_attrs(tree: FileTree) -> dict[str, object]:
+    from sensorium_data import catalog
+
+    attrs: dict[str, object] = {"mouse": tree.name, "competition": "2023", "fps": 30.0}
+    attrs.update(_names(tree.name))
+    rec = catalog.find(tree.name)
+    if rec is not None:
+        attrs.update(
+            competition=rec.competition,
+            letter=rec.letter or "",
+            set=rec.role,
+            source_url=rec.url,
+            license=LICENSE_2023,
+            fps=float(rec.fps or 30.0),
+        )
+    return attrs
+
+
+def _is_lossless_uint8(video: np.ndarray, n_frames: int) -> bool:
+    valid = video[..., :n_frames]
+    if not np.isfinite(valid).all():
+        return False
+    if valid.size and (valid.min() < 0 or valid.max() > 255):
+        return False
+    return bool(np.array_equal(valid, np.round(valid))) and bool(
+        np.isnan(video[..., n_frames:]).all()
+    )
+
+
+def _video_hash(video: np.ndarray, n_frames: int) -> str:
+    valid = np.ascontiguousarray(video[..., :n_frames], dtype=np.float32)
+    return "h" + hashlib.blake2b(valid.tobytes(), digest_size=6).hexdigest()
+
+
+def _withheld(tier: str, responses: np.ndarray) -> bool:
+    """Test-tier responses that are exactly zero wherever they are not NaN were withheld."""
+    if "test" not in tier:
+        return False
+    finite = responses[~np.isnan(responses)]
+    return finite.size > 0 and not finite.any()
+
+
+class _Writer:
+    """Writes one store under a temporary name; :meth:`finish` consolidates and renames it."""
+
+    def __init__(self, tree: FileTree, target: Path, progress: bool):
+        self.tree = tree
+        self.target = target
+        self.tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        self.progress = progress
+        shapes = tree.check_shapes()
+        self.source_dtypes = {s: str(dt) for s, (_, dt) in shapes.items()}
+        n_neurons, self.frames = shapes["responses"][0]
+        self.height, self.width, _ = shapes["videos"][0]
+        self.n_neurons = n_neurons
+        for stream, (shape, _) in shapes.items():
+            if shape[-1] != self.frames:
+                msg = (
+                    f"{tree.location}: data/{stream} trials have {shape[-1]} frames but "
+                    f"data/responses trials have {self.frames}; all streams of a recording share "
+                    "one padded length."
+                )
+                raise RecordingFormatError(msg)
+        for stream in ("behavior", "pupil_center"):
+            if shapes[stream][0][0] != 2:
+                msg = (
+                    f"{tree.location}: data/{stream} trials have shape {shapes[stream][0]}; "
+                    "expected (2, frames)."
+                )
+                raise RecordingFormatError(msg)
+        if "rates" in shapes and shapes["rates"][0] != shapes["responses"][0]:
+            msg = f"{tree.location}: data/rates trials do not have the shape of data/responses."
+            raise RecordingFormatError(msg)
+
+    def run(self) -> Path:
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        tree = self.tree
+        n = len(tree.trials)
+        with quiet_zarr():
+            self.group = zarr.open_group(self.tmp, mode="w", zarr_format=3)
+            n_frames, hashes, video_dtype = self._videos()
+            labelled = self._responses(n_frames)
+            self._behavior()
+            self._coords(n_frames, labelled, hashes)
+            self._statistics()
+            attrs = _recording_attrs(tree)
+            attrs.update(
+                schema_version=SCHEMA_VERSION,
+                source=tree.location,
+                source_fingerprint=tree.fingerprint,
+                source_dtypes=self.source_dtypes,
+                videos_dtype=video_dtype,
+                n_trials=n,
+                complete=True,
+            )
+            self.group.attrs.update(attrs)  # type: ignore[arg-type]
+            zarr.consolidate_metadata(self.tmp)
+        if self.target.exists():  # an older or unwanted store: move it aside, then swap
+            old = self.target.with_name(f"{self.target.name}.old-{os.getpid()}")
+            os.replace(self.target, old)
+            os.replace(self.tmp, self.target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self.tmp, self.target)
+        return self.target
+
+    def _array(self, name: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str,
+               dims: tuple[str, ...], fill: float | int) -> zarr.Array:
+        return self.group.create_array(
+            name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=dims,
+            compressors=[COMPRESSOR], fill_value=fill,
+        )
+
+    def _videos(self) -> tuple[np.ndarray, list[str], str]:
+        n_frames, hashes, lossless = self._video_pass("uint8")
+        if not lossless.all():
+            bad = int(self.tree.trials[np.flatnonzero(~lossless)[0]])
+            log.info("%s: videos of trial %d are not 8-bit integers; storing float32",
+                     self.tree.name, bad)
+            del self.group["videos"]
+            n_frames, hashes, _ = self._video_pass("float32")
+            return n_frames, hashes, "float32"
+        return n_frames, hashes, "uint8"
+
+    def _video_pass(self, dtype: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+        tree, n = self.tree, len(self.tree.trials)
+        shape = (n, self.frames, self.height, self.width)
+        chunks = (1, min(self.frames, FRAME_CHUNK), self.height, self.width)
+        fill = 0 if dtype == "uint8" else float("nan")
+        arr = self._array("videos", shape, chunks, dtype, ("trial", "frame", "height", "width"),
+                          fill)
+        n_frames = np.zeros(n, np.int32)
+        hashes = [""] * n
+        lossless = np.ones(n, bool)
+
+        def convert(i: int) -> None:
+            video = tree.read("videos", int(tree.trials[i]))
+            n_frames[i] = valid_frames(video)
+            hashes[i] = _video_hash(video, int(n_frames[i]))
+            data = np.moveaxis(video, -1, 0)  # (frame, height, width)
+            if dtype == "uint8":
+                lossless[i] = _is_lossless_uint8(video, int(n_frames[i]))
+                data = np.nan_to_num(data, nan=0.0)
+            arr[i] = data.astype(dtype)
+
+        self._each_trial(convert, "videos")
+        return n_frames, hashes, lossless
+
+    def _each_trial(self, fn: Callable[[int], None], desc: str) -> None:
+        """Run ``fn(i)`` for every trial position on a few threads, with a progress bar."""
+        n = len(self.tree.trials)
+        bar = tqdm(total=n, desc=f"{self.tree.name[:24]} {desc}", unit="trial",
+                   disable=not self.progress, leave=False)
+        with ThreadPoolExecutor(CONVERT_THREADS) as pool, bar:
+            for _ in pool.map(fn, range(n)):
+                bar.update()
+
+    def _responses(self, n_frames: np.ndarray) -> np.ndarray:
+        tree, n = self.tree, len(self.tree.trials)
+        shape = (n, self.n_neurons, self.frames)
+        chunks = (1, self.n_neurons, min(self.frames, FRAME_CHUNK))
+        dims = ("trial", "neuron", "frame")
+        streams = ["responses", *(["rates"] if "rates" in tree.streams else [])]
+        arrays = {s: self._array(s, shape, chunks, "float32", dims, float("nan")) for s in streams}
+        labelled = np.ones(n, bool)
+
+        def convert(i: int) -> None:
+            trial = int(tree.trials[i])
+            for stream in streams:
+                data = tree.read(stream, trial)
+                if stream == "responses" and _withheld(str(tree.tiers[i]), data):
+                    labelled[i] = False
+                    continue  # never written: the fill value (NaN) stands for "unknown"
+                arrays[stream][i] = data.astype(np.float32)
+
+        self._each_trial(convert, "responses")
+        return labelled
+
+    def _behavior(self) -> None:
+        tree, n = self.tree, len(self.tree.trials)
+        out = np.empty((n, 4, self.frames), np.float32)
+        for i, trial in enumerate(tree.trials):
+            out[i, :2] = tree.read("behavior", int(trial))
+            out[i, 2:] = tree.read("pupil_center", int(trial))
+        arr = self._array("behavior", out.shape, (min(n, 256), 4, self.frames), "float32",
+                          ("trial", "behavior_variable", "frame"), float("nan"))
+        arr[:] = out
+
+    def _coords(self, n_frames: np.ndarray, labelled: np.ndarray, hashes: list[str]) -> None:
+        tree = self.tree
+        labels = _labels(tree, hashes)
+        unit_ids = np.asarray(tree.meta("neurons/unit_ids")).astype(np.int64)
+        if unit_ids.shape != (self.n_neurons,):
+            msg = (
+                f"{tree.location}: meta/neurons/unit_ids.npy has shape {unit_ids.shape} but the "
+                f"responses have {self.n_neurons} neurons."
+            )
+            raise RecordingFormatError(msg)
+        xyz = tree.meta("neurons/cell_motor_coordinates", required=False)
+        if xyz is None:
+            log.warning("%s: no meta/neurons/cell_motor_coordinates.npy; x, y, z are NaN",
+                        tree.name)
+            xyz = np.full((self.n_neurons, 3), np.nan)
+        xyz = np.asarray(xyz, dtype=np.float64)
+        if xyz.shape != (self.n_neurons, 3):
+            msg = (
+                f"{tree.location}: meta/neurons/cell_motor_coordinates.npy has shape {xyz.shape}; "
+                f"expected ({self.n_neurons}, 3)."
+            )
+            raise RecordingFormatError(msg)
+        per_trial: dict[str, np.ndarray] = {
+            "trial": tree.trials.astype(np.int64),
+            "tier": tree.tiers.astype(object),
+            "stimulus_type": labels.stimulus_type.astype(object),
+            "video_id": labels.video_id.astype(object),
+            "n_frames": n_frames.astype(np.int32),
+            "labelled": labelled,
+        }
+        for name, values in per_trial.items():
+            self._small(name, values, ("trial",))
+        self._small("neuron", unit_ids, ("neuron",))
+        for axis, name in enumerate("xyz"):
+            self._small(name, xyz[:, axis], ("neuron",))
+        self._small("time", np.arange(self.frames) / 30.0, ("frame",))
+        self._small("behavior_variable", np.array(BEHAVIOR_VARIABLES, dtype=object),
+                    ("behavior_variable",))
+        self.group.attrs["labels_source"] = labels.source
+
+    def _small(self, name: str, values: np.ndarray, dims: tuple[str, ...]) -> None:
+        dtype = "str" if values.dtype == object else values.dtype
+        arr = self.group.create_array(name, shape=values.shape, dtype=dtype,
+                                      chunks=values.shape or (1,), dimension_names=dims)
+        arr[:] = values
+
+    def _statistics(self) -> None:
+        tree = self.tree
+        group = self.group.create_group("statistics")
+        stats = {s: tree.statistics(s) for s in ("videos", "responses", "behavior", "pupil_center")}
+
+        def stack(stream: str, shape: tuple[int, ...]) -> np.ndarray:
+            out = np.full((len(STATISTICS), *shape), np.nan, np.float32)
+            for k, stat in enumerate(STATISTICS):
+                value = stats[stream].get(stat)
+                if value is not None:
+                    out[k] = np.broadcast_to(np.asarray(value, np.float32), shape)
+            return out
+
+        videos = np.moveaxis(stack("videos", (self.height, self.width, self.frames)), -1, 1)
+        responses = stack("responses", (self.n_neurons, self.frames))
+        behavior = np.concatenate(
+            [stack("behavior", (2, self.frames)), stack("pupil_center", (2, self.frames))], axis=1
+        )
+        for name, values, dims in (
+            ("videos", videos, ("statistic", "frame", "height", "width")),
+            ("responses", responses, ("statistic", "neuron", "frame")),
+            ("behavior", behavior, ("statistic", "behavior_variable", "frame")),
+        ):
+            arr = group.create_array(name, shape=values.shape, dtype="float32", chunks=values.shape,
+                                     dimension_names=dims, compressors=[COMPRESSOR],
+                                     fill_value=float("nan"))
+            arr[:] = values
+        arr = group.create_array("statistic", shape=(len(STATISTICS),), dtype="str",
+                                 chunks=(len(STATISTICS),), dimension_names=("statistic",))
+        arr[:] = np.array(STATISTICS, dtype=object)
+
+
+def convert(
+    tree: str | os.PathLike[str],
+    store: str | os.PathLike[str] | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Convert a recording's file tree (folder or zip) into a zarr v3 store; return its path.
+
+    Reads the tree in place (nothing is written next to it) and writes the store atomically
+    under a lock: if another process is converting the same recording, this call waits and
+    returns the finished store. A complete store of the current schema is returned as is.
+
+    Parameters
+    ----------
+    tree
+        A recording's folder (holding ``data/`` and ``meta/``), or its zip.
+    store
+        Where to write the store. Default: ``<data_dir>/stores/<name>-<fingerprint>.zarr``.
+    data_dir
+        The cache folder (default ``$SENSORIUM_DATA_DIR``, else the OS cache).
+    overwrite
+        Convert again even if a complete store exists at ``store``.
+    progress
+        Show progress bars.
+
+    Examples
+    --------
+    >>> import sensorium_data as sd
+    >>> tree = "~/data/dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20"
+    >>> store = sd.convert(tree)  # doctest: +SKIP
+    """
+    source = open_tree(tree)
+    target = Path(store).expanduser() if store is not None else default_store(source, data_dir)
+    return convert_tree(source, target, overwrite=overwrite, progress=progress)
+
+
+def convert_tree(source: FileTree, target: Path, *, overwrite: bool = False,
+                 progress: bool = True) -> Path:
+    """:func:`convert` for an opened tree and an explicit store path."""
+    if target.exists() and not (target / "zarr.json").exists() and any(target.iterdir()):
+        msg = (
+            f"{target} exists and is not a zarr store; it will not be overwritten. "
+            "Choose another store path."
+        )
+        raise StoreError(msg)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(target) + ".lock")
+    if lock.is_locked:
+        log.info("waiting for another process converting %s", target.name)
+    with lock:
+        if is_complete(target) and not overwrite:
+            return target
+        for stale in target.parent.glob(f"{target.name}.tmp-*"):
+            log.info("removing %s left by an interrupted conversion", stale.name)
+            shutil.rmtree(stale, ignore_errors=True)
+        log.info("converting %s into %s", source.location, target)
+        return _Writer(source, target, progress).run()

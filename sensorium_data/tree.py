@@ -1,0 +1,540 @@
+"""Read and write recordings in the competition's own file-tree format.
+
+One recording of SENSORIUM 2023 as published (one zip per recording, holding this folder)::
+
+    <folder>/                          dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20
+    ├── data/
+    │   ├── videos/<trial>.npy         (height, width, frames)  grayscale 0-255, NaN-padded
+    │   ├── responses/<trial>.npy      (neurons, frames)        deconvolved calcium activity
+    │   ├── behavior/<trial>.npy       (2, frames)              pupil dilation, running speed
+    │   ├── pupil_center/<trial>.npy   (2, frames)              horizontal, vertical eye position
+    │   └── rates/<trial>.npy          (neurons, frames)        simulator only: noise-free rates
+    └── meta/
+        ├── neurons/unit_ids.npy, cell_motor_coordinates.npy   (neurons,), (neurons, 3)
+        ├── trials/tiers.npy                                   (trial indices,) str
+        │         [stimulus_type.npy, video_id.npy]            simulator only, same length
+        └── statistics/<stream>/all/{mean,std,min,max}.npy     one trial's shape (per frame)
+
+Trial indices are the file names; they have gaps (tier ``none`` has no files). Every trial file
+of a recording has the same number of frames; shorter trials are NaN-padded. The reader takes
+a folder or a zip (read in place, never extracted or written to); the writer is shared by the
+test fixtures and the simulator.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import logging
+import os
+import threading
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+import numpy as np
+
+from sensorium_data.errors import RecordingFormatError
+
+log = logging.getLogger(__name__)
+
+STREAMS = ("videos", "responses", "behavior", "pupil_center")
+"""The streams every 2023 recording has, in ``data/<stream>/<trial>.npy``."""
+OPTIONAL_STREAMS = ("rates",)
+TIERS = (
+    "train",
+    "oracle",
+    "live_test_main",
+    "live_test_bonus",
+    "final_test_main",
+    "final_test_bonus",
+)
+STATISTICS = ("mean", "std", "min", "max")
+LABEL_FILES = ("stimulus_type", "video_id")
+"""Per-trial label files in ``meta/trials`` that the simulator writes (readers of the real data
+ignore them)."""
+
+
+def _is_junk(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return any(p == "__MACOSX" or p.startswith("._") for p in parts)
+
+
+class _Files(Protocol):
+    """Read access to the files of one recording, relative to its root folder."""
+
+    location: str
+
+    def listdir(self, folder: str) -> list[str]: ...
+
+    def exists(self, rel: str) -> bool: ...
+
+    def open(self, rel: str) -> io.BufferedIOBase: ...
+
+    def sizes(self) -> list[tuple[str, int]]: ...
+
+
+class _DirFiles:
+    def __init__(self, root: Path):
+        self.root = root
+        self.location = str(root)
+
+    def listdir(self, folder: str) -> list[str]:
+        try:
+            return [e.name for e in os.scandir(self.root / folder) if e.is_file()]
+        except FileNotFoundError:
+            return []
+
+    def exists(self, rel: str) -> bool:
+        return (self.root / rel).exists()
+
+    def open(self, rel: str) -> io.BufferedIOBase:
+        return open(self.root / rel, "rb")
+
+    def sizes(self) -> list[tuple[str, int]]:
+        out = []
+        for dirpath, _, names in os.walk(self.root):
+            for n in names:
+                full = Path(dirpath) / n
+                rel = full.relative_to(self.root).as_posix()
+                if not _is_junk(rel):
+                    out.append((rel, full.stat().st_size))
+        return out
+
+
+class _ZipFiles:
+    """Members of a zip under one prefix; one ZipFile handle per thread."""
+
+    def __init__(self, path: Path, prefix: str):
+        self.path = path
+        self.prefix = prefix
+        self.location = f"{path}!/{prefix}"
+        self._local = threading.local()
+        with zipfile.ZipFile(path) as zf:
+            infos = [i for i in zf.infolist() if i.filename.startswith(prefix)]
+        self._sizes = {
+            i.filename[len(prefix) :]: i.file_size
+            for i in infos
+            if not i.is_dir() and not _is_junk(i.filename)
+        }
+        self._names = set(self._sizes)
+        self._dirs: dict[str, list[str]] = {}
+        for rel in self._names:
+            folder, _, base = rel.rpartition("/")
+            self._dirs.setdefault(folder, []).append(base)
+
+    def _zip(self) -> zipfile.ZipFile:
+        zf = getattr(self._local, "zf", None)
+        if zf is None:
+            zf = self._local.zf = zipfile.ZipFile(self.path)
+        return zf
+
+    def listdir(self, folder: str) -> list[str]:
+        return list(self._dirs.get(folder.rstrip("/"), []))
+
+    def exists(self, rel: str) -> bool:
+        rel = rel.rstrip("/")
+        return rel in self._names or rel in self._dirs
+
+    def open(self, rel: str) -> io.BufferedIOBase:
+        return self._zip().open(self.prefix + rel)  # type: ignore[return-value]
+
+    def sizes(self) -> list[tuple[str, int]]:
+        return list(self._sizes.items())
+
+
+def _find_root_in_zip(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if not _is_junk(n)]
+    except zipfile.BadZipFile as e:
+        msg = (
+            f"{path} is not a readable zip archive ({e}); it may be truncated or corrupt. "
+            "Download it again, or pass the extracted folder instead."
+        )
+        raise RecordingFormatError(msg) from e
+    prefixes = sorted(
+        {n[: n.index("data/")] for n in names if n.startswith("data/") or "/data/" in n},
+        key=len,
+    )
+    for prefix in prefixes:
+        if prefix.count("/") <= 1:
+            return prefix
+    msg = (
+        f"{path} holds no SENSORIUM recording: no data/ folder at its top level or one level "
+        "down. A recording's zip holds <folder>/data/<stream>/<trial>.npy and <folder>/meta/."
+    )
+    raise RecordingFormatError(msg)
+
+
+def _find_root_in_dir(path: Path) -> Path:
+    if (path / "data").is_dir() or (path / "meta").is_dir():
+        return path
+    children = [c for c in path.iterdir() if c.is_dir() and not _is_junk(c.name)]
+    inner = [c for c in children if (c / "data").is_dir()]
+    if len(inner) == 1:
+        return inner[0]
+    msg = (
+        f"{path} is not a SENSORIUM recording: it has no data/ and meta/ folders. Expected "
+        "<folder>/data/{videos,responses,behavior,pupil_center}/<trial>.npy and "
+        "<folder>/meta/{neurons,trials,statistics}/ (pass the folder that holds data/ and meta/)."
+    )
+    raise RecordingFormatError(msg)
+
+
+def _read_header(f: io.BufferedIOBase) -> tuple[tuple[int, ...], np.dtype]:
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    return tuple(shape), np.dtype(dtype)
+
+
+@dataclass
+class FileTree:
+    """A recording in the competition's file-tree format, opened for reading.
+
+    Use :func:`open_tree` to make one. Nothing is written to the folder or zip.
+    """
+
+    files: _Files
+    name: str
+    trials: np.ndarray
+    """Trial indices that have files, ascending (gaps kept)."""
+    tiers: np.ndarray
+    """Tier of each trial of :attr:`trials`."""
+    streams: tuple[str, ...]
+    _meta_cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def location(self) -> str:
+        return self.files.location
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A short hash of the tree's file names and sizes (the same for a zip and its
+        extraction), to tell whether a converted store still matches its source."""
+        h = hashlib.blake2b(digest_size=8)
+        for rel, size in sorted(self.files.sizes()):
+            if rel.startswith(("data/", "meta/")):
+                h.update(f"{rel}\0{size}\n".encode())
+        return h.hexdigest()
+
+    def path(self, stream: str, trial: int) -> str:
+        return f"data/{stream}/{trial}.npy"
+
+    def read(self, stream: str, trial: int) -> np.ndarray:
+        """Load ``data/<stream>/<trial>.npy`` as stored (float32 or float64)."""
+        with self.files.open(self.path(stream, trial)) as f:
+            return np.load(f, allow_pickle=False)
+
+    def header(self, stream: str, trial: int) -> tuple[tuple[int, ...], np.dtype]:
+        """Shape and dtype of one trial file, from its header alone."""
+        rel = self.path(stream, trial)
+        try:
+            with self.files.open(rel) as f:
+                return _read_header(f)
+        except ValueError as e:
+            msg = f"{self.location}/{rel} is not a valid .npy file ({e}); the recording is damaged."
+            raise RecordingFormatError(msg) from e
+
+    def meta(self, rel: str, *, required: bool = True) -> np.ndarray | None:
+        """Load ``meta/<rel>.npy``; None if it is missing and not ``required``."""
+        if rel in self._meta_cache:
+            return self._meta_cache[rel]
+        full = f"meta/{rel}.npy"
+        if not self.files.exists(full):
+            if required:
+                msg = f"{self.location} is not a complete SENSORIUM recording: {full} is missing."
+                raise RecordingFormatError(msg)
+            return None
+        with self.files.open(full) as f:
+            value = np.load(f, allow_pickle=True)
+        self._meta_cache[rel] = value
+        return value
+
+    def trial_labels(self, name: str) -> np.ndarray | None:
+        """``meta/trials/<name>.npy`` (e.g. stimulus_type) for :attr:`trials`, if present."""
+        values = self.meta(f"trials/{name}", required=False)
+        if values is None:
+            return None
+        return np.asarray(values)[self.trials].astype(str)
+
+    def statistics(self, stream: str) -> dict[str, np.ndarray]:
+        """The shipped normalization statistics of a stream (``meta/statistics/<stream>/all``)."""
+        out = {}
+        for stat in STATISTICS:
+            value = self.meta(f"statistics/{stream}/all/{stat}", required=False)
+            if value is not None:
+                out[stat] = np.asarray(value)
+        return out
+
+    def check_shapes(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """Read every trial file's header; one shape per stream, or a clear error."""
+        found: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+        for stream in self.streams:
+            first = int(self.trials[0])
+            shape0, dtype0 = self.header(stream, first)
+            for trial in self.trials[1:]:
+                shape, dtype = self.header(stream, int(trial))
+                if shape != shape0:
+                    msg = (
+                        f"{self.location}/{self.path(stream, int(trial))} has shape {shape} but "
+                        f"{self.path(stream, first)} has {shape0}: every trial of a stream must "
+                        "have the same shape (shorter trials are NaN-padded). The file is damaged "
+                        "or from another recording; replace it with the published one."
+                    )
+                    raise RecordingFormatError(msg)
+                if dtype.kind != "f":
+                    msg = (
+                        f"{self.location}/{self.path(stream, int(trial))} holds {dtype} values; "
+                        "the recordings store floating point (float32 or float64) arrays."
+                    )
+                    raise RecordingFormatError(msg)
+            found[stream] = (shape0, dtype0)
+        return found
+
+
+def open_tree(path: str | os.PathLike[str]) -> FileTree:
+    """Open a recording's file tree (a folder, or a zip read in place) and list its trials.
+
+    Trials are the indices of the files in ``data/responses``; files under ``__MACOSX/``, names
+    starting with ``._`` and anything that is not ``<integer>.npy`` are ignored.
+
+    Examples
+    --------
+    >>> tree = open_tree("~/data/dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20.zip")
+    ... # doctest: +SKIP
+    >>> tree.trials[:3], tree.tiers[:3]  # doctest: +SKIP
+    """
+    path = Path(path).expanduser()
+    files: _Files
+    if path.is_file():
+        if not zipfile.is_zipfile(path):
+            msg = (
+                f"{path} is neither a folder nor a zip archive; pass a recording's folder (holding "
+                "data/ and meta/), its zip, or a converted .zarr store."
+            )
+            raise RecordingFormatError(msg)
+        prefix = _find_root_in_zip(path)
+        files = _ZipFiles(path, prefix)
+        name = prefix.rstrip("/") or path.stem
+    elif path.is_dir():
+        root = _find_root_in_dir(path)
+        files = _DirFiles(root)
+        name = root.name
+    else:
+        msg = f"{path} does not exist; pass an existing recording folder, zip or store."
+        raise RecordingFormatError(msg)
+
+    streams = [*STREAMS, *(s for s in OPTIONAL_STREAMS if files.exists(f"data/{s}"))]
+    indices: dict[str, set[int]] = {}
+    for stream in streams:
+        names = files.listdir(f"data/{stream}")
+        found = {int(n[:-4]) for n in names if n.endswith(".npy") and n[:-4].isdigit()}
+        if not found:
+            if files.exists("data/images"):
+                msg = (
+                    f"{files.location} is a SENSORIUM 2022 (static images) recording; this "
+                    "version reads the 2023 video recordings only."
+                )
+                raise RecordingFormatError(msg)
+            msg = (
+                f"{files.location} is not a SENSORIUM recording: data/{stream}/ holds no "
+                "<trial>.npy files. Every recording has data/{videos,responses,behavior,"
+                "pupil_center}/<trial>.npy."
+            )
+            raise RecordingFormatError(msg)
+        indices[stream] = found
+    every = set.union(*indices.values())
+    for stream, found in indices.items():
+        missing = sorted(every - found)
+        if missing:
+            other = next(s for s in streams if missing[0] in indices[s])
+            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            msg = (
+                f"{files.location}: trial {missing[0]} has data/{other}/{missing[0]}.npy but no "
+                f"data/{stream}/{missing[0]}.npy ({len(missing)} trial(s) missing from "
+                f"data/{stream}: {shown}). The recording is incomplete: extract or download it "
+                "again."
+            )
+            raise RecordingFormatError(msg)
+    trials = np.array(sorted(every), dtype=np.int64)
+
+    tree = FileTree(files, name, trials, np.array([], dtype=str), tuple(streams))
+    all_tiers = np.asarray(tree.meta("trials/tiers")).astype(str)
+    if trials[-1] >= len(all_tiers):
+        msg = (
+            f"{files.location}: data files go up to trial {trials[-1]} but meta/trials/tiers.npy "
+            f"has {len(all_tiers)} entries; the file tree and its metadata do not match."
+        )
+        raise RecordingFormatError(msg)
+    tree.tiers = all_tiers[trials]
+    return tree
+
+
+def valid_frames(video: np.ndarray) -> int:
+    """Valid frames of a trial: the index of its video's first all-NaN frame (time is last)."""
+    nan_frames = np.isnan(video).reshape(-1, video.shape[-1]).all(axis=0)
+    first = np.flatnonzero(nan_frames)
+    return int(first[0]) if len(first) else int(video.shape[-1])
+
+
+class _RunningStats:
+    """Per-element mean, std, min and max over trials, ignoring NaN (float64 sums)."""
+
+    def __init__(self) -> None:
+        self.n: np.ndarray | None = None
+        self.sum: np.ndarray
+        self.sumsq: np.ndarray
+        self.min: np.ndarray
+        self.max: np.ndarray
+
+    def add(self, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        ok = ~np.isnan(x)
+        if self.n is None:
+            self.n = np.zeros(x.shape, np.int64)
+            self.sum = np.zeros(x.shape)
+            self.sumsq = np.zeros(x.shape)
+            self.min = np.full(x.shape, np.inf)
+            self.max = np.full(x.shape, -np.inf)
+        v = np.where(ok, x, 0.0)
+        self.n += ok
+        self.sum += v
+        self.sumsq += v * v
+        np.fmin(self.min, x, out=self.min)
+        np.fmax(self.max, x, out=self.max)
+
+    def result(self) -> dict[str, np.ndarray]:
+        assert self.n is not None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            n = np.where(self.n > 0, self.n, np.nan)
+            mean = self.sum / n
+            var = np.maximum(self.sumsq / n - mean * mean, 0.0)
+        empty = self.n == 0
+        return {
+            "mean": mean,
+            "std": np.sqrt(var),
+            "min": np.where(empty, np.nan, self.min),
+            "max": np.where(empty, np.nan, self.max),
+        }
+
+
+class TreeWriter:
+    """Write a recording in the competition's file-tree format, one trial at a time.
+
+    Used by the test fixtures and the simulator, so both produce exactly what the real data
+    looks like. Statistics (``meta/statistics/<stream>/all``) are computed per element over the
+    train-tier trials (all trials if there are none), ignoring NaN, unless given to
+    :meth:`close`.
+
+    Parameters
+    ----------
+    path
+        The recording's folder (its name is the recording's name). It must not exist yet or be
+        empty: nothing a user has is overwritten.
+    tiers
+        Tier of every trial index (``"none"`` for indices without files), written as
+        ``meta/trials/tiers.npy``.
+    unit_ids, coordinates
+        ``meta/neurons/unit_ids.npy`` (neurons,) and ``cell_motor_coordinates.npy`` (neurons, 3).
+    trial_info
+        Extra per-trial arrays for ``meta/trials/<name>.npy`` (e.g. ``stimulus_type``).
+    dtype
+        Dtype of the data files (the real releases use float32 or float64).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp()) / "toy"
+    >>> with TreeWriter(root, tiers=["train"], unit_ids=[1, 2], coordinates=np.zeros((2, 3))) as w:
+    ...     w.write_trial(0, videos=np.zeros((36, 64, 5)), responses=np.ones((2, 5)),
+    ...                   behavior=np.ones((2, 5)), pupil_center=np.ones((2, 5)))
+    >>> sorted(p.name for p in (root / "data").iterdir())
+    ['behavior', 'pupil_center', 'responses', 'videos']
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        tiers: np.ndarray | list[str],
+        unit_ids: np.ndarray | list[int],
+        coordinates: np.ndarray,
+        trial_info: Mapping[str, np.ndarray | list[str]] | None = None,
+        dtype: type[np.floating] | np.dtype = np.float32,
+    ):
+        self.path = Path(path)
+        if self.path.exists() and any(self.path.iterdir()):
+            msg = (
+                f"{self.path} already exists and is not empty; the writer never overwrites. "
+                "Choose a new folder or remove this one first."
+            )
+            raise FileExistsError(msg)
+        self.tiers = np.asarray(tiers).astype(str)
+        self.unit_ids = np.asarray(unit_ids)
+        self.coordinates = np.asarray(coordinates)
+        if self.coordinates.shape != (len(self.unit_ids), 3):
+            msg = (
+                f"coordinates have shape {self.coordinates.shape}; expected "
+                f"({len(self.unit_ids)}, 3), one (x, y, z) per unit id."
+            )
+            raise ValueError(msg)
+        self.trial_info = {k: np.asarray(v) for k, v in (trial_info or {}).items()}
+        self.dtype = np.dtype(dtype)
+        self._stats: dict[str, _RunningStats] = {}  # over train trials
+        self._stats_other: dict[str, _RunningStats] = {}  # over the others
+        self._written: set[int] = set()
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> TreeWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+
+    def write_trial(self, trial: int, **streams: np.ndarray) -> None:
+        """Write ``data/<stream>/<trial>.npy`` for each stream given (real-format axes)."""
+        if not 0 <= trial < len(self.tiers):
+            msg = f"trial {trial} is outside the {len(self.tiers)} entries of tiers."
+            raise ValueError(msg)
+        for stream, array in streams.items():
+            folder = self.path / "data" / stream
+            folder.mkdir(parents=True, exist_ok=True)
+            np.save(folder / f"{trial}.npy", np.asarray(array, dtype=self.dtype))
+            stats = self._stats if self.tiers[trial] == "train" else self._stats_other
+            stats.setdefault(stream, _RunningStats()).add(array)
+        self._written.add(trial)
+
+    def close(self, statistics: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> Path:
+        """Write ``meta/`` (neurons, trials, statistics) and return the recording's folder."""
+        meta = self.path / "meta"
+        (meta / "neurons").mkdir(parents=True, exist_ok=True)
+        (meta / "trials").mkdir(parents=True, exist_ok=True)
+        np.save(meta / "neurons" / "unit_ids.npy", self.unit_ids)
+        np.save(meta / "neurons" / "cell_motor_coordinates.npy", self.coordinates)
+        np.save(meta / "trials" / "tiers.npy", self.tiers)
+        for name, values in self.trial_info.items():
+            np.save(meta / "trials" / f"{name}.npy", values)
+        if statistics is None:
+            source = self._stats or self._stats_other
+            statistics = {stream: s.result() for stream, s in source.items()}
+        for stream, stats in statistics.items():
+            folder = meta / "statistics" / stream / "all"
+            folder.mkdir(parents=True, exist_ok=True)
+            for stat, value in stats.items():
+                np.save(folder / f"{stat}.npy", np.asarray(value, dtype=self.dtype))
+        return self.path
+
+    def write_json(self, rel: str, content: object) -> None:
+        """Write a JSON file into the tree (e.g. ``meta/simulation.json``)."""
+        target = self.path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(content, indent=2, sort_keys=True))

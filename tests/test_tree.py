@@ -1,0 +1,135 @@
+"""The file-tree reader and writer: trial discovery, junk, zips, and clear errors."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sensorium_data.errors import RecordingFormatError
+from sensorium_data.tree import TreeWriter, open_tree, valid_frames
+from tests.conftest import TIERS
+
+
+def zip_folder(folder: Path, target: Path, *, junk: bool = True) -> Path:
+    """Zip a recording as published: one top-level folder, plus macOS junk."""
+    with zipfile.ZipFile(target, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
+        if junk:
+            zf.writestr(f"__MACOSX/{folder.name}/data/._0.npy", b"junk")
+    return target
+
+
+def test_trials_are_file_indices_with_gaps(make_tree):
+    tree = open_tree(make_tree())
+    expected = [i for i, t in enumerate(TIERS) if t != "none"]
+    assert tree.trials.tolist() == expected
+    assert tree.tiers.tolist() == [TIERS[i] for i in expected]
+    assert "none" not in tree.tiers
+
+
+def test_junk_and_stray_files_are_ignored(make_tree):
+    path = make_tree(junk=True)
+    assert (path / "__MACOSX").exists() and (path / "data/responses/._1.npy").exists()
+    tree = open_tree(path)
+    assert len(tree.trials) == sum(t != "none" for t in TIERS)
+
+
+def test_parent_folder_with_one_recording_is_accepted(make_tree):
+    path = make_tree("rec")
+    assert open_tree(path.parent).name == "rec"
+
+
+def test_zip_is_read_in_place(make_tree, tmp_path):
+    path = make_tree("rec")
+    archive = zip_folder(path, tmp_path / "rec.zip")
+    before = archive.stat().st_mtime_ns
+    tree = open_tree(archive)
+    assert tree.name == "rec"
+    assert tree.trials.tolist() == open_tree(path).trials.tolist()
+    trial = int(tree.trials[0])
+    np.testing.assert_array_equal(
+        tree.read("responses", trial), np.load(path / f"data/responses/{trial}.npy")
+    )
+    assert archive.stat().st_mtime_ns == before
+    assert tree.fingerprint == open_tree(path).fingerprint
+
+
+def test_valid_frames_is_first_all_nan_frame():
+    video = np.ones((2, 3, 10))
+    video[..., 7:] = np.nan
+    video[0, 0, 3] = np.nan  # a single NaN pixel does not end the trial
+    assert valid_frames(video) == 7
+    assert valid_frames(np.ones((2, 3, 10))) == 10
+
+
+def test_trial_missing_from_one_stream(make_tree):
+    path = make_tree()
+    (path / "data/behavior/5.npy").unlink()
+    with pytest.raises(RecordingFormatError, match=r"trial 5 has data/\w+/5.npy but no "
+                       r"data/behavior/5.npy"):
+        open_tree(path)
+
+
+def test_shapes_that_differ_between_trials(make_tree):
+    path = make_tree()
+    np.save(path / "data/responses/6.npy", np.zeros((7, 39)))
+    tree = open_tree(path)
+    with pytest.raises(RecordingFormatError, match=r"data/responses/6.npy has shape \(7, 39\)"):
+        tree.check_shapes()
+
+
+def test_not_a_recording(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RecordingFormatError, match="has no data/ and meta/ folders"):
+        open_tree(tmp_path / "empty")
+    with pytest.raises(RecordingFormatError, match="does not exist"):
+        open_tree(tmp_path / "nowhere")
+    (tmp_path / "file.txt").write_text("hello")
+    with pytest.raises(RecordingFormatError, match="neither a folder nor a zip"):
+        open_tree(tmp_path / "file.txt")
+
+
+def test_missing_stream_folder_and_meta(make_tree):
+    path = make_tree()
+    shutil.rmtree(path / "data/pupil_center")
+    with pytest.raises(RecordingFormatError, match=r"data/pupil_center/ holds no <trial>.npy"):
+        open_tree(path)
+    path = make_tree()
+    (path / "meta/trials/tiers.npy").unlink()
+    with pytest.raises(RecordingFormatError, match=r"meta/trials/tiers.npy is missing"):
+        open_tree(path)
+
+
+def test_truncated_zip(make_tree, tmp_path):
+    archive = zip_folder(make_tree("rec"), tmp_path / "rec.zip")
+    data = archive.read_bytes()
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RecordingFormatError, match=r"neither a folder nor a zip|truncated"):
+        open_tree(bad)
+
+
+def test_writer_refuses_to_overwrite(make_tree):
+    path = make_tree()
+    with pytest.raises(FileExistsError, match="never overwrites"):
+        TreeWriter(path, tiers=["train"], unit_ids=[1], coordinates=np.zeros((1, 3)))
+
+
+def test_writer_statistics_are_over_train_trials(tmp_path):
+    writer = TreeWriter(tmp_path / "rec", tiers=["train", "train", "oracle"], unit_ids=[1, 2],
+                        coordinates=np.zeros((2, 3)))
+    for trial, value in enumerate([1.0, 3.0, 100.0]):
+        writer.write_trial(trial, videos=np.full((36, 64, 4), value),
+                           responses=np.full((2, 4), value), behavior=np.full((2, 4), value),
+                           pupil_center=np.full((2, 4), value))
+    writer.close()
+    stats = open_tree(tmp_path / "rec").statistics("responses")
+    np.testing.assert_allclose(stats["mean"], 2.0)
+    np.testing.assert_allclose(stats["std"], 1.0)
+    np.testing.assert_allclose(stats["max"], 3.0)
