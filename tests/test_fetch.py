@@ -5,12 +5,8 @@ import re
 import subprocess
 import sys
 import threading
-import time
 import zipfile
-from collections import Counter
 from dataclasses import dataclass
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -26,48 +22,6 @@ class Rec:
     name: str
     url: str
     sha256: str | None = None
-
-
-class _Handler(SimpleHTTPRequestHandler):
-    server: "_Server"
-
-    def do_GET(self):
-        with self.server.lock:
-            self.server.hits[self.path] += 1
-        time.sleep(self.server.delays.get(self.path, 0.0))
-        super().do_GET()
-
-    def log_message(self, format, *args):
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    lock: threading.Lock
-    hits: Counter
-    delays: dict[str, float]
-
-
-@dataclass
-class Loopback:
-    root: Path
-    base_url: str
-    server: _Server
-
-    def hits(self, file_name: str, folder: str = "") -> int:
-        return self.server.hits[f"/{folder}{file_name}"]
-
-
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("www")
-    httpd = _Server(("127.0.0.1", 0), partial(_Handler, directory=str(root)))
-    httpd.lock, httpd.hits, httpd.delays = threading.Lock(), Counter(), {}
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield Loopback(root, f"http://127.0.0.1:{httpd.server_address[1]}/", httpd)
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
 
 
 def npy(array: np.ndarray) -> bytes:

@@ -16,6 +16,7 @@ from tests.conftest import TIERS
 
 def zip_folder(folder: Path, target: Path, *, junk: bool = True) -> Path:
     """Zip a recording as published: one top-level folder, plus macOS junk."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(target, "w") as zf:
         for path in sorted(folder.rglob("*")):
             if path.is_file():
