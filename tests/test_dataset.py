@@ -87,7 +87,7 @@ def test_corrupt_zip_by_path_is_reported_and_kept(make_tree, tmp_path, data_dir)
     archive = zip_folder(make_tree("rec"), tmp_path / "rec.zip")
     data = archive.read_bytes()[:-200]
     archive.write_bytes(data)
-    with pytest.raises(sd.RecordingFormatError, match="truncated or corrupt|neither a folder"):
+    with pytest.raises(sd.RecordingFormatError, match=r"truncated or corrupt|neither a folder"):
         sd.open_mouse(archive)
     assert archive.read_bytes() == data  # the user's file is never touched
 
