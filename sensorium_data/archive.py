@@ -58,9 +58,10 @@ def partial_prefix(target: Path) -> str:
     return f".{target.name}.partial-"
 
 
-def _is_junk(name: str) -> bool:
+def is_junk(name: str) -> bool:
+    """True for what macOS zip tools add: ``__MACOSX/`` folders and ``._*`` resource forks."""
     parts = PurePosixPath(name).parts
-    return bool(parts) and (parts[0] == "__MACOSX" or parts[-1].startswith("._"))
+    return any(p == "__MACOSX" or p.startswith("._") for p in parts)
 
 
 def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
@@ -118,7 +119,7 @@ def check_members(zf: zipfile.ZipFile, zip_path: str | os.PathLike[str]) -> list
             "published SENSORIUM recording, download it again from the catalog url"
         )
         raise UnsafeArchiveError(msg)
-    return [m for m in zf.infolist() if not _is_junk(m.filename)]
+    return [m for m in zf.infolist() if not is_junk(m.filename)]
 
 
 def zip_root(zf: zipfile.ZipFile) -> str:
@@ -153,7 +154,7 @@ def zip_root(zf: zipfile.ZipFile) -> str:
     """
     found: dict[str, set[str]] = {}
     for name in zf.namelist():
-        if _is_junk(name):
+        if is_junk(name):
             continue
         parts = name.split("/")
         for depth, part in enumerate(parts[:-1]):  # a folder, so not the last component

@@ -33,11 +33,12 @@ import threading
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from sensorium_data.archive import is_junk, zip_root
 from sensorium_data.errors import RecordingFormatError
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,6 @@ STATISTICS = ("mean", "std", "min", "max")
 LABEL_FILES = ("stimulus_type", "video_id")
 """Per-trial label files in ``meta/trials`` that the simulator writes (readers of the real data
 ignore them)."""
-
-
-def _is_junk(name: str) -> bool:
-    parts = PurePosixPath(name).parts
-    return any(p == "__MACOSX" or p.startswith("._") for p in parts)
 
 
 class _Files(Protocol):
@@ -101,7 +97,7 @@ class _DirFiles:
             for n in names:
                 full = Path(dirpath) / n
                 rel = full.relative_to(self.root).as_posix()
-                if not _is_junk(rel):
+                if not is_junk(rel):
                     out.append((rel, full.stat().st_size))
         return out
 
@@ -119,7 +115,7 @@ class _ZipFiles:
         self._sizes = {
             i.filename[len(prefix) :]: i.file_size
             for i in infos
-            if not i.is_dir() and not _is_junk(i.filename)
+            if not i.is_dir() and not is_junk(i.filename)
         }
         self._names = set(self._sizes)
         self._dirs: dict[str, list[str]] = {}
@@ -150,31 +146,19 @@ class _ZipFiles:
 def _find_root_in_zip(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if not _is_junk(n)]
+            return zip_root(zf)
     except zipfile.BadZipFile as e:
         msg = (
             f"{path} is not a readable zip archive ({e}); it may be truncated or corrupt. "
             "Download it again, or pass the extracted folder instead."
         )
         raise RecordingFormatError(msg) from e
-    prefixes = sorted(
-        {n[: n.index("data/")] for n in names if n.startswith("data/") or "/data/" in n},
-        key=len,
-    )
-    for prefix in prefixes:
-        if prefix.count("/") <= 1:
-            return prefix
-    msg = (
-        f"{path} holds no SENSORIUM recording: no data/ folder at its top level or one level "
-        "down. A recording's zip holds <folder>/data/<stream>/<trial>.npy and <folder>/meta/."
-    )
-    raise RecordingFormatError(msg)
 
 
 def _find_root_in_dir(path: Path) -> Path:
     if (path / "data").is_dir() or (path / "meta").is_dir():
         return path
-    children = [c for c in path.iterdir() if c.is_dir() and not _is_junk(c.name)]
+    children = [c for c in path.iterdir() if c.is_dir() and not is_junk(c.name)]
     inner = [c for c in children if (c / "data").is_dir()]
     if len(inner) == 1:
         return inner[0]
