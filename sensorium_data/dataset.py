@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 
+import dask
 import numpy as np
 import xarray as xr
 
@@ -91,7 +92,11 @@ def open_store(store: str | os.PathLike[str]) -> xr.Dataset:
         )
         raise StoreError(msg)
     small = [*PER_TRIAL, *PER_NEURON, "time", "behavior_variable"]
-    ds = ds.assign_coords({name: _eager(ds[name]) for name in small if name in ds.variables})
+    present = [name for name in small if name in ds.variables]
+    values = dask.compute(*(ds[name].data for name in present))
+    ds = ds.assign_coords(
+        {name: _eager(ds[name], v) for name, v in zip(present, values, strict=True)}
+    )
     if ds["videos"].dtype == np.uint8:
         # 8-bit on disk (lossless); padded frames, stored as 0, become NaN again
         valid = xr.DataArray(np.arange(ds.sizes["frame"]), dims="frame") < ds["n_frames"]
@@ -104,9 +109,8 @@ def open_store(store: str | os.PathLike[str]) -> xr.Dataset:
     return ds
 
 
-def _eager(coord: xr.DataArray) -> xr.DataArray:
-    """Small coordinates in memory; strings as plain numpy unicode, not StringDType."""
-    values = coord.values
+def _eager(coord: xr.DataArray, values: np.ndarray) -> xr.DataArray:
+    """A small coordinate in memory; strings as plain numpy unicode, not StringDType."""
     if values.dtype.kind in "OT":
         values = np.array(values.tolist(), dtype=str)
     return coord.copy(data=values)

@@ -176,20 +176,21 @@ def _recording_attrs(tree: FileTree) -> dict[str, object]:
     return attrs
 
 
-def _is_lossless_uint8(video: np.ndarray, n_frames: int) -> bool:
-    valid = video[..., :n_frames]
-    if not np.isfinite(valid).all():
-        return False
-    if valid.size and (valid.min() < 0 or valid.max() > 255):
-        return False
-    return bool(np.array_equal(valid, np.round(valid))) and bool(
-        np.isnan(video[..., n_frames:]).all()
-    )
+def _as_uint8(frames: np.ndarray, n_frames: int) -> np.ndarray | None:
+    """The video as uint8 (padding 0) if that is exact: integers in 0-255, NaN padding only."""
+    valid = frames[:n_frames]
+    with np.errstate(invalid="ignore"):
+        as8 = valid.astype(np.uint8)
+    if not np.array_equal(as8, valid) or not np.isnan(frames[n_frames:]).all():
+        return None
+    out = np.zeros(frames.shape, np.uint8)
+    out[:n_frames] = as8
+    return out
 
 
-def _video_hash(video: np.ndarray, n_frames: int) -> str:
-    valid = np.ascontiguousarray(video[..., :n_frames], dtype=np.float32)
-    return "h" + hashlib.blake2b(valid.tobytes(), digest_size=6).hexdigest()
+def _video_hash(valid: np.ndarray) -> str:
+    """Trials that showed identical frames get the same id."""
+    return "h" + hashlib.blake2b(np.ascontiguousarray(valid).tobytes(), digest_size=6).hexdigest()
 
 
 def _withheld(tier: str, responses: np.ndarray) -> bool:
@@ -297,12 +298,17 @@ class _Writer:
         def convert(i: int) -> None:
             video = tree.read("videos", int(tree.trials[i]))
             n_frames[i] = valid_frames(video)
-            hashes[i] = _video_hash(video, int(n_frames[i]))
-            data = np.moveaxis(video, -1, 0)  # (frame, height, width)
+            frames = np.moveaxis(video, -1, 0)  # (frame, height, width)
             if dtype == "uint8":
-                lossless[i] = _is_lossless_uint8(video, int(n_frames[i]))
-                data = np.nan_to_num(data, nan=0.0)
-            arr[i] = data.astype(dtype)
+                exact = _as_uint8(frames, int(n_frames[i]))
+                lossless[i] = exact is not None
+                if exact is None:
+                    return  # the pass is done again in float32
+                data = exact
+            else:
+                data = frames.astype(np.float32)
+            hashes[i] = _video_hash(data[: n_frames[i]])
+            arr[i] = data
 
         self._each_trial(convert, "videos")
         return n_frames, hashes, lossless

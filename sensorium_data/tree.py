@@ -472,8 +472,8 @@ class TreeWriter:
             raise ValueError(msg)
         self.trial_info = {k: np.asarray(v) for k, v in (trial_info or {}).items()}
         self.dtype = np.dtype(dtype)
-        self._stats: dict[str, _RunningStats] = {}  # over train trials
-        self._stats_other: dict[str, _RunningStats] = {}  # over the others
+        self._has_train = bool((self.tiers == "train").any())
+        self._stats: dict[str, _RunningStats] = {}  # over train trials, or all without any
         self._written: set[int] = set()
         self.path.mkdir(parents=True, exist_ok=True)
 
@@ -493,8 +493,8 @@ class TreeWriter:
             folder = self.path / "data" / stream
             folder.mkdir(parents=True, exist_ok=True)
             np.save(folder / f"{trial}.npy", np.asarray(array, dtype=self.dtype))
-            stats = self._stats if self.tiers[trial] == "train" else self._stats_other
-            stats.setdefault(stream, _RunningStats()).add(array)
+            if self.tiers[trial] == "train" or not self._has_train:
+                self._stats.setdefault(stream, _RunningStats()).add(array)
         self._written.add(trial)
 
     def close(self, statistics: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> Path:
@@ -508,8 +508,7 @@ class TreeWriter:
         for name, values in self.trial_info.items():
             np.save(meta / "trials" / f"{name}.npy", values)
         if statistics is None:
-            source = self._stats or self._stats_other
-            statistics = {stream: s.result() for stream, s in source.items()}
+            statistics = {stream: s.result() for stream, s in self._stats.items()}
         for stream, stats in statistics.items():
             folder = meta / "statistics" / stream / "all"
             folder.mkdir(parents=True, exist_ok=True)
