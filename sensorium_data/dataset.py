@@ -98,15 +98,24 @@ def open_store(store: str | os.PathLike[str]) -> xr.Dataset:
         {name: _eager(ds[name], v) for name, v in zip(present, values, strict=True)}
     )
     if ds["videos"].dtype == np.uint8:
-        # 8-bit on disk (lossless); padded frames, stored as 0, become NaN again
-        valid = xr.DataArray(np.arange(ds.sizes["frame"]), dims="frame") < ds["n_frames"]
-        videos = ds["videos"].astype(np.float32).where(valid)
-        videos.encoding = ds["videos"].encoding
-        ds["videos"] = videos
+        # 8-bit on disk (lossless); padded frames, stored as 0, become NaN again, chunk by chunk
+        stored = ds["videos"]
+        n_frames = ds["n_frames"].values
+        data = stored.data.map_blocks(_nan_padding, n_frames=n_frames, dtype=np.float32)
+        ds["videos"] = stored.copy(data=data)
+        ds["videos"].encoding = stored.encoding
     for name in ds.data_vars:
         ds[name].attrs.update(_DESCRIPTIONS.get(str(name), {}))
     ds.attrs["store"] = str(store)
     return ds
+
+
+def _nan_padding(block: np.ndarray, *, n_frames: np.ndarray, block_info: dict) -> np.ndarray:
+    """One chunk of uint8 videos (trial, frame, height, width) as float32, NaN past n_frames."""
+    (t0, t1), (f0, f1) = block_info[0]["array-location"][:2]
+    out = block.astype(np.float32)
+    out[np.arange(f0, f1)[None, :] >= n_frames[t0:t1, None]] = np.nan
+    return out
 
 
 def _eager(coord: xr.DataArray, values: np.ndarray) -> xr.DataArray:

@@ -39,7 +39,7 @@ import numpy as np
 import zarr
 from filelock import FileLock
 from tqdm.auto import tqdm
-from zarr.codecs import ZstdCodec
+from zarr.codecs import BloscCodec, ZstdCodec
 
 from sensorium_data import paths
 from sensorium_data.errors import RecordingFormatError, StoreError
@@ -52,10 +52,13 @@ SCHEMA_VERSION = 1
 BEHAVIOR_VARIABLES = ("pupil_dilation", "running_speed", "pupil_x", "pupil_y")
 LICENSE_2023 = "CC BY-NC-ND 4.0 (SENSORIUM 2023 data, gin.g-node.org/pollytur)"
 
-# Chunking: one trial per chunk along `trial`, FRAME_CHUNK frames per chunk along `frame`,
-# all neurons / all pixels. See docs/storage.md for the measurements behind these numbers.
-FRAME_CHUNK = 64
-COMPRESSOR = ZstdCodec(level=1)
+# Chunking and codecs, measured in docs/storage.md: responses in blocks of RESPONSE_FRAMES
+# frames of one trial (all neurons), so an 80-frame clip reads 2-3 chunks and the padding past
+# frame 300 is a chunk never written; videos one trial per chunk; behaviour 64 trials per chunk.
+RESPONSE_FRAMES = 50
+BEHAVIOR_TRIALS = 64
+RESPONSE_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", typesize=4)
+CODEC = ZstdCodec(level=3)
 CONVERT_THREADS = 4
 
 
@@ -267,10 +270,10 @@ class _Writer:
         return self.target
 
     def _array(self, name: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str,
-               dims: tuple[str, ...], fill: float | int) -> zarr.Array:
+               dims: tuple[str, ...], fill: float | int, codec: object = CODEC) -> zarr.Array:
         return self.group.create_array(
             name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=dims,
-            compressors=[COMPRESSOR], fill_value=fill,
+            compressors=[codec], fill_value=fill,  # type: ignore[list-item]
         )
 
     def _videos(self) -> tuple[np.ndarray, list[str], str]:
@@ -287,7 +290,7 @@ class _Writer:
     def _video_pass(self, dtype: str) -> tuple[np.ndarray, list[str], np.ndarray]:
         tree, n = self.tree, len(self.tree.trials)
         shape = (n, self.frames, self.height, self.width)
-        chunks = (1, min(self.frames, FRAME_CHUNK), self.height, self.width)
+        chunks = (1, self.frames, self.height, self.width)
         fill = 0 if dtype == "uint8" else float("nan")
         arr = self._array("videos", shape, chunks, dtype, ("trial", "frame", "height", "width"),
                           fill)
@@ -325,10 +328,11 @@ class _Writer:
     def _responses(self, n_frames: np.ndarray) -> np.ndarray:
         tree, n = self.tree, len(self.tree.trials)
         shape = (n, self.n_neurons, self.frames)
-        chunks = (1, self.n_neurons, min(self.frames, FRAME_CHUNK))
+        chunks = (1, self.n_neurons, min(self.frames, RESPONSE_FRAMES))
         dims = ("trial", "neuron", "frame")
         streams = ["responses", *(["rates"] if "rates" in tree.streams else [])]
-        arrays = {s: self._array(s, shape, chunks, "float32", dims, float("nan")) for s in streams}
+        arrays = {s: self._array(s, shape, chunks, "float32", dims, float("nan"), RESPONSE_CODEC)
+                  for s in streams}
         labelled = np.ones(n, bool)
 
         def convert(i: int) -> None:
@@ -349,7 +353,8 @@ class _Writer:
         for i, trial in enumerate(tree.trials):
             out[i, :2] = tree.read("behavior", int(trial))
             out[i, 2:] = tree.read("pupil_center", int(trial))
-        arr = self._array("behavior", out.shape, (min(n, 256), 4, self.frames), "float32",
+        chunks = (min(n, BEHAVIOR_TRIALS), 4, self.frames)
+        arr = self._array("behavior", out.shape, chunks, "float32",
                           ("trial", "behavior_variable", "frame"), float("nan"))
         arr[:] = out
 
@@ -423,7 +428,7 @@ class _Writer:
             ("behavior", behavior, ("statistic", "behavior_variable", "frame")),
         ):
             arr = group.create_array(name, shape=values.shape, dtype="float32", chunks=values.shape,
-                                     dimension_names=dims, compressors=[COMPRESSOR],
+                                     dimension_names=dims, compressors=[CODEC],
                                      fill_value=float("nan"))
             arr[:] = values
         arr = group.create_array("statistic", shape=(len(STATISTICS),), dtype="str",
