@@ -11,7 +11,7 @@ tables and written to ``<out>/results.json``. The machine may be shared, so read
 round-robin over all layouts (same load for all), after an uncounted warm-up round (warm page
 cache); each number is a median over rounds of per-round medians. Writes go to the page
 cache (no fsync), so write throughput is conversion CPU cost, not disk bandwidth. Stores
-are deleted after measuring unless ``--keep``. The docs page docs/storage-chunking.md
+are deleted after measuring unless ``--keep``. The docs page docs/storage.md
 reports a run of this script.
 
 Usage::
