@@ -1,0 +1,557 @@
+"""The leaderboard table: the benchmark's metrics per mouse, tier and stimulus type.
+
+:func:`evaluate` scores predictions against the foundation's Datasets (one per recording),
+reading a few trials at a time, so lazily opened recordings are scored in bounded memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+
+from sensorium_models._arrays import as_trials
+from sensorium_models.accumulators import (
+    RunningCorrelationToAverage,
+    RunningFEVE,
+    RunningSingleTrialCorrelation,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+
+log = logging.getLogger(__name__)
+
+Scale = Literal["raw", "official"]
+TIER_ORDER = (
+    "train", "oracle", "validation", "live_test_main", "final_test_main",
+    "live_test_bonus", "final_test_bonus", "test", "final_test",
+)  # fmt: skip
+BONUS_TIERS = ("live_test_bonus", "final_test_bonus")
+IN_DOMAIN = "NaturalVideo"
+POOLED = "all"
+OUT_OF_DOMAIN = "out_of_domain"
+BLOCK = 8  # trials read at once
+
+
+def official_precision(std: Any) -> np.ndarray:
+    """The official response scale: the starter kit's NeuroNormalizer precision.
+
+    ``1 / std`` wherever ``std`` exceeds 1% of its mean (NaN ignored), and ``1 / (1% of the
+    mean)`` elsewhere. The 2023 statistics are per (neuron, frame), so the scale changes from
+    frame to frame; the leaderboard's ground truth is the responses times this precision.
+
+    Parameters
+    ----------
+    std
+        ``meta/statistics/responses/all/std``: (neuron, frame) for 2023, (neuron,) for 2022;
+        with sensorium_data, ``ds.sensorium.statistics.responses.sel(statistic="std")``.
+
+    Examples
+    --------
+    >>> official_precision([[2.0, 4.0], [0.0, 0.5]]).round(3).tolist()
+    [[0.5, 0.25], [61.538, 2.0]]
+    """
+    s = np.asarray(std, dtype=np.float64)
+    threshold = 0.01 * np.nanmean(s)
+    precision = np.full(s.shape, 1.0 / threshold)
+    above = s > threshold
+    precision[above] = 1.0 / s[above]
+    return precision
+
+
+def recordings(datasets: Any) -> dict[str, xr.Dataset]:
+    """Recordings by name (the ``mouse`` attribute, else the mapping's key)."""
+    if hasattr(datasets, "data_vars"):
+        datasets = [datasets]
+    items: Iterable[tuple[Any, Any]]
+    if isinstance(datasets, Mapping):
+        items = datasets.items()
+    elif isinstance(datasets, Sequence):
+        items = ((None, ds) for ds in datasets)
+    else:
+        msg = (
+            "datasets must be an xarray.Dataset, a sequence of them or a mapping name -> "
+            f"Dataset; got {type(datasets).__name__}."
+        )
+        raise TypeError(msg)
+    out: dict[str, xr.Dataset] = {}
+    for key, ds in items:
+        if not hasattr(ds, "data_vars") or "responses" not in ds.data_vars:
+            msg = (
+                f"{key or 'each dataset'} must be a recording's xarray.Dataset with a "
+                "`responses` variable (see sensorium_data.open_mouse)."
+            )
+            raise TypeError(msg)
+        name = str(ds.attrs.get("mouse", key if key is not None else len(out)))
+        out[name] = ds
+    return out
+
+
+def lookup(recs: Mapping[str, xr.Dataset], key: str, keys: Mapping[Any, Any]) -> str:
+    """The recording name of a user's key: a name, a key of the datasets mapping, or a
+    catalog name of the recording (letter ``"F"``, short name ``"29515-10-12"``)."""
+    if key in recs:
+        return key
+    for user_key, ds in keys.items():
+        if user_key == key:
+            return str(ds.attrs.get("mouse", user_key))
+    try:
+        from sensorium_data.catalog import find
+
+        known = find(key)
+    except (ImportError, LookupError, ValueError, OSError):
+        known = None
+    if known is not None and known.name in recs:
+        return str(known.name)
+    msg = f"no dataset for mouse {key!r}; the datasets are {sorted(recs)}."
+    raise KeyError(msg)
+
+
+class PredictionSource(Protocol):
+    """Predictions of one recording, read a block of trials at a time."""
+
+    trials: np.ndarray  # trial ids (the Dataset's `trial` coordinate) that have predictions
+
+    def read(self, trials: np.ndarray) -> np.ndarray:
+        """(trial, neuron, frame) or (trial, neuron) predictions; frame 0 is trial onset."""
+        ...
+
+
+class ArraySource:
+    """Predictions given as an array aligned with the recording, or a DataArray by trial."""
+
+    def __init__(self, predictions: Any, ds: xr.Dataset, name: str):
+        data = as_trials(predictions, f"predictions of {name}")
+        n_trials, n_neurons = ds.sizes["trial"], ds.sizes["neuron"]
+        if data.labels is not None:
+            trials = data.labels
+            unknown = np.setdiff1d(trials, ds["trial"].values)
+            if len(unknown):
+                msg = (
+                    f"predictions of {name} have {len(unknown)} trials the recording does not "
+                    f"have: {unknown[:20].tolist()}."
+                )
+                raise ValueError(msg)
+        elif data.shape[0] == n_trials:
+            trials = ds["trial"].values
+        else:
+            msg = (
+                f"predictions of {name} have {data.shape[0]} trials but the recording has "
+                f"{n_trials}: pass an array aligned with all its trials, or a DataArray with a "
+                "`trial` coordinate to predict some of them."
+            )
+            raise ValueError(msg)
+        self.order = None
+        if data.neurons is not None and not np.array_equal(data.neurons, ds["neuron"].values):
+            index = {v: i for i, v in enumerate(data.neurons.tolist())}
+            missing = [v for v in ds["neuron"].values.tolist() if v not in index]
+            if missing or len(index) != n_neurons:
+                msg = (
+                    f"the neuron coordinate of the predictions of {name} does not hold the "
+                    f"recording's {n_neurons} neurons (missing {missing[:10]})."
+                )
+                raise ValueError(msg)
+            self.order = np.array([index[v] for v in ds["neuron"].values.tolist()])
+        elif data.shape[1] != n_neurons:
+            msg = (
+                f"predictions of {name} have {data.shape[1]} neurons but the recording has "
+                f"{n_neurons}."
+            )
+            raise ValueError(msg)
+        self.data, self.trials = data.data, np.asarray(trials)
+        self.position = {t: i for i, t in enumerate(self.trials.tolist())}
+
+    def read(self, trials: np.ndarray) -> np.ndarray:
+        rows = [self.position[t] for t in trials.tolist()]
+        index = rows if isinstance(self.data, np.ndarray) else np.asarray(rows)
+        block = np.asarray(self.data[index])
+        return block if self.order is None else block[:, self.order]
+
+
+@dataclass
+class _Cell:
+    """The accumulators of one (mouse, tier, stimulus type)."""
+
+    mouse: str
+    tier: str
+    stimulus_type: str
+    n_neurons: int
+    n_unlabelled: int = 0
+    n_trials: int = 0
+    accs: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, np.ndarray] = field(default_factory=dict)  # per-neuron values
+
+    def finish(self) -> None:
+        self.n_trials = int(self.accs["single_trial_correlation"].n_trials)
+        for metric, acc in self.accs.items():
+            if acc.n_trials == 0 or (hasattr(acc, "has_repeats") and not acc.has_repeats):
+                self.result[metric] = np.full(self.n_neurons, np.nan)
+            else:
+                self.result[metric] = np.asarray(acc.compute(per_neuron=True))
+
+
+def evaluate(
+    predictions: Mapping[str, Any],
+    datasets: Any,
+    *,
+    tiers: Sequence[str] | None = None,
+    scale: Scale = "raw",
+    precision: Mapping[str, Any] | None = None,
+    skip: int = 50,
+    max_frames: int | None = 300,
+) -> pd.DataFrame:
+    """Score predictions as the leaderboard does: per mouse, tier and stimulus type.
+
+    Parameters
+    ----------
+    predictions
+        Mouse -> predictions of that recording: an ``xarray.DataArray`` (trial, neuron, frame)
+        with a ``trial`` coordinate (the trials it holds are scored), or an array (numpy,
+        torch, DataArray without ``trial`` coordinate) aligned with all the recording's
+        trials. Frame 0 is trial onset, as in ``responses``; frames outside the scored window
+        (the first ``skip``, padding) may be NaN. The mouse is the recording's ``mouse``
+        attribute (its folder name) or the key of ``datasets``.
+    datasets
+        The recordings (``sensorium_data.open_mouse``): an ``xarray.Dataset``, a sequence of
+        them, or a mapping name -> Dataset.
+    tiers
+        Score only these tiers (default: every tier the predictions cover).
+    scale
+        ``"raw"`` compares the predictions with the Dataset's raw responses. ``"official"``
+        multiplies responses and predictions (and ``rates``) by the official per-(neuron,
+        frame) precision first, which the 2023 leaderboard's ground truth has: a model trained
+        on raw responses then scores what its submission would (see :func:`official_precision`).
+    precision
+        Mouse -> precision array (neuron, frame) for ``scale="official"``; by default it is
+        computed from ``ds.sensorium.statistics``.
+    skip, max_frames
+        The frame window, as in :func:`~sensorium_models.metrics.single_trial_correlation`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (mouse, tier, stimulus type) with ``n_trials`` (scored), ``n_unlabelled``
+        (skipped: responses withheld), ``n_neurons``, ``single_trial_correlation``,
+        ``correlation_to_average`` (NaN without repeats) and, for 2022 data, ``feve``. Where the
+        Dataset has ``rates`` (the simulator's noise-free truth), ``*_ceiling`` (the metric of
+        the rates themselves) and ``*_fraction`` (score / ceiling). Then, for 2023 data, pooled
+        rows with mouse ``"all"`` per tier: the mean over all mice's neurons, and for the bonus
+        tiers (stimulus type ``"out_of_domain"``) that mean per out-of-domain stimulus type,
+        averaged over the types: the retrospective's Table 1 reports the ``final_test_main``
+        and ``final_test_bonus`` rows.
+
+    Examples
+    --------
+    >>> import sensorium_data as sd  # doctest: +SKIP
+    >>> ds = sd.open_mouse("F")  # doctest: +SKIP
+    >>> oracle = ds.responses.where(ds.tier == "oracle", drop=True)  # doctest: +SKIP
+    >>> evaluate({"F": my_model_predict(oracle)}, {"F": ds})  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    if not isinstance(predictions, Mapping):
+        msg = (
+            "predictions must be a mapping mouse -> array or DataArray (trial, neuron, frame); "
+            f"got {type(predictions).__name__}."
+        )
+        raise TypeError(msg)
+    if scale not in ("raw", "official"):
+        msg = f"scale must be 'raw' or 'official'; got {scale!r}."
+        raise ValueError(msg)
+    recs = recordings(datasets)
+    keys = datasets if isinstance(datasets, Mapping) else {}
+    sources: dict[str, PredictionSource] = {}
+    for key, value in predictions.items():
+        name = lookup(recs, str(key), keys)
+        sources[name] = ArraySource(value, recs[name], name)
+    if precision is not None:
+        precision = {lookup(recs, str(k), keys): v for k, v in precision.items()}
+    cells = score(
+        sources,
+        recs,
+        tiers=tiers,
+        scale=scale,
+        precision=precision,
+        skip=skip,
+        max_frames=max_frames,
+    )
+    table = pd.DataFrame(rows(cells, recs))
+    table.attrs.update(scale=scale, skip=skip, max_frames=max_frames)
+    return table
+
+
+def score(
+    sources: Mapping[str, PredictionSource],
+    recs: Mapping[str, xr.Dataset],
+    *,
+    tiers: Sequence[str] | None,
+    scale: Scale,
+    precision: Mapping[str, Any] | None,
+    skip: int,
+    max_frames: int | None,
+    scale_predictions: bool = True,
+) -> list[_Cell]:
+    """The finished cells of every recording with predictions.
+
+    With ``scale_predictions=False`` the official scale applies to the ground truth only
+    (a submission's values are already in it).
+    """
+    cells: list[_Cell] = []
+    for name, source in sources.items():
+        ds = recs[name]
+        prec = recording_precision(ds, name, precision) if scale == "official" else None
+        scaling = (prec, prec if scale_predictions else None)
+        try:
+            cells += _score_recording(name, ds, source, tiers, scaling, skip, max_frames)
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from e
+    if not any(c.n_trials for c in cells):
+        unlabelled = sum(c.n_unlabelled for c in cells)
+        msg = (
+            f"nothing to score: the predictions cover no labelled trial with frames in the "
+            f"window{f' of tiers {list(tiers)}' if tiers else ''} ({unlabelled} unlabelled "
+            "trials skipped: their responses are withheld)."
+        )
+        raise ValueError(msg)
+    return cells
+
+
+def recording_precision(ds: xr.Dataset, name: str, given: Mapping[str, Any] | None) -> np.ndarray:
+    """The official precision of a recording: given by name, else from its statistics."""
+    if given is not None and name in given:
+        return np.asarray(given[name], dtype=np.float64)
+    try:
+        std = ds.sensorium.statistics["responses"].sel(statistic="std")
+    except (AttributeError, KeyError, ValueError) as e:
+        msg = (
+            f"scale='official' needs the response statistics of {name}: pass precision="
+            "{mouse: array (neuron, frame)} (see official_precision), or open the recording "
+            f"with sensorium_data.open_mouse so that ds.sensorium.statistics exists ({e})."
+        )
+        raise ValueError(msg) from e
+    return official_precision(std.transpose("neuron", ...).values)
+
+
+def _score_recording(
+    name: str,
+    ds: xr.Dataset,
+    source: PredictionSource,
+    tiers: Sequence[str] | None,
+    scaling: tuple[np.ndarray | None, np.ndarray | None],
+    skip: int,
+    max_frames: int | None,
+) -> list[_Cell]:
+    static = "frame" not in ds["responses"].dims
+    trial_ids = ds["trial"].values
+    coords = ds.coords
+    tier = coords["tier"].values.astype(str) if "tier" in coords else np.full(len(trial_ids), "all")
+    kind = (
+        coords["stimulus_type"].values.astype(str)
+        if "stimulus_type" in coords
+        else np.full(len(trial_ids), "unknown")
+    )
+    labelled = coords["labelled"].values.astype(bool) if "labelled" in coords else None
+    group_key = next((k for k in ("video_id", "image_id") if k in coords), None)
+    selected = np.isin(trial_ids, source.trials)
+    if tiers is not None:
+        selected &= np.isin(tier, list(tiers))
+    n_neurons = ds.sizes["neuron"]
+    window = {"skip": skip, "max_frames": max_frames}
+    cells: list[_Cell] = []
+    for t in sorted(set(tier[selected]), key=_tier_rank):
+        tier_cells = []
+        for k in sorted(set(kind[selected & (tier == t)])):
+            cell = _Cell(name, t, k, n_neurons)
+            positions = np.flatnonzero(selected & (tier == t) & (kind == k))
+            if labelled is not None:
+                cell.n_unlabelled = int((~labelled[positions]).sum())
+                positions = positions[labelled[positions]]
+            cell.accs = _accumulators(window, static, group_key is not None, "rates" in ds)
+            for b in range(0, len(positions), BLOCK):
+                block = positions[b : b + BLOCK]
+                _update(cell, ds, source, block, scaling, group_key, static, max_frames)
+            cell.finish()
+            tier_cells.append(cell)
+        cells += tier_cells
+        if not static and t not in BONUS_TIERS and len(tier_cells) > 1:
+            cells.append(_merged(tier_cells))
+        for cell in tier_cells:
+            cell.accs = {}  # the per-neuron results are kept; the sums are not needed
+    return cells
+
+
+def _accumulators(window: dict[str, Any], static: bool, repeats: bool, rates: bool) -> dict:
+    accs: dict[str, Any] = {"single_trial_correlation": RunningSingleTrialCorrelation(**window)}
+    if repeats:
+        accs["correlation_to_average"] = RunningCorrelationToAverage(**window)
+        if static:
+            accs["feve"] = RunningFEVE(**window)
+    if rates:
+        for metric in list(accs):
+            if metric != "feve":
+                accs[f"{metric}_ceiling"] = type(accs[metric])(**window)
+    return accs
+
+
+def _update(
+    cell: _Cell,
+    ds: xr.Dataset,
+    source: PredictionSource,
+    block: np.ndarray,
+    scaling: tuple[np.ndarray | None, np.ndarray | None],
+    group_key: str | None,
+    static: bool,
+    max_frames: int | None,
+) -> None:
+    import xarray as xr
+
+    dims = ("trial", "neuron") if static else ("trial", "neuron", "frame")
+    trials = ds["trial"].values[block]
+    n_frames = None if static or "n_frames" not in ds.coords else ds["n_frames"].values[block]
+
+    def load(var: str) -> np.ndarray:
+        return ds[var].isel(trial=block).transpose(*dims).values
+
+    def scaled(values: np.ndarray, prec: np.ndarray | None) -> xr.DataArray:
+        if prec is not None:
+            values = _apply(values, prec, n_frames, max_frames)
+        return xr.DataArray(values, dims=dims, coords={"trial": trials})
+
+    truth_scale, prediction_scale = scaling
+    responses = scaled(load("responses"), truth_scale)
+    streams = {"": scaled(source.read(trials), prediction_scale)}
+    if "rates" in ds:
+        streams["_ceiling"] = scaled(load("rates"), truth_scale)
+    ids = ds[group_key].values[block] if group_key else None
+    for suffix, predicted in streams.items():
+        cell.accs[f"single_trial_correlation{suffix}"].update(
+            responses, predicted, n_frames=n_frames
+        )
+        if ids is not None:
+            acc = cell.accs[f"correlation_to_average{suffix}"]
+            acc.update(responses, predicted, ids, n_frames=n_frames)
+            if static and not suffix:
+                cell.accs["feve"].update(responses, predicted, ids)
+
+
+def _apply(
+    values: np.ndarray, prec: np.ndarray, n_frames: np.ndarray | None, max_frames: int | None
+) -> np.ndarray:
+    """Multiply (trial, neuron[, frame]) values by a (neuron[, frame]) precision."""
+    if prec.ndim == 1 or values.ndim == 2:
+        if prec.ndim != 1 or prec.shape[0] != values.shape[1]:
+            msg = f"precision has shape {prec.shape}; expected ({values.shape[1]},) neurons."
+            raise ValueError(msg)
+        return values * (prec[None, :, None] if values.ndim == 3 else prec[None, :])
+    if prec.shape[0] != values.shape[1]:
+        msg = f"precision has {prec.shape[0]} neurons; the recording has {values.shape[1]}."
+        raise ValueError(msg)
+    frames = min(values.shape[2], prec.shape[1])
+    needed = values.shape[2] if n_frames is None else int(n_frames.max())
+    needed = min(needed, values.shape[2], max_frames or needed)
+    if prec.shape[1] < needed:
+        msg = (
+            f"precision covers {prec.shape[1]} frames but frames up to {needed} are scored; "
+            "pass the per-frame precision of the whole padded trial."
+        )
+        raise ValueError(msg)
+    out = np.full(values.shape, np.nan, dtype=np.result_type(values, np.float32))
+    out[..., :frames] = values[..., :frames] * prec[None, :, :frames]
+    return out
+
+
+def _merged(cells: list[_Cell]) -> _Cell:
+    """A row 'all' for a tier of several stimulus types: their accumulators merged.
+
+    The pooled row over mice uses it (one correlation per neuron) instead of the per-type
+    cells.
+    """
+    first = cells[0]
+    out = _Cell(first.mouse, first.tier, POOLED, first.n_neurons)
+    out.n_unlabelled = sum(c.n_unlabelled for c in cells)
+    for metric, acc in first.accs.items():
+        merged = type(acc)(**_settings(acc))
+        for c in cells:
+            merged.merge(c.accs[metric])
+        out.accs[metric] = merged
+    out.finish()
+    return out
+
+
+def _settings(acc: Any) -> dict[str, Any]:
+    out = {"skip": acc.skip, "max_frames": acc.max_frames}
+    if hasattr(acc, "min_repeats"):
+        out["min_repeats"] = acc.min_repeats
+    return out
+
+
+def _tier_rank(tier: str) -> tuple[int, str]:
+    return (TIER_ORDER.index(tier) if tier in TIER_ORDER else len(TIER_ORDER), tier)
+
+
+def rows(cells: list[_Cell], recs: Mapping[str, xr.Dataset]) -> list[dict[str, Any]]:
+    """Table rows: every cell, then (2023) the rows pooled over mice per tier."""
+    out = [_row(c.mouse, c.tier, c.stimulus_type, [c], c.result) for c in cells]
+    static = all("frame" not in ds["responses"].dims for ds in recs.values())
+    if static:
+        return out
+    for tier in sorted({c.tier for c in cells}, key=_tier_rank):
+        in_tier = [c for c in cells if c.tier == tier]
+        if tier in BONUS_TIERS:
+            kinds = sorted({c.stimulus_type for c in in_tier} - {IN_DOMAIN, POOLED})
+            parts = [_pool([c for c in in_tier if c.stimulus_type == k]) for k in kinds]
+            parts = [p for p in parts if p]
+            if not parts:
+                continue
+            metrics = parts[0].keys()
+            result = {m: np.array([_mean(p[m]) for p in parts]) for m in metrics}
+            used = [c for c in in_tier if c.stimulus_type in kinds]
+            out.append(_row(POOLED, tier, OUT_OF_DOMAIN, used, result))
+        else:
+            per_mouse = {}
+            for c in in_tier:
+                if c.stimulus_type == POOLED or c.mouse not in per_mouse:
+                    per_mouse[c.mouse] = c
+            pooled = _pool(list(per_mouse.values()))
+            if pooled:
+                out.append(_row(POOLED, tier, POOLED, list(per_mouse.values()), pooled))
+    return out
+
+
+def _pool(cells: list[_Cell]) -> dict[str, np.ndarray]:
+    """Per metric, the per-neuron values of the cells side by side (NaN where unscored)."""
+    if not cells:
+        return {}
+    return {m: np.concatenate([c.result[m] for c in cells]) for m in cells[0].result}
+
+
+def _row(
+    mouse: str, tier: str, kind: str, cells: list[_Cell], result: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "mouse": mouse,
+        "tier": tier,
+        "stimulus_type": kind,
+        "n_trials": sum(c.n_trials for c in cells),
+        "n_unlabelled": sum(c.n_unlabelled for c in cells),
+        "n_neurons": sum({c.mouse: c.n_neurons for c in cells}.values()),
+    }
+    for metric, values in result.items():
+        row[metric] = _mean(values)
+    for metric in ("single_trial_correlation", "correlation_to_average"):
+        ceiling = row.get(f"{metric}_ceiling")
+        if ceiling is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                row[f"{metric}_fraction"] = float(np.float64(row[metric]) / ceiling)
+    return row
+
+
+def _mean(values: np.ndarray) -> float:
+    """Mean over the finite values (NaN marks neurons below FEVE's threshold, no repeats)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else float("nan")
