@@ -31,6 +31,7 @@ import logging
 import os
 import threading
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,8 +215,16 @@ class FileTree:
 
     def read(self, stream: str, trial: int) -> np.ndarray:
         """Load ``data/<stream>/<trial>.npy`` as stored (float32 or float64)."""
-        with self.files.open(self.path(stream, trial)) as f:
-            return np.load(f, allow_pickle=False)
+        rel = self.path(stream, trial)
+        try:
+            with self.files.open(rel) as f:
+                return np.load(f, allow_pickle=False)
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as e:
+            msg = (
+                f"could not read {self.location}/{rel} ({e}): the file is damaged or truncated. "
+                "Download or extract the recording again."
+            )
+            raise RecordingFormatError(msg) from e
 
     def header(self, stream: str, trial: int) -> tuple[tuple[int, ...], np.dtype]:
         """Shape and dtype of one trial file, from its header alone."""
@@ -223,7 +232,7 @@ class FileTree:
         try:
             with self.files.open(rel) as f:
                 return _read_header(f)
-        except ValueError as e:
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as e:
             msg = f"{self.location}/{rel} is not a valid .npy file ({e}); the recording is damaged."
             raise RecordingFormatError(msg) from e
 

@@ -134,3 +134,20 @@ def test_writer_statistics_are_over_train_trials(tmp_path):
     np.testing.assert_allclose(stats["mean"], 2.0)
     np.testing.assert_allclose(stats["std"], 1.0)
     np.testing.assert_allclose(stats["max"], 3.0)
+
+
+def test_damaged_member_in_a_zip(make_tree, tmp_path):
+    path = make_tree("rec")
+    archive = tmp_path / "rec.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(path.rglob("*.npy")):
+            zf.write(p, f"rec/{p.relative_to(path).as_posix()}")
+    data = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo("rec/data/responses/0.npy")
+    start = info.header_offset + 30 + len(info.filename) + 10
+    data[start : start + 8] = b"\xff" * 8  # corrupt the compressed bytes of one member
+    archive.write_bytes(bytes(data))
+    tree = open_tree(archive)
+    with pytest.raises(RecordingFormatError, match=r"could not read .*data/responses/0.npy"):
+        tree.read("responses", 0)
