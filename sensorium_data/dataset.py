@@ -17,7 +17,8 @@ from sensorium_data.tree import STATISTICS, open_tree
 
 log = logging.getLogger(__name__)
 
-PER_TRIAL = ("tier", "stimulus_type", "video_id", "n_frames", "labelled")
+PER_TRIAL = ("tier", "stimulus_type", "video_id", "image_id", "trial_idx", "n_frames", "labelled")
+COMPETITIONS = ("2022", "2023")
 PER_NEURON = ("x", "y", "z")
 
 
@@ -91,19 +92,30 @@ def open_store(store: str | os.PathLike[str]) -> xr.Dataset:
             "and call open_mouse again."
         )
         raise StoreError(msg)
+    if ds.attrs.get("competition") not in COMPETITIONS:
+        msg = (
+            f"{store} records competition {ds.attrs.get('competition')!r}; this version reads "
+            f"stores of {' and '.join(COMPETITIONS)}. Convert the recording again: "
+            "sensorium_data.convert(<tree or zip>, store, overwrite=True)."
+        )
+        raise StoreError(msg)
     small = [*PER_TRIAL, *PER_NEURON, "time", "behavior_variable"]
     present = [name for name in small if name in ds.variables]
     values = dask.compute(*(ds[name].data for name in present))
     ds = ds.assign_coords(
         {name: _eager(ds[name], v) for name, v in zip(present, values, strict=True)}
     )
-    if ds["videos"].dtype == np.uint8:
+    if "videos" in ds and ds["videos"].dtype == np.uint8:
         # 8-bit on disk (lossless); padded frames, stored as 0, become NaN again, chunk by chunk
         stored = ds["videos"]
         n_frames = ds["n_frames"].values
         data = stored.data.map_blocks(_nan_padding, n_frames=n_frames, dtype=np.float32)
         ds["videos"] = stored.copy(data=data)
         ds["videos"].encoding = stored.encoding
+    if "images" in ds and ds["images"].dtype == np.uint8:  # 2022: no padding to mask
+        stored = ds["images"]
+        ds["images"] = stored.copy(data=stored.data.astype(np.float32))
+        ds["images"].encoding = stored.encoding
     for name in ds.data_vars:
         ds[name].attrs.update(_DESCRIPTIONS.get(str(name), {}))
     ds.attrs["store"] = str(store)
@@ -127,6 +139,7 @@ def _eager(coord: xr.DataArray, values: np.ndarray) -> xr.DataArray:
 
 _DESCRIPTIONS = {
     "videos": {"long_name": "stimulus (grayscale, 0-255)", "units": "intensity"},
+    "images": {"long_name": "stimulus image (grayscale)", "units": "intensity"},
     "responses": {"long_name": "deconvolved calcium activity", "units": "a.u."},
     "behavior": {"long_name": "pupil dilation, running speed, pupil position"},
     "rates": {"long_name": "noise-free rates of the simulator", "units": "a.u."},
@@ -150,8 +163,9 @@ def open_mouse(
     ----------
     mouse
         A 2023 recording's letter (``"F"``), short name (``"29515-10-12"``) or folder name
-        (``"dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20"``); or a path to a
-        recording's folder, its zip, or a converted ``.zarr`` store.
+        (``"dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20"``); a 2022 recording's
+        short name (``"26872-17-20"``) or folder name; or a path to a recording's folder, its
+        zip, or a converted ``.zarr`` store.
     data_dir
         The cache folder (default ``$SENSORIUM_DATA_DIR``, else the OS cache).
     download
@@ -167,6 +181,10 @@ def open_mouse(
         for withheld responses; coordinates ``trial``, ``tier``, ``stimulus_type``,
         ``video_id``, ``n_frames``, ``labelled``, ``neuron``, ``x``, ``y``, ``z``, ``time``.
         The shipped normalization statistics are at ``ds.sensorium.statistics``.
+        A 2022 recording (``attrs["competition"] == "2022"``) has no frame axis: ``images``
+        (trial, height, width), ``responses`` (trial, neuron), ``behavior`` (trial,
+        behavior_variable), coordinates ``trial``, ``tier``, ``image_id``, ``trial_idx``,
+        ``labelled``, ``neuron``, ``x``, ``y``, ``z``.
 
     Examples
     --------
@@ -216,6 +234,8 @@ class SensoriumAccessor:
         Variables ``videos`` (statistic, frame, height, width), ``responses`` (statistic,
         neuron, frame) and ``behavior`` (statistic, behavior_variable, frame), with
         ``statistic`` in mean, std, min, max: per frame, as the 2023 release ships them.
+        For a 2022 recording: ``images`` (statistic, height, width), ``responses`` (statistic,
+        neuron), ``behavior`` (statistic, behavior_variable).
         """
         with quiet_zarr():
             stats = xr.open_zarr(self.store, group="statistics", consolidated=False, chunks={})

@@ -16,6 +16,10 @@ The store is what :func:`sensorium_data.open_mouse` reads, lazily. Its layout::
         ├── responses (statistic, neuron, frame)
         └── behavior  (statistic, behavior_variable, frame)
 
+A 2022 (static image) recording has ``images`` (trial, height, width) instead of videos and no
+frame axis; :mod:`sensorium_data.static` draws its layout. Both record ``competition`` in the
+store's attributes.
+
 Conversion is atomic (written under a temporary name, renamed when complete, so a killed
 conversion never leaves a store that opens) and locked (a second process converting the same
 recording waits, then opens the finished store).
@@ -204,16 +208,145 @@ def _withheld(tier: str, responses: np.ndarray) -> bool:
     return finite.size > 0 and not finite.any()
 
 
-class _Writer:
-    """Writes one store under a temporary name; :meth:`finish` consolidates and renames it."""
+class _BaseWriter:
+    """Writes one store under a temporary name, then renames it into place (:meth:`run`).
 
-    def __init__(self, tree: FileTree, target: Path, progress: bool):
+    Subclasses (one per competition) check the tree's shapes in ``__init__`` and write the
+    arrays in :meth:`_write`, which returns the recording's attributes.
+    """
+
+    def __init__(self, tree: FileTree, target: Path, progress: bool,
+                 shapes: dict[str, tuple[tuple[int, ...], np.dtype]]):
         self.tree = tree
         self.target = target
         self.tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
         self.progress = progress
-        shapes = tree.check_shapes()
         self.source_dtypes = {s: str(dt) for s, (_, dt) in shapes.items()}
+
+    def _write(self) -> dict[str, object]:
+        raise NotImplementedError
+
+    def run(self) -> Path:
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        tree = self.tree
+        with quiet_zarr():
+            self.group = zarr.open_group(self.tmp, mode="w", zarr_format=3)
+            attrs = self._write()
+            attrs.update(
+                schema_version=SCHEMA_VERSION,
+                source=tree.location,
+                source_fingerprint=tree.fingerprint,
+                source_dtypes=self.source_dtypes,
+                n_trials=len(tree.trials),
+                complete=True,
+            )
+            self.group.attrs.update(attrs)  # type: ignore[arg-type]
+            zarr.consolidate_metadata(self.tmp)
+        if self.target.exists():  # an older or unwanted store: move it aside, then swap
+            old = self.target.with_name(f"{self.target.name}.old-{os.getpid()}")
+            os.replace(self.target, old)
+            os.replace(self.tmp, self.target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self.tmp, self.target)
+        return self.target
+
+    def _array(self, name: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str,
+               dims: tuple[str, ...], fill: float | int, codec: object = CODEC) -> zarr.Array:
+        return self.group.create_array(
+            name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=dims,
+            compressors=[codec], fill_value=fill,  # type: ignore[list-item]
+        )
+
+    def _each_trial(self, fn: Callable[[int], None], desc: str, step: int = 1) -> None:
+        """Run ``fn(i)`` for every ``step``-th trial position on a few threads, with a progress
+        bar; ``fn(i)`` handles positions ``i`` to ``i + step`` (one chunk: no two threads write
+        the same chunk)."""
+        n = len(self.tree.trials)
+        bar = tqdm(total=n, desc=f"{self.tree.name[:24]} {desc}", unit="trial",
+                   disable=not self.progress, leave=False)
+        starts = range(0, n, step)
+        with ThreadPoolExecutor(CONVERT_THREADS) as pool, bar:
+            for i, _ in zip(starts, pool.map(fn, starts), strict=True):
+                bar.update(min(step, n - i))
+
+    def _small(self, name: str, values: np.ndarray, dims: tuple[str, ...]) -> None:
+        dtype = "str" if values.dtype == object else values.dtype
+        arr = self.group.create_array(name, shape=values.shape, dtype=dtype,
+                                      chunks=values.shape or (1,), dimension_names=dims)
+        arr[:] = values
+
+    def _neurons(self, n_neurons: int) -> None:
+        """``neuron`` (unit ids) and ``x``, ``y``, ``z`` from ``meta/neurons``."""
+        tree = self.tree
+        unit_ids = np.asarray(tree.meta("neurons/unit_ids")).astype(np.int64)
+        if unit_ids.shape != (n_neurons,):
+            msg = (
+                f"{tree.location}: meta/neurons/unit_ids.npy has shape {unit_ids.shape} but the "
+                f"responses have {n_neurons} neurons."
+            )
+            raise RecordingFormatError(msg)
+        xyz = tree.meta("neurons/cell_motor_coordinates", required=False)
+        if xyz is None:
+            log.warning("%s: no meta/neurons/cell_motor_coordinates.npy; x, y, z are NaN",
+                        tree.name)
+            xyz = np.full((n_neurons, 3), np.nan)
+        xyz = np.asarray(xyz, dtype=np.float64)
+        if xyz.shape != (n_neurons, 3):
+            msg = (
+                f"{tree.location}: meta/neurons/cell_motor_coordinates.npy has shape {xyz.shape}; "
+                f"expected ({n_neurons}, 3)."
+            )
+            raise RecordingFormatError(msg)
+        self._small("neuron", unit_ids, ("neuron",))
+        for axis, name in enumerate("xyz"):
+            self._small(name, xyz[:, axis], ("neuron",))
+
+    def _statistics_group(self, arrays: list[tuple[str, np.ndarray, tuple[str, ...]]]) -> None:
+        """Write ``statistics/<name>`` (statistic, ...) for each of ``arrays``."""
+        group = self.group.create_group("statistics")
+        for name, values, dims in arrays:
+            arr = group.create_array(name, shape=values.shape, dtype="float32", chunks=values.shape,
+                                     dimension_names=dims, compressors=[CODEC],
+                                     fill_value=float("nan"))
+            arr[:] = values
+        arr = group.create_array("statistic", shape=(len(STATISTICS),), dtype="str",
+                                 chunks=(len(STATISTICS),), dimension_names=("statistic",))
+        arr[:] = np.array(STATISTICS, dtype=object)
+
+
+def stack_statistics(tree: FileTree, stream: str, shape: tuple[int, ...],
+                     stats: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The shipped statistics of ``stream`` as one (statistic, *shape) float32 array.
+
+    A statistic that is missing is NaN; one of another shape is broadcast to ``shape`` (a
+    scalar image mean, say), or refused if it cannot be.
+    """
+    stats = tree.statistics(stream) if stats is None else stats
+    out = np.full((len(STATISTICS), *shape), np.nan, np.float32)
+    for k, stat in enumerate(STATISTICS):
+        value = stats.get(stat)
+        if value is None:
+            continue
+        try:
+            out[k] = np.broadcast_to(np.asarray(value, np.float32), shape)
+        except ValueError as e:
+            msg = (
+                f"{tree.location}: meta/statistics/{stream}/all/{stat}.npy has shape "
+                f"{np.shape(value)}, which does not fit one trial of data/{stream} {shape}. "
+                "The statistics are from another recording; replace them with the published ones."
+            )
+            raise RecordingFormatError(msg) from e
+    return out
+
+
+class _Writer(_BaseWriter):
+    """Writes the store of a 2023 (video) recording."""
+
+    def __init__(self, tree: FileTree, target: Path, progress: bool):
+        shapes = tree.check_shapes()
+        super().__init__(tree, target, progress, shapes)
         n_neurons, self.frames = shapes["responses"][0]
         self.height, self.width, _ = shapes["videos"][0]
         self.n_neurons = n_neurons
@@ -236,45 +369,15 @@ class _Writer:
             msg = f"{tree.location}: data/rates trials do not have the shape of data/responses."
             raise RecordingFormatError(msg)
 
-    def run(self) -> Path:
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        tree = self.tree
-        n = len(tree.trials)
-        with quiet_zarr():
-            self.group = zarr.open_group(self.tmp, mode="w", zarr_format=3)
-            n_frames, hashes, video_dtype = self._videos()
-            labelled = self._responses(n_frames)
-            self._behavior()
-            self._coords(n_frames, labelled, hashes)
-            self._statistics()
-            attrs = _recording_attrs(tree)
-            attrs.update(
-                schema_version=SCHEMA_VERSION,
-                source=tree.location,
-                source_fingerprint=tree.fingerprint,
-                source_dtypes=self.source_dtypes,
-                videos_dtype=video_dtype,
-                n_trials=n,
-                complete=True,
-            )
-            self.group.attrs.update(attrs)  # type: ignore[arg-type]
-            zarr.consolidate_metadata(self.tmp)
-        if self.target.exists():  # an older or unwanted store: move it aside, then swap
-            old = self.target.with_name(f"{self.target.name}.old-{os.getpid()}")
-            os.replace(self.target, old)
-            os.replace(self.tmp, self.target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.tmp, self.target)
-        return self.target
-
-    def _array(self, name: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str,
-               dims: tuple[str, ...], fill: float | int, codec: object = CODEC) -> zarr.Array:
-        return self.group.create_array(
-            name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=dims,
-            compressors=[codec], fill_value=fill,  # type: ignore[list-item]
-        )
+    def _write(self) -> dict[str, object]:
+        n_frames, hashes, video_dtype = self._videos()
+        labelled = self._responses(n_frames)
+        self._behavior()
+        self._coords(n_frames, labelled, hashes)
+        self._statistics()
+        attrs = _recording_attrs(self.tree)
+        attrs["videos_dtype"] = video_dtype
+        return attrs
 
     def _videos(self) -> tuple[np.ndarray, list[str], str]:
         n_frames, hashes, lossless = self._video_pass("uint8")
@@ -316,15 +419,6 @@ class _Writer:
         self._each_trial(convert, "videos")
         return n_frames, hashes, lossless
 
-    def _each_trial(self, fn: Callable[[int], None], desc: str) -> None:
-        """Run ``fn(i)`` for every trial position on a few threads, with a progress bar."""
-        n = len(self.tree.trials)
-        bar = tqdm(total=n, desc=f"{self.tree.name[:24]} {desc}", unit="trial",
-                   disable=not self.progress, leave=False)
-        with ThreadPoolExecutor(CONVERT_THREADS) as pool, bar:
-            for _ in pool.map(fn, range(n)):
-                bar.update()
-
     def _responses(self, n_frames: np.ndarray) -> np.ndarray:
         tree, n = self.tree, len(self.tree.trials)
         shape = (n, self.n_neurons, self.frames)
@@ -361,25 +455,6 @@ class _Writer:
     def _coords(self, n_frames: np.ndarray, labelled: np.ndarray, hashes: list[str]) -> None:
         tree = self.tree
         labels = _labels(tree, hashes)
-        unit_ids = np.asarray(tree.meta("neurons/unit_ids")).astype(np.int64)
-        if unit_ids.shape != (self.n_neurons,):
-            msg = (
-                f"{tree.location}: meta/neurons/unit_ids.npy has shape {unit_ids.shape} but the "
-                f"responses have {self.n_neurons} neurons."
-            )
-            raise RecordingFormatError(msg)
-        xyz = tree.meta("neurons/cell_motor_coordinates", required=False)
-        if xyz is None:
-            log.warning("%s: no meta/neurons/cell_motor_coordinates.npy; x, y, z are NaN",
-                        tree.name)
-            xyz = np.full((self.n_neurons, 3), np.nan)
-        xyz = np.asarray(xyz, dtype=np.float64)
-        if xyz.shape != (self.n_neurons, 3):
-            msg = (
-                f"{tree.location}: meta/neurons/cell_motor_coordinates.npy has shape {xyz.shape}; "
-                f"expected ({self.n_neurons}, 3)."
-            )
-            raise RecordingFormatError(msg)
         per_trial: dict[str, np.ndarray] = {
             "trial": tree.trials.astype(np.int64),
             "tier": tree.tiers.astype(object),
@@ -390,51 +465,27 @@ class _Writer:
         }
         for name, values in per_trial.items():
             self._small(name, values, ("trial",))
-        self._small("neuron", unit_ids, ("neuron",))
-        for axis, name in enumerate("xyz"):
-            self._small(name, xyz[:, axis], ("neuron",))
+        self._neurons(self.n_neurons)
         self._small("time", np.arange(self.frames) / 30.0, ("frame",))
         self._small("behavior_variable", np.array(BEHAVIOR_VARIABLES, dtype=object),
                     ("behavior_variable",))
         self.group.attrs["labels_source"] = labels.source
 
-    def _small(self, name: str, values: np.ndarray, dims: tuple[str, ...]) -> None:
-        dtype = "str" if values.dtype == object else values.dtype
-        arr = self.group.create_array(name, shape=values.shape, dtype=dtype,
-                                      chunks=values.shape or (1,), dimension_names=dims)
-        arr[:] = values
-
     def _statistics(self) -> None:
         tree = self.tree
-        group = self.group.create_group("statistics")
-        stats = {s: tree.statistics(s) for s in ("videos", "responses", "behavior", "pupil_center")}
-
-        def stack(stream: str, shape: tuple[int, ...]) -> np.ndarray:
-            out = np.full((len(STATISTICS), *shape), np.nan, np.float32)
-            for k, stat in enumerate(STATISTICS):
-                value = stats[stream].get(stat)
-                if value is not None:
-                    out[k] = np.broadcast_to(np.asarray(value, np.float32), shape)
-            return out
-
-        videos = np.moveaxis(stack("videos", (self.height, self.width, self.frames)), -1, 1)
-        responses = stack("responses", (self.n_neurons, self.frames))
-        behavior = np.concatenate(
-            [stack("behavior", (2, self.frames)), stack("pupil_center", (2, self.frames))], axis=1
+        videos = np.moveaxis(
+            stack_statistics(tree, "videos", (self.height, self.width, self.frames)), -1, 1
         )
-        for name, values, dims in (
+        responses = stack_statistics(tree, "responses", (self.n_neurons, self.frames))
+        behavior = np.concatenate(
+            [stack_statistics(tree, "behavior", (2, self.frames)),
+             stack_statistics(tree, "pupil_center", (2, self.frames))], axis=1
+        )
+        self._statistics_group([
             ("videos", videos, ("statistic", "frame", "height", "width")),
             ("responses", responses, ("statistic", "neuron", "frame")),
             ("behavior", behavior, ("statistic", "behavior_variable", "frame")),
-        ):
-            arr = group.create_array(name, shape=values.shape, dtype="float32", chunks=values.shape,
-                                     dimension_names=dims, compressors=[CODEC],
-                                     fill_value=float("nan"))
-            arr[:] = values
-        arr = group.create_array("statistic", shape=(len(STATISTICS),), dtype="str",
-                                 chunks=(len(STATISTICS),), dimension_names=("statistic",))
-        arr[:] = np.array(STATISTICS, dtype=object)
-
+        ])
 
 def convert(
     tree: str | os.PathLike[str],
@@ -453,7 +504,8 @@ def convert(
     Parameters
     ----------
     tree
-        A recording's folder (holding ``data/`` and ``meta/``), or its zip.
+        A recording's folder (holding ``data/`` and ``meta/``), or its zip: a 2023 (video)
+        recording, or a 2022 (static image) one, whose layout is in :mod:`sensorium_data.static`.
     store
         Where to write the store. Default: ``<data_dir>/stores/<name>-<fingerprint>.zarr``.
     data_dir
@@ -494,4 +546,8 @@ def convert_tree(source: FileTree, target: Path, *, overwrite: bool = False,
             log.info("removing %s left by an interrupted conversion", stale.name)
             shutil.rmtree(stale, ignore_errors=True)
         log.info("converting %s into %s", source.location, target)
+        if source.competition == "2022":
+            from sensorium_data.static import StaticWriter
+
+            return StaticWriter(source, target, progress).run()
         return _Writer(source, target, progress).run()

@@ -15,6 +15,12 @@ One recording of SENSORIUM 2023 as published (one zip per recording, holding thi
         │         [stimulus_type.npy, video_id.npy]            simulator only, same length
         └── statistics/<stream>/all/{mean,std,min,max}.npy     one trial's shape (per frame)
 
+A SENSORIUM 2022 recording (``static<animal>-<session>-<scan>-GrayImageNet-<hash>``) has
+``data/images/<trial>.npy`` (1, 144, 256) instead of videos and one value per trial in the other
+streams (responses (neurons,), behavior (3,), pupil_center (2,)); :func:`open_tree` recognises it
+by its ``data/images`` folder (``FileTree.competition == "2022"``) and
+:mod:`sensorium_data.static` converts it.
+
 Trial indices are the file names; they have gaps (tier ``none`` has no files). Every trial file
 of a recording has the same number of frames; shorter trials are NaN-padded. The reader takes
 a folder or a zip (read in place, never extracted or written to); the writer is shared by the
@@ -35,7 +41,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -46,6 +52,8 @@ log = logging.getLogger(__name__)
 
 STREAMS = ("videos", "responses", "behavior", "pupil_center")
 """The streams every 2023 recording has, in ``data/<stream>/<trial>.npy``."""
+STATIC_STREAMS = ("images", "responses", "behavior", "pupil_center")
+"""The streams every 2022 (static image) recording has; see :mod:`sensorium_data.static`."""
 OPTIONAL_STREAMS = ("rates",)
 TIERS = (
     "train",
@@ -194,6 +202,8 @@ class FileTree:
     tiers: np.ndarray
     """Tier of each trial of :attr:`trials`."""
     streams: tuple[str, ...]
+    competition: Literal["2022", "2023"] = "2023"
+    """``"2022"`` for a static-image recording (``data/images``), else ``"2023"``."""
     _meta_cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -267,8 +277,13 @@ class FileTree:
                 out[stat] = np.asarray(value)
         return out
 
-    def check_shapes(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-        """Read every trial file's header; one shape per stream, or a clear error."""
+    def check_shapes(
+        self, *, integer_ok: tuple[str, ...] = ()
+    ) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """Read every trial file's header; one shape per stream, or a clear error.
+
+        Streams in ``integer_ok`` may also hold integers (else floating point is required).
+        """
         found: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
         for stream in self.streams:
             first = int(self.trials[0])
@@ -283,7 +298,7 @@ class FileTree:
                         "or from another recording; replace it with the published one."
                     )
                     raise RecordingFormatError(msg)
-                if dtype.kind != "f":
+                if dtype.kind != "f" and not (stream in integer_ok and dtype.kind in "iu"):
                     msg = (
                         f"{self.location}/{self.path(stream, int(trial))} holds {dtype} values; "
                         "the recordings store floating point (float32 or float64) arrays."
@@ -325,22 +340,24 @@ def open_tree(path: str | os.PathLike[str]) -> FileTree:
         msg = f"{path} does not exist; pass an existing recording folder, zip or store."
         raise RecordingFormatError(msg)
 
-    streams = [*STREAMS, *(s for s in OPTIONAL_STREAMS if files.exists(f"data/{s}"))]
+    static = files.exists("data/images")
+    if static and files.exists("data/videos"):
+        msg = (
+            f"{files.location} has both data/images (SENSORIUM 2022) and data/videos "
+            "(SENSORIUM 2023); a recording has one of them. Pass the folder of one recording."
+        )
+        raise RecordingFormatError(msg)
+    required = STATIC_STREAMS if static else STREAMS
+    streams = [*required, *(s for s in OPTIONAL_STREAMS if files.exists(f"data/{s}"))]
     indices: dict[str, set[int]] = {}
     for stream in streams:
         names = files.listdir(f"data/{stream}")
         found = {int(n[:-4]) for n in names if n.endswith(".npy") and n[:-4].isdigit()}
         if not found:
-            if files.exists("data/images"):
-                msg = (
-                    f"{files.location} is a SENSORIUM 2022 (static images) recording; this "
-                    "version reads the 2023 video recordings only."
-                )
-                raise RecordingFormatError(msg)
             msg = (
                 f"{files.location} is not a SENSORIUM recording: data/{stream}/ holds no "
-                "<trial>.npy files. Every recording has data/{videos,responses,behavior,"
-                "pupil_center}/<trial>.npy."
+                f"<trial>.npy files. Every {'2022' if static else '2023'} recording has "
+                f"data/{{{','.join(required)}}}/<trial>.npy."
             )
             raise RecordingFormatError(msg)
         indices[stream] = found
@@ -359,7 +376,8 @@ def open_tree(path: str | os.PathLike[str]) -> FileTree:
             raise RecordingFormatError(msg)
     trials = np.array(sorted(every), dtype=np.int64)
 
-    tree = FileTree(files, name, trials, np.array([], dtype=str), tuple(streams))
+    tree = FileTree(files, name, trials, np.array([], dtype=str), tuple(streams),
+                    "2022" if static else "2023")
     all_tiers = np.asarray(tree.meta("trials/tiers")).astype(str)
     if trials[-1] >= len(all_tiers):
         msg = (
@@ -451,6 +469,17 @@ class TreeWriter:
     ...                   behavior=np.ones((2, 5)), pupil_center=np.ones((2, 5)))
     >>> sorted(p.name for p in (root / "data").iterdir())
     ['behavior', 'pupil_center', 'responses', 'videos']
+
+    A 2022 (static image) recording is written the same way, with its own streams; its
+    statistics then have one trial's shape too (images (1, H, W), responses (neurons,), ...):
+
+    >>> root = pathlib.Path(tempfile.mkdtemp()) / "toy2022"
+    >>> with TreeWriter(root, tiers=["train"], unit_ids=[1, 2], coordinates=np.zeros((2, 3)),
+    ...                 trial_info={"frame_image_id": [7]}) as w:
+    ...     w.write_trial(0, images=np.zeros((1, 144, 256)), responses=np.ones(2),
+    ...                   behavior=np.ones(3), pupil_center=np.ones(2))
+    >>> np.load(root / "meta/statistics/images/all/mean.npy").shape
+    (1, 144, 256)
     """
 
     def __init__(

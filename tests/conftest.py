@@ -149,3 +149,103 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopback]:
     httpd.shutdown()
     httpd.server_close()
     thread.join()
+
+
+# SENSORIUM 2022: trial index -> tier (random order, as the real files; no gaps documented).
+STATIC_TIERS = [
+    "train", "test", "train", "validation", "final_test", "train", "test", "train",
+    "final_test", "validation", "test", "train", "test", "final_test",
+]
+STATIC_TEST_TIERS = {"test", "final_test"}
+
+
+def write_tiny_static_tree(
+    path: Path,
+    *,
+    n_neurons: int = 6,
+    height: int = 144,
+    width: int = 256,
+    dtype: type[np.floating] = np.float32,
+    withheld: bool = True,
+    junk: bool = True,
+    integer_images: bool = True,
+    image_ids: bool = True,
+    hashed_trial_idx: bool = True,
+    scalar_image_statistics: bool = True,
+    seed: int = 0,
+    tiers: list[str] | None = None,
+) -> Path:
+    """Write a tiny SENSORIUM 2022 (static image) recording with the quirks of the real data.
+
+    Images (1, height, width), responses (neurons,), behavior (3,), pupil_center (2,) per trial;
+    test and final_test trials repeat one of two images each (``meta/trials/frame_image_id``
+    if ``image_ids``); their responses are exact zeros (withheld) if ``withheld``;
+    ``trial_idx`` holds 32-hex hashes (the competition mice) if ``hashed_trial_idx``, else the
+    presentation order; image mean/std are scalars (as ``NeuroNormalizer`` uses them) if
+    ``scalar_image_statistics``; ``__MACOSX``/``._*``/stray files if ``junk``.
+    """
+    rng = np.random.default_rng(seed)
+    tiers = list(tiers or STATIC_TIERS)
+    n = len(tiers)
+    repeated = {
+        ("test", 0): 9001, ("test", 1): 9002, ("final_test", 0): 9101, ("final_test", 1): 9102,
+    }
+    frame_image_id = np.array([
+        repeated.get((tier, trial % 2), 1000 + trial) for trial, tier in enumerate(tiers)
+    ], dtype=np.int64)
+    pictures = {i: rng.integers(0, 256, (1, height, width)).astype(float)
+                for i in np.unique(frame_image_id)}
+    if hashed_trial_idx:
+        trial_idx = np.array([f"{rng.integers(0, 2**63):016x}{rng.integers(0, 2**63):016x}"
+                              for _ in range(n)])
+    else:
+        trial_idx = rng.permutation(n).astype(np.int64)
+    info: dict[str, np.ndarray] = {
+        "trial_idx": trial_idx,
+        "frame_image_class": np.array(["imagenet"] * n),
+    }
+    if image_ids:
+        info["frame_image_id"] = frame_image_id
+    writer = TreeWriter(
+        path,
+        tiers=tiers,
+        unit_ids=np.sort(rng.choice(np.arange(1, 4 * n_neurons), n_neurons, replace=False)),
+        coordinates=rng.integers(-1000, 1000, (n_neurons, 3)).astype(float),
+        trial_info=info,
+        dtype=dtype,
+    )
+    for trial, tier in enumerate(tiers):
+        image = pictures[int(frame_image_id[trial])]
+        if not integer_images:
+            image = image + 0.25
+        responses = rng.gamma(0.5, 2.0, n_neurons)
+        if withheld and tier in STATIC_TEST_TIERS:
+            responses = np.zeros(n_neurons)
+        writer.write_trial(trial, images=image, responses=responses,
+                           behavior=rng.normal(size=3), pupil_center=rng.normal(size=2))
+    writer.close()
+    if scalar_image_statistics:
+        train = [np.load(path / f"data/images/{t}.npy") for t in range(n) if tiers[t] == "train"]
+        folder = path / "meta" / "statistics" / "images" / "all"
+        np.save(folder / "mean.npy", np.asarray(np.mean(train), dtype=dtype))
+        np.save(folder / "std.npy", np.asarray(np.std(train), dtype=dtype))
+    if junk:
+        macosx = path / "__MACOSX" / "data" / "images"
+        macosx.mkdir(parents=True)
+        (macosx / "._0.npy").write_bytes(b"\x00\x05\x16\x07junk")
+        (path / "data" / "responses" / "._1.npy").write_bytes(b"\x00\x05\x16\x07junk")
+        (path / "data" / "responses" / "notes.txt").write_text("not a trial")
+        (path / "data" / "images" / ".DS_Store").write_bytes(b"junk")
+    return path
+
+
+@pytest.fixture
+def make_static_tree(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: ``make_static_tree(name="toy2022", **options)`` writes a tiny 2022 recording
+    (see :func:`write_tiny_static_tree`) under the test's tmp folder and returns its path."""
+    counter = iter(range(1000))
+
+    def make(name: str = "toy2022", **options: object) -> Path:
+        return write_tiny_static_tree(tmp_path / f"static{next(counter)}" / name, **options)  # type: ignore[arg-type]
+
+    return make
