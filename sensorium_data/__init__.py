@@ -21,6 +21,7 @@ from sensorium_data.catalog import (
 from sensorium_data.dataset import load_mouse, open_mouse, open_store
 from sensorium_data.errors import RecordingFormatError, SensoriumDataError, StoreError
 from sensorium_data.fetch import DownloadError, HashMismatchError, download, fetch_mouse
+from sensorium_data.simulate import list_presets, simulate
 from sensorium_data.store import convert
 from sensorium_data.tree import FileTree, TreeWriter, open_tree
 
@@ -45,10 +46,12 @@ __all__ = [
     "fetch_mouse",
     "find",
     "list_mice",
+    "list_presets",
     "load_mouse",
     "lookup",
     "open_mouse",
     "open_store",
     "open_tree",
     "recordings",
+    "simulate",
 ]
