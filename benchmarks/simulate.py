@@ -523,7 +523,8 @@ def _fig_responses(plt, mouse: Path):  # type: ignore[no-untyped-def]
     pupil = tree.read("pupil_center", trial)[:, :valid]
     t = np.arange(valid) / 30
     order = np.argsort(rates.std(axis=1))[::-1]
-    picked = order[[0, len(order) // 10, len(order) // 4, len(order) // 2]]
+    # neurons at the 1st, 10th, 25th and 50th percentile of rate variability
+    picked = order[[len(order) // 100, len(order) // 10, len(order) // 4, len(order) // 2]]
     fig, axes = plt.subplots(
         3 + len(picked),
         1,
@@ -570,6 +571,18 @@ def _fig_ceilings(plt, result):  # type: ignore[no-untyped-def]
             label=label,
             color=("0.2", "0.55", "C0", "C9")[k],
         )
+    full = result.get("full")
+    if full is not None:  # the full-size mouse: the real amount of training data
+        for k, (key, _) in enumerate(keys):
+            values = [full["scores"].get(s, {}).get(key, np.nan) for s in names]
+            ax.plot(
+                np.arange(len(names)) + (k - 1.5) * width,
+                values,
+                "k_" if k < 2 else "r_",
+                ms=9,
+                mew=2,
+                label={0: "ceilings, mouse H full size", 2: "LN, mouse H full size"}.get(k),
+            )
     ax.set_xticks(np.arange(len(names)), names)
     ax.set_ylabel("correlation")
     ax.axhline(0.29, color="C3", lw=0.8, ls="--")
@@ -582,10 +595,11 @@ def _fig_ceilings(plt, result):  # type: ignore[no-untyped-def]
         va="bottom",
         fontsize=6,
     )
-    ax.legend(frameon=False, ncol=2, fontsize=7)
+    ax.legend(frameon=False, ncol=3, fontsize=6, loc="upper left")
+    ax.set_ylim(0, 1.05)
     ax.set_title(
-        f"Test tiers of the sensorium2023 preset at scale {result['scale']:g}, "
-        "neuron-weighted over the ten mice"
+        f"Test tiers. Bars: the sensorium2023 preset at scale {result['scale']:g}, "
+        "neuron-weighted over the ten mice; marks: the full-size mouse H"
     )
     fig.tight_layout(pad=0.3)
     return fig

@@ -126,29 +126,37 @@ class Population:
 
     def filters(self) -> tuple[np.ndarray, np.ndarray]:
         """Even and odd Gabor filters, each (HEIGHT * WIDTH, n) float32, unit norm per neuron."""
+        even = np.empty((HEIGHT * WIDTH, self.n), np.float32)
+        odd = np.empty((HEIGHT * WIDTH, self.n), np.float32)
+        for start in range(0, self.n, 1024):  # in chunks: the temporaries are pixels x chunk
+            part = slice(start, start + 1024)
+            even[:, part], odd[:, part] = self._gabors(part)
+        return even, odd
+
+    def _gabors(self, part: slice) -> tuple[np.ndarray, np.ndarray]:
+        def param(name: str) -> np.ndarray:
+            return np.asarray(getattr(self, name)[part], dtype=np.float32)[None]
+
         yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
-        dy = yy.reshape(-1, 1) - self.rf_row[None].astype(np.float32)
-        dx = xx.reshape(-1, 1) - self.rf_col[None].astype(np.float32)
-        c, s = (
-            np.cos(self.orientation).astype(np.float32),
-            np.sin(self.orientation).astype(np.float32),
-        )
+        dy = yy.reshape(-1, 1) - param("rf_row")
+        dx = xx.reshape(-1, 1) - param("rf_col")
+        c, s = np.cos(param("orientation")), np.sin(param("orientation"))
         along = dx * c - dy * s  # along the carrier direction (up is -row)
         across = dx * s + dy * c
-        sigma = self.rf_sigma.astype(np.float32)
+        sigma = param("rf_sigma")
         envelope = np.exp(
-            -(along**2) / (2 * sigma**2) - across**2 / (2 * (sigma * self.rf_aspect) ** 2)
+            -(along**2) / (2 * sigma**2) - across**2 / (2 * (sigma * param("rf_aspect")) ** 2)
         )
         # exact zeros far from the centre: tiny values would be denormal floats (slow)
         envelope[envelope < 1e-6] = 0.0
-        arg = 2 * np.pi * along / self.rf_period.astype(np.float32)
+        arg = np.float32(2 * np.pi) * along / param("rf_period")
         even = envelope * np.cos(arg)
         odd = envelope * np.sin(arg)
         # no response to uniform luminance: remove the even filter's DC under its envelope
         even -= envelope * (even.sum(axis=0) / envelope.sum(axis=0))[None]
-        even /= np.linalg.norm(even, axis=0, keepdims=True) + 1e-8
-        odd /= np.linalg.norm(odd, axis=0, keepdims=True) + 1e-8
-        return even.astype(np.float32), odd.astype(np.float32)
+        even /= np.linalg.norm(even, axis=0, keepdims=True) + np.float32(1e-8)
+        odd /= np.linalg.norm(odd, axis=0, keepdims=True) + np.float32(1e-8)
+        return even, odd
 
     def to_table(self, unit_ids: np.ndarray) -> dict[str, list[float] | list[int]]:
         """The ground truth of every neuron, column by column (for ``meta/simulation``)."""
