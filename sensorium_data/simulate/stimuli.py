@@ -136,4 +136,5 @@ def _item_maker(stimulus_type: str, rng: np.random.Generator) -> Callable[[], np
 
 
 def _to_pixels(contrast: np.ndarray) -> np.ndarray:
-    return np.clip(GRAY + GRAY * contrast, 0.0, 255.0).astype(np.float32)
+    # 8-bit values, as the real stimuli: the store then keeps them as uint8
+    return np.round(np.clip(GRAY + GRAY * contrast, 0.0, 255.0)).astype(np.float32)
