@@ -64,11 +64,6 @@ TIERS = (
     "final_test_bonus",
 )
 STATISTICS = ("mean", "std", "min", "max")
-LABEL_FILES = ("stimulus_type", "video_id")
-"""Per-trial label files in ``meta/trials`` that the simulator writes (readers of the real data
-ignore them)."""
-
-
 class _Files(Protocol):
     """Read access to the files of one recording, relative to its root folder."""
 
