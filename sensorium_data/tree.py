@@ -64,6 +64,8 @@ TIERS = (
     "final_test_bonus",
 )
 STATISTICS = ("mean", "std", "min", "max")
+
+
 class _Files(Protocol):
     """Read access to the files of one recording, relative to its root folder."""
 
