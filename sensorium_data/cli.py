@@ -16,10 +16,12 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
+from sensorium_data.tree import TIERS
+
 log = logging.getLogger("sensorium")
 
-TIER_ORDER = ("train", "validation", "oracle", "live_test_main", "live_test_bonus",
-              "final_test_main", "final_test_bonus", "test", "final_test")
+# the 2023 tiers, with the 2022 ones (validation, test, final_test) in their places
+TIER_ORDER = (TIERS[0], "validation", *TIERS[1:], "test", "final_test")
 
 EPILOG = """\
 examples:
