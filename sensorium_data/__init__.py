@@ -8,6 +8,8 @@
 the cache (``$SENSORIUM_DATA_DIR``) and opens it lazily.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from sensorium_data.archive import CorruptArchiveError, UnsafeArchiveError
 from sensorium_data.catalog import (
     Competition,
@@ -25,22 +27,29 @@ from sensorium_data.simulate import list_presets, simulate
 from sensorium_data.store import convert
 from sensorium_data.tree import FileTree, TreeWriter, open_tree
 
+if TYPE_CHECKING:
+    from sensorium_data.loaders import ClipDataset, MouseBatchSampler, TrialDataset, collate
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClipDataset",
     "Competition",
     "CorruptArchiveError",
     "DownloadError",
     "FileTree",
     "HashMismatchError",
+    "MouseBatchSampler",
     "Recording",
     "RecordingFormatError",
     "SensoriumDataError",
     "StoreError",
     "TreeWriter",
+    "TrialDataset",
     "UnknownMouseError",
     "UnsafeArchiveError",
     "__version__",
+    "collate",
     "convert",
     "download",
     "fetch_mouse",
@@ -55,3 +64,15 @@ __all__ = [
     "recordings",
     "simulate",
 ]
+
+_LOADERS = ("ClipDataset", "MouseBatchSampler", "TrialDataset", "collate")
+
+
+def __getattr__(name: str) -> Any:
+    """The torch training views, imported on first use (torch takes ~1.5 s to import)."""
+    if name in _LOADERS:
+        from sensorium_data import loaders
+
+        return getattr(loaders, name)
+    msg = f"module 'sensorium_data' has no attribute {name!r}"
+    raise AttributeError(msg)

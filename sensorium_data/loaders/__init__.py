@@ -1,0 +1,13 @@
+"""Torch training views of the stores: clips, whole trials, a mouse-aware batch sampler.
+
+>>> import sensorium_data as sd
+>>> clips = sd.ClipDataset(["F.zarr", "G.zarr"], frames=80, seed=0)  # doctest: +SKIP
+
+See ``docs/loading.md``.
+"""
+
+from sensorium_data.loaders.batching import collate
+from sensorium_data.loaders.clips import ClipDataset, TrialDataset
+from sensorium_data.loaders.sampler import MouseBatchSampler
+
+__all__ = ["ClipDataset", "MouseBatchSampler", "TrialDataset", "collate"]

@@ -1,0 +1,402 @@
+"""Torch datasets of clips (training) and whole trials (evaluation), read from the stores."""
+
+from __future__ import annotations
+
+import logging
+import os
+from bisect import bisect_right
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import xarray as xr
+
+from sensorium_data.loaders.memory import Resident
+from sensorium_data.loaders.normalize import Normalize, check_normalize
+from sensorium_data.loaders.reader import Windows, decode_in_this_thread, open_windows
+from sensorium_data.loaders.sources import Recording, Source, Tier, open_sources, recording
+
+log = logging.getLogger(__name__)
+
+_MASK = (1 << 64) - 1
+
+
+def _mix(x: int) -> int:
+    """splitmix64: a well-spread 64-bit hash of ``x``."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def window_start(seed: int, epoch: int, index: int, n_starts: int) -> int:
+    """The first frame of item ``index``'s window: uniform in ``[0, n_starts)``, a function of
+    ``(seed, epoch, index)`` only, so any process computes the same."""
+    return _mix(_mix(_mix(seed & _MASK) ^ (epoch & _MASK)) ^ index) % n_starts
+
+
+class _Window(NamedTuple):
+    """Where item ``i`` reads: recording ``m``, its ``j``-th selected trial, frames
+    ``start:start + frames``."""
+
+    m: int
+    j: int
+    start: int
+    frames: int
+
+
+class _Local:
+    """What each process opens for itself: store readers and a random generator."""
+
+    def __init__(self, n: int):
+        self.pid = os.getpid()
+        self.readers: list[tuple[Windows, Windows] | None] = [None] * n
+        self.rng: np.random.Generator | None = None
+        if torch.utils.data.get_worker_info() is not None:
+            decode_in_this_thread()
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Random clips of the trials of one tier of one or more recordings, as torch tensors.
+
+    Item ``i`` is one trial of one mouse (all mice's trials in turn, in the order of
+    ``source``) cut to a window of ``frames`` frames that lies inside the trial's valid frames
+    (``n_frames``), starting at a random frame. Reads the zarr store directly (chunk files,
+    no dask), one reader per process, so it works in a :class:`torch.utils.data.DataLoader`
+    with any number of workers.
+
+    Parameters
+    ----------
+    source
+        A Dataset from :func:`sensorium_data.open_mouse` (a selection of its trials is fine),
+        a store path (or anything ``open_mouse`` accepts), or a list of them (one per mouse).
+    tier
+        The tier(s) whose trials to serve: ``"train"``, ``"oracle"``, ... , a list of tiers, or
+        None for every trial. A test tier with withheld responses is allowed: its items'
+        responses are NaN.
+    frames
+        Frames per clip, or None for whole trials (``n_frames`` each; batch them with
+        :func:`collate`, which pads). Trials shorter than ``frames`` are left out.
+    normalize
+        ``"official"`` (the competition's per-frame statistics, as the starter kit's
+        NeuroNormalizer applies them), ``"per_neuron"`` (statistics averaged over frames: one
+        response scale per neuron), or None (raw values). See ``docs/loading.md``.
+    behavior_channels
+        Add pupil dilation and running speed as two video channels, broadcast over the image.
+    pupil_channels
+        Add pupil position (x, y) as two more video channels.
+    in_memory
+        Load the tier's valid frames into RAM once (normalized, float32, about
+        ``frames x (neurons + 36 x 64) x 4`` bytes per trial); items are then slices.
+    seed
+        With an int, the window of item ``i`` depends only on ``(seed, epoch, i)``: the same in
+        every run and worker; call :meth:`set_epoch` each epoch for new windows. With None,
+        every read draws a fresh random window (not reproducible).
+
+    Attributes
+    ----------
+    mice : list of str
+        The recordings' names (``ds.attrs["mouse"]``), in the order of ``source``.
+    n_neurons : dict of str to int
+        Neurons per mouse.
+    in_channels : int
+        Video channels: 1 + 2 (behaviour) + 2 (pupil).
+
+    Notes
+    -----
+    An item is a dict: ``videos`` float32 (C, F, 36, 64), grayscale first, then pupil
+    dilation and running speed, then pupil x and y (as enabled); ``responses`` float32 (N, F);
+    ``behavior`` float32 (4, F), all four variables, normalized; ``mouse`` str; ``trial`` int
+    (the trial coordinate); ``start`` int (first frame of the window). With ``in_memory`` in
+    the main process, ``responses`` and ``behavior`` are views of the dataset's memory: read
+    them, do not modify them in place (:func:`collate` copies).
+
+    Examples
+    --------
+    >>> import sensorium_data as sd
+    >>> clips = sd.ClipDataset(["F.zarr", "G.zarr"], frames=80, seed=0)  # doctest: +SKIP
+    >>> item = clips[0]  # doctest: +SKIP
+    >>> item["videos"].shape, item["responses"].shape  # doctest: +SKIP
+    (torch.Size([3, 80, 36, 64]), torch.Size([7863, 80]))
+    """
+
+    def __init__(
+        self,
+        source: Source | Sequence[Source],
+        *,
+        tier: Tier = "train",
+        frames: int | None = 80,
+        normalize: Normalize = "official",
+        behavior_channels: bool = True,
+        pupil_channels: bool = False,
+        in_memory: bool = False,
+        seed: int | None = None,
+    ):
+        check_normalize(normalize)
+        integer = isinstance(frames, int | np.integer) and not isinstance(frames, bool)
+        if frames is not None and (not integer or frames <= 0):
+            msg = (
+                f"frames={frames!r}; pass a positive number of frames per clip (the baselines "
+                "use 80), or frames=None for whole trials."
+            )
+            raise ValueError(msg)
+        datasets = open_sources(source)
+        self._recordings: list[Recording] = [recording(ds, tier, normalize) for ds in datasets]
+        self._datasets: dict[str, xr.Dataset] | None = {
+            rec.mouse: ds for rec, ds in zip(self._recordings, datasets, strict=True)}
+        self.tier, self.normalize, self.seed = tier, normalize, seed
+        self.frames = None if frames is None else int(frames)
+        self.behavior_channels, self.pupil_channels = behavior_channels, pupil_channels
+        for rec in self._recordings:
+            self._fit(rec)
+        self._offsets = np.cumsum([0, *(len(rec.trials) for rec in self._recordings)]).tolist()
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()  # seen by all workers
+        self._local: _Local | None = None
+        self._resident: list[Resident] | None = None
+        if in_memory:
+            self._resident = [Resident(rec, *self._readers(m))
+                              for m, rec in enumerate(self._recordings)]
+        log.info("%r", self)
+
+    def _fit(self, rec: Recording) -> None:
+        """Leave out trials shorter than the clips; warn about withheld responses."""
+        if self.frames is not None:
+            long_enough = rec.n_frames >= self.frames
+            if not long_enough.any():
+                msg = (
+                    f"frames={self.frames} is longer than every trial of tier {self.tier!r} of "
+                    f"{rec.mouse} (the longest has {int(rec.n_frames.max())} valid frames); pass "
+                    f"frames <= {int(rec.n_frames.max())}, or frames=None for whole trials."
+                )
+                raise ValueError(msg)
+            if not long_enough.all():
+                log.info("%s: %d trials shorter than %d frames left out", rec.mouse,
+                         int((~long_enough).sum()), self.frames)
+                rec.keep(long_enough)
+        if not rec.labelled.any():
+            log.warning("%s: the responses of tier %r were withheld; items' responses are NaN",
+                        rec.mouse, self.tier)
+
+    # -- what the trainer asks -------------------------------------------------------------
+
+    @property
+    def mice(self) -> list[str]:
+        """The recordings' names, in the order of ``source``."""
+        return [rec.mouse for rec in self._recordings]
+
+    @property
+    def datasets(self) -> dict[str, xr.Dataset]:
+        """The opened Dataset of each mouse (reopened from the store in worker processes)."""
+        if self._datasets is None:
+            from sensorium_data.dataset import open_store
+
+            self._datasets = {rec.mouse: open_store(rec.store) for rec in self._recordings}
+        return self._datasets
+
+    @property
+    def n_neurons(self) -> dict[str, int]:
+        """Neurons per mouse."""
+        return {rec.mouse: rec.n_neurons for rec in self._recordings}
+
+    @property
+    def in_channels(self) -> int:
+        """Video channels of an item: 1 + 2 (behaviour) + 2 (pupil), as enabled."""
+        return 1 + 2 * self.behavior_channels + 2 * self.pupil_channels
+
+    def indices_by_mouse(self) -> dict[str, np.ndarray]:
+        """The dataset indices of each mouse's items."""
+        return {rec.mouse: np.arange(self._offsets[m], self._offsets[m + 1])
+                for m, rec in enumerate(self._recordings)}
+
+    def precision(self, mouse: str) -> np.ndarray:
+        """The response scale applied to ``mouse``: (neuron, frame) float32.
+
+        ``responses = raw * precision``, so predictions divided by it are in raw units. Ones
+        for ``normalize=None``.
+        """
+        return np.array(self._recording(mouse).scaling.precision)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw new windows: with a seed, item ``i``'s window depends on ``(seed, epoch, i)``.
+
+        The epoch lives in shared memory, so workers (also persistent ones) see it; call it
+        before iterating the DataLoader of that epoch.
+        """
+        self._epoch[0] = int(epoch)
+
+    def _recording(self, mouse: str) -> Recording:
+        for rec in self._recordings:
+            if rec.mouse == mouse:
+                return rec
+        msg = f"unknown mouse {mouse!r}; this dataset has {self.mice}."
+        raise KeyError(msg)
+
+    # -- items ---------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._offsets[-1]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        window = self._window(index)
+        self._prefetch(window)
+        return self._item(window)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """The items of a batch (a DataLoader calls this with each batch's indices): the reads
+        of all its items are started first, so that the disk works while items decode."""
+        windows = [self._window(i) for i in indices]
+        for window in windows:
+            self._prefetch(window)
+        return [self._item(window) for window in windows]
+
+    def _window(self, index: int) -> _Window:
+        n_items = len(self)
+        if not -n_items <= index < n_items:
+            msg = f"index {index} is out of range for a dataset of {n_items} items."
+            raise IndexError(msg)
+        index = int(index) % n_items
+        m = bisect_right(self._offsets, index) - 1
+        j = index - self._offsets[m]
+        n = int(self._recordings[m].n_frames[j])
+        frames = self.frames or n
+        return _Window(m, j, self._start(index, n - frames + 1), frames)
+
+    def _prefetch(self, window: _Window) -> None:
+        if self._resident is None:
+            m, j, start, frames = window
+            pos = int(self._recordings[m].positions[j])
+            for reader in reversed(self._readers(m)):  # responses first: the larger read
+                reader.prefetch(pos, start, start + frames)
+
+    def _item(self, window: _Window) -> dict[str, Any]:
+        m, j, start, frames = window
+        rec = self._recordings[m]
+        if self._resident is not None:
+            videos, responses, behavior = self._from_memory(self._resident[m], rec, j, start,
+                                                            frames)
+        else:
+            videos, responses, behavior = self._from_store(m, j, start, frames)
+        return {"videos": torch.from_numpy(videos), "responses": torch.from_numpy(responses),
+                "behavior": torch.from_numpy(behavior), "mouse": rec.mouse,
+                "trial": int(rec.trials[j]), "start": start}
+
+    def _start(self, index: int, n_starts: int) -> int:
+        if n_starts <= 1:
+            return 0
+        if self.seed is not None:
+            return window_start(self.seed, int(self._epoch[0]), index, n_starts)
+        local = self._process()
+        if local.rng is None:
+            local.rng = np.random.default_rng()  # fresh entropy in each process
+        return int(local.rng.integers(n_starts))
+
+    def _process(self) -> _Local:
+        if self._local is None or self._local.pid != os.getpid():
+            self._local = _Local(len(self._recordings))
+        return self._local
+
+    def _readers(self, m: int) -> tuple[Windows, Windows]:
+        """This process's readers of recording ``m``: opened on first use in each process."""
+        local = self._process()
+        readers = local.readers[m]
+        if readers is None:
+            store = self._recordings[m].store
+            readers = (open_windows(store, "videos", 1), open_windows(store, "responses", 2))
+            local.readers[m] = readers
+        return readers
+
+    def _videos(self, rec: Recording, frames: int) -> np.ndarray:
+        return np.empty((self.in_channels, frames, rec.height, rec.width), np.float32)
+
+    def _channels(self, videos: np.ndarray, behavior: np.ndarray) -> None:
+        """Broadcast behaviour (4, F) into the video channels after the grayscale one."""
+        rows = [0, 1] * self.behavior_channels + [2, 3] * self.pupil_channels
+        videos[1:] = behavior[rows, :, None, None]
+
+    def _from_store(self, m: int, j: int, start: int, frames: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rec = self._recordings[m]
+        video_reader, response_reader = self._readers(m)
+        pos, stop = int(rec.positions[j]), start + frames
+        videos = self._videos(rec, frames)
+        for at, piece in video_reader.parts(pos, start, stop):  # (f, height, width)
+            rec.scaling.videos(piece, start + at, videos[0, at:at + len(piece)])
+        behavior = rec.behavior[j, :, start:stop].copy()  # (4, F)
+        self._channels(videos, behavior)
+        responses = np.empty((rec.n_neurons, frames), np.float32)
+        precision = rec.scaling.precision
+        for at, piece in response_reader.parts(pos, start, stop):  # (N, f)
+            f = piece.shape[1]
+            np.multiply(piece, precision[:, start + at:start + at + f],
+                        out=responses[:, at:at + f])
+        return videos, responses, behavior
+
+    def _from_memory(self, resident: Resident, rec: Recording, j: int, start: int, frames: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        clip, responses, behavior = resident.window(j, start, frames)
+        videos = self._videos(rec, frames)
+        videos[0] = clip
+        self._channels(videos, behavior)
+        if torch.utils.data.get_worker_info() is not None:
+            # a worker sends items to the main process; a view would send the whole memory
+            responses, behavior = responses.copy(), behavior.copy()
+        return videos, responses, behavior
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_local"] = None  # readers are opened again by each process
+        state["_datasets"] = None
+        return state
+
+    def __repr__(self) -> str:
+        size = f"clips of {self.frames} frames" if self.frames else "whole trials"
+        return (f"{type(self).__name__}({len(self.mice)} mice, {len(self)} {size}, "
+                f"tier={self.tier!r}, normalize={self.normalize!r}, "
+                f"in_channels={self.in_channels}, in_memory={self._resident is not None})")
+
+
+class TrialDataset(ClipDataset):
+    """Whole trials for evaluation and prediction: :class:`ClipDataset` with ``frames=None``.
+
+    Item ``i`` is trial ``i`` (mice in the order of ``source``), all its valid frames, with
+    ``length`` (its ``n_frames``) and ``start`` 0. Batch with :func:`collate`, which pads to
+    the longest trial of the batch.
+
+    Parameters
+    ----------
+    source, normalize, behavior_channels, pupil_channels, in_memory
+        As for :class:`ClipDataset`.
+    tier
+        The tier(s) to serve, default ``"oracle"`` (the validation tier of 2023); None for
+        every trial.
+
+    Examples
+    --------
+    >>> import torch, sensorium_data as sd
+    >>> trials = sd.TrialDataset("F.zarr", tier="oracle")  # doctest: +SKIP
+    >>> loader = torch.utils.data.DataLoader(
+    ...     trials, batch_size=4, collate_fn=sd.collate)  # doctest: +SKIP
+    >>> batch = next(iter(loader))  # doctest: +SKIP
+    >>> batch["length"]  # doctest: +SKIP
+    tensor([300, 300, 300, 300])
+    """
+
+    def __init__(
+        self,
+        source: Source | Sequence[Source],
+        *,
+        tier: Tier = "oracle",
+        normalize: Normalize = "official",
+        behavior_channels: bool = True,
+        pupil_channels: bool = False,
+        in_memory: bool = False,
+    ):
+        super().__init__(source, tier=tier, frames=None, normalize=normalize,
+                         behavior_channels=behavior_channels, pupil_channels=pupil_channels,
+                         in_memory=in_memory, seed=0)
+
+    def _item(self, window: _Window) -> dict[str, Any]:
+        item = super()._item(window)
+        item["length"] = window.frames
+        return item

@@ -1,0 +1,171 @@
+"""Frame windows of one trial, read from a store without xarray or dask.
+
+A store written by :func:`sensorium_data.convert` keeps each array of a trial in chunks that
+span every axis but trial and frame: videos ``(1, T, 36, 64)`` (one chunk per trial),
+responses ``(1, N, 50)`` (2-3 chunks per 80-frame window). Each chunk is one file,
+``<store>/<array>/c/<trial>/0/<k>`` (zarr v3 default key encoding), holding the chunk's
+C-order bytes compressed by one codec (blosc or zstd). :class:`ChunkFiles` reads those files
+and decodes them with numcodecs directly, which costs less than half of what
+``zarr.Array.__getitem__`` does per window (its per-call overhead is ~2-3 ms);
+:class:`ZarrWindows` is the fallback for any other layout (sharding, other codecs,
+checksums), through zarr-python.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import zarr
+from numcodecs import blosc, zstd
+
+from sensorium_data.store import quiet_zarr
+
+log = logging.getLogger(__name__)
+
+_DTYPES: dict[str, np.dtype] = {
+    "uint8": np.dtype(np.uint8), "float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
+_DECODERS = {"blosc": blosc.decompress, "zstd": zstd.decompress}
+_FADVISE = hasattr(os, "posix_fadvise")  # Linux; elsewhere files are simply read in turn
+
+
+class Windows(Protocol):
+    """Reads ``array[trial, ..., start:stop, ...]`` of one trial (frame axis kept in place)."""
+
+    def parts(self, trial: int, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
+        """The window as consecutive pieces along frames: (offset in the window, piece)."""
+        ...
+
+    def prefetch(self, trial: int, start: int, stop: int) -> None:
+        """Ask the OS to start reading the window's data (reads of several files overlap)."""
+        ...
+
+
+class ChunkFiles:
+    """Windows decoded straight from the chunk files of a local zarr v3 array.
+
+    Only for arrays whose chunks hold one trial and all of every axis but the frame axis;
+    :func:`open_windows` checks that and falls back to :class:`ZarrWindows` otherwise.
+    """
+
+    def __init__(self, path: Path, meta: dict, frame_axis: int):
+        self.path = path
+        self.frame_axis = frame_axis
+        self.shape = tuple(meta["shape"])
+        self.chunk = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
+        self.dtype = _DTYPES[meta["data_type"]]
+        fill = meta["fill_value"]
+        self.fill = np.nan if fill == "NaN" else fill
+        compressors = [c["name"] for c in meta["codecs"][1:]]
+        self.decode = _DECODERS[compressors[0]] if compressors else bytes
+        self.step = self.chunk[frame_axis]
+
+    def _file(self, trial: int, k: int) -> Path:
+        key = ["0"] * len(self.shape)
+        key[0], key[self.frame_axis] = str(trial), str(k)
+        return self.path.joinpath("c", *key)
+
+    def _chunks(self, start: int, stop: int) -> range:
+        return range(start // self.step, (stop - 1) // self.step + 1)
+
+    def prefetch(self, trial: int, start: int, stop: int) -> None:
+        if not _FADVISE:
+            return
+        for k in self._chunks(start, stop):
+            try:
+                fd = os.open(self._file(trial, k), os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            finally:
+                os.close(fd)
+
+    def _chunk(self, trial: int, k: int) -> np.ndarray:
+        """Chunk ``k`` along frames of ``trial``, without its trial axis."""
+        try:
+            with open(self._file(trial, k), "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:  # never written: every value is the fill value
+            return np.full(self.chunk[1:], self.fill, self.dtype)
+        return np.frombuffer(self.decode(raw), self.dtype).reshape(self.chunk[1:])
+
+    def parts(self, trial: int, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
+        head = (slice(None),) * (self.frame_axis - 1)  # axes before frames, trial dropped
+        for k in self._chunks(start, stop):
+            lo = max(start - k * self.step, 0)
+            hi = min(stop - k * self.step, self.step)
+            yield k * self.step + lo - start, self._chunk(trial, k)[(*head, slice(lo, hi))]
+
+
+class ZarrWindows:
+    """Windows read through zarr-python (any layout zarr can read)."""
+
+    def __init__(self, path: Path, frame_axis: int):
+        with quiet_zarr():
+            self.array = zarr.open_array(path, mode="r")
+        self.frame_axis = frame_axis
+
+    def parts(self, trial: int, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
+        index: list[int | slice] = [slice(None)] * (self.array.ndim - 1)
+        index[self.frame_axis - 1] = slice(start, stop)
+        yield 0, np.asarray(self.array[(trial, *index)])
+
+    def prefetch(self, trial: int, start: int, stop: int) -> None:
+        pass  # zarr-python reads what it needs when asked
+
+
+def decode_in_this_thread() -> None:
+    """Make blosc decode in the calling thread, without its thread pool: in DataLoader workers,
+    the workers are the parallelism and blosc's threads would compete with them (~5 % slower
+    with 2 workers on 2 cores)."""
+    blosc.use_threads = False
+
+
+def direct_layout(meta: dict, frame_axis: int) -> str | None:
+    """Why the array at ``meta`` (its zarr.json) cannot be read chunk file by chunk file, or
+    None if it can."""
+    if meta.get("zarr_format") != 3 or meta.get("node_type") != "array":
+        return "not a zarr v3 array"
+    if meta.get("storage_transformers"):
+        return "storage transformers"
+    if meta.get("data_type") not in _DTYPES:
+        return f"data type {meta.get('data_type')}"
+    keys = meta.get("chunk_key_encoding", {})
+    if keys.get("name") != "default" or keys.get("configuration", {}).get("separator") != "/":
+        return f"chunk key encoding {keys}"
+    grid = meta.get("chunk_grid", {})
+    if grid.get("name") != "regular":
+        return f"chunk grid {grid.get('name')}"
+    shape, chunk = meta["shape"], grid["configuration"]["chunk_shape"]
+    spans = all(c == s for i, (c, s) in enumerate(zip(chunk, shape, strict=True))
+                if i not in (0, frame_axis))
+    if chunk[0] != 1 or not spans:
+        return f"chunks {chunk} of shape {shape} do not hold one trial"
+    codecs = meta.get("codecs", [])
+    if not codecs or codecs[0].get("name") != "bytes":
+        return f"codecs {[c.get('name') for c in codecs]}"
+    endian = codecs[0].get("configuration", {}).get("endian", "little")
+    if endian != "little" and _DTYPES[meta["data_type"]].itemsize > 1:
+        return "big-endian bytes"
+    rest = [c.get("name") for c in codecs[1:]]
+    if len(rest) > 1 or (rest and rest[0] not in _DECODERS):
+        return f"codecs {[c.get('name') for c in codecs]}"
+    return None
+
+
+def open_windows(store: Path, name: str, frame_axis: int, direct: bool = True) -> Windows:
+    """A reader of frame windows of ``<store>/<name>``: chunk files if the layout allows it
+    (and ``direct``), else zarr-python."""
+    path = store / name
+    meta = json.loads((path / "zarr.json").read_text())
+    reason = direct_layout(meta, frame_axis) if direct else "direct reads turned off"
+    if reason is None:
+        return ChunkFiles(path, meta, frame_axis)
+    log.info("%s: reading through zarr-python (%s)", path, reason)
+    return ZarrWindows(path, frame_axis)
