@@ -1,0 +1,207 @@
+"""The shape every model of the zoo shares: core -> per-mouse readout and shifter -> ELU + 1.
+
+A core turns a clip (B, C, T, H, W) into features (B, C', T - burn_in, H', W'), shared by all
+mice. Each mouse has its own Gaussian readout (:mod:`.readout`) and pupil-driven shifter
+(:mod:`.shifter`). A model family only defines its core and a config dataclass.
+"""
+
+from __future__ import annotations
+
+import abc
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sensorium_models.models.readout import GaussianReadout
+from sensorium_models.models.shifter import Shifter
+from sensorium_models.models.specs import MouseSpec
+
+
+class Core(nn.Module, abc.ABC):
+    """A feature extractor ``(B, C_in, T, H, W) -> (B, out_channels, T - burn_in, H', W')``.
+
+    Output frame ``i`` belongs to input frame ``burn_in + i``: a core never looks ahead.
+    """
+
+    out_channels: int
+    burn_in: int
+
+    @abc.abstractmethod
+    def regularizer(self) -> Tensor:
+        """The core's penalty, a differentiable scalar added to the loss."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig(abc.ABC):
+    """Options of the readout and shifter, shared by every model; a family adds its core's.
+
+    Attributes
+    ----------
+    init_sigma
+        Initial spread of the readout positions (entries of the covariance's square root
+        start uniform in [-init_sigma, init_sigma]).
+    grid_mean_hidden
+        Hidden units of the network mapping cortical position to readout position.
+    feature_reg
+        L1 penalty on the readout's feature weights (the baseline uses 0).
+    shifter
+        Shift the readout positions by an MLP of the pupil position (behaviour rows 2:4).
+    shifter_hidden
+        Hidden units of the shifter's two hidden layers.
+    """
+
+    init_sigma: float = 1.0
+    grid_mean_hidden: int = 30
+    feature_reg: float = 0.0
+    shifter: bool = True
+    shifter_hidden: int = 5
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            values = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, int | float) and not isinstance(v, bool) and v < 0
+                   for v in values):
+                msg = f"{f.name}={value!r} is negative; every option of a model is >= 0."
+                raise ValueError(msg)
+
+    @abc.abstractmethod
+    def build_core(self, in_channels: int) -> Core:
+        """The family's core for clips of ``in_channels`` channels."""
+
+
+def initial_bias(mean_response: np.ndarray | None) -> np.ndarray | None:
+    """The readout bias whose ELU + 1 is ``mean_response``, so training starts at the mean."""
+    if mean_response is None:
+        return None
+    m = np.asarray(mean_response, dtype=np.float64)
+    return np.where(m > 1, m - 1, np.log(np.clip(m, 1e-3, 1)))
+
+
+def check_inputs(videos: Tensor, behavior: Tensor | None, *, mouse: str, mice: Sequence[str],
+                 in_channels: int, burn_in: int) -> None:
+    """Raise ValueError naming the problem and the fix if a model cannot take these inputs."""
+    if mouse not in mice:
+        msg = (
+            f"unknown mouse {mouse!r}; this model has readouts for {list(mice)}. Pass one of "
+            "them, or create a model with this mouse in `mice`."
+        )
+        raise ValueError(msg)
+    if videos.ndim != 5:
+        msg = f"videos must be (B, C, T, H, W); got shape {tuple(videos.shape)}."
+        raise ValueError(msg)
+    b, c, t = videos.shape[:3]
+    if c != in_channels:
+        msg = (
+            f"videos have {c} channels but the model was built for in_channels={in_channels} "
+            "(1 video + 2 behaviour [+ 2 pupil] channels). Create the model with "
+            f"in_channels={c}, or load clips with the channel options it was trained with."
+        )
+        raise ValueError(msg)
+    if t <= burn_in:
+        msg = (
+            f"videos have {t} frames; this model needs at least {burn_in + 1}, because its "
+            f"first burn_in={burn_in} frames produce no output."
+        )
+        raise ValueError(msg)
+    if behavior is not None and tuple(behavior.shape) != (b, 4, t):
+        msg = (
+            f"behavior must be (B, 4, T) = {(b, 4, t)} to match the videos (pupil_dilation, "
+            f"running_speed, pupil_x, pupil_y); got {tuple(behavior.shape)}."
+        )
+        raise ValueError(msg)
+
+
+class VideoEncoder(nn.Module):
+    """A full model: shared core, one Gaussian readout and shifter per mouse, ELU + 1.
+
+    Build one with :func:`sensorium_models.create_model`.
+
+    Attributes
+    ----------
+    name
+        The registered model name.
+    config
+        The resolved config dataclass.
+    mice
+        Mouse names, in the order given.
+    in_channels
+        Channels of the clips it takes.
+    burn_in
+        Input frames consumed before the first output frame.
+    """
+
+    def __init__(self, core: Core, *, mice: Mapping[str, MouseSpec], in_channels: int,
+                 config: ModelConfig, name: str) -> None:
+        super().__init__()
+        if not mice:
+            msg = "a model needs at least one mouse; pass mice=mouse_specs(datasets)."
+            raise ValueError(msg)
+        for mouse in mice:
+            if not mouse or "." in mouse:
+                msg = f"mouse name {mouse!r} cannot name a readout: it must be non-empty, no '.'."
+                raise ValueError(msg)
+        self.name = name
+        self.config = config
+        self.in_channels = in_channels
+        self.core = core
+        self.readouts = nn.ModuleDict({
+            mouse: GaussianReadout(
+                core.out_channels, spec.coords, bias=initial_bias(spec.mean_response),
+                init_sigma=config.init_sigma, grid_mean_hidden=config.grid_mean_hidden,
+                feature_reg=config.feature_reg,
+            )
+            for mouse, spec in mice.items()
+        })
+        self.shifters = (
+            nn.ModuleDict({mouse: Shifter(config.shifter_hidden) for mouse in mice})
+            if config.shifter else None
+        )
+
+    @property
+    def mice(self) -> list[str]:
+        return list(self.readouts.keys())
+
+    @property
+    def burn_in(self) -> int:
+        return self.core.burn_in
+
+    def forward(self, videos: Tensor, *, mouse: str, behavior: Tensor | None = None) -> Tensor:
+        """Predict one mouse's responses to a batch of clips.
+
+        Parameters
+        ----------
+        videos
+            (B, C, T, H, W) normalised clips, C = ``in_channels``.
+        mouse
+            Whose readout to use.
+        behavior
+            (B, 4, T) normalised behaviour; rows 2:4 (pupil x, y) drive the shifter. Without
+            it the positions are not shifted.
+
+        Returns
+        -------
+        Tensor
+            (B, N_mouse, T - burn_in) positive predictions for the last T - burn_in frames.
+        """
+        check_inputs(videos, behavior, mouse=mouse, mice=self.mice,
+                     in_channels=self.in_channels, burn_in=self.burn_in)
+        features = self.core(videos)  # (B, C', T_out, H', W')
+        t_out = features.shape[2]
+        shift = None
+        if self.shifters is not None and behavior is not None:
+            shift = self.shifters[mouse](behavior[:, 2:4, -t_out:])  # (B, T_out, 2)
+        drive = self.readouts[mouse](features, shift)  # (B, N, T_out)
+        return F.elu(drive) + 1  # (B, N, T_out)
+
+    def regularizer(self, mouse: str) -> Tensor:
+        """The core's penalty plus ``mouse``'s readout penalty (the shifter has none)."""
+        if mouse not in self.readouts:
+            msg = f"unknown mouse {mouse!r}; this model has readouts for {self.mice}."
+            raise ValueError(msg)
+        readout = typing.cast(GaussianReadout, self.readouts[mouse])
+        return self.core.regularizer() + readout.regularizer()

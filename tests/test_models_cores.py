@@ -1,0 +1,77 @@
+"""The cores' own properties: rotation equivariance, causality, burn-in, smoothness penalties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import sensorium_models as sm
+from sensorium_models.models.regularizers import laplace_l2, temporal_laplace_l2
+from sensorium_models.models.rotation_gru import RotationConv2d, rotation_matrices
+
+MICE = {"A": sm.MouseSpec(n_neurons=3, coords=np.eye(3, 2))}
+
+
+@pytest.mark.parametrize("kernel", [3, 5, 9])
+def test_a_quarter_turn_of_a_kernel_is_rot90(kernel):
+    turns = rotation_matrices(kernel, 8)  # (8, k*k, k*k)
+    w = turns[0] @ torch.randn(kernel * kernel)  # a kernel inside the disk
+    torch.testing.assert_close(turns[0] @ w, w)  # angle 0 keeps it
+    for steps in (2, 4, 6):
+        rotated = (turns[steps] @ w).view(kernel, kernel)
+        torch.testing.assert_close(rotated, torch.rot90(w.view(kernel, kernel), steps // 2))
+
+
+def test_rotating_the_input_permutes_the_rotation_groups():
+    torch.manual_seed(0)
+    rotations, features = 8, 2
+    model = sm.create_model("gru_baseline", mice=MICE, channels=features, rotations=rotations,
+                            layers=3, input_kernel=5, hidden_kernel=3, gru_channels=2,
+                            gru_input_kernel=3, gru_rec_kernel=3).eval()
+    x = torch.randn(2, 3, 20, 20)
+    with torch.no_grad():
+        out = model.core.spatial(x)  # (2, R*F, 16, 16)
+        turned = model.core.spatial(torch.rot90(x, 1, dims=(-2, -1)))
+    groups = out.view(2, rotations, features, 16, 16)
+    for steps, close in ((rotations // 4, True), (1, False), (0, False)):
+        expected = torch.rot90(groups.roll(steps, dims=1).view_as(out), 1, dims=(-2, -1))
+        assert torch.allclose(turned, expected, atol=1e-4) is close
+
+
+def test_hidden_layers_cycle_their_input_groups():
+    conv = RotationConv2d(2 * 4, 3, 3, rotations=4, padding=1, cycle_inputs=True)
+    kernels = conv.kernels().view(4, 3, 4, 2, 3, 3)  # (rotation, out, group, feature, k, k)
+    torch.testing.assert_close(kernels[1, :, 1], torch.rot90(kernels[0, :, 0], 1, dims=(-2, -1)))
+    torch.testing.assert_close(kernels[2, :, 3], torch.rot90(kernels[0, :, 1], 2, dims=(-2, -1)))
+
+
+def test_the_gru_core_is_causal():
+    torch.manual_seed(0)
+    model = sm.create_model("gru_baseline", mice=MICE, channels=2, rotations=4, layers=2,
+                            input_kernel=5, hidden_kernel=3, gru_channels=4,
+                            gru_input_kernel=3, gru_rec_kernel=3).eval()
+    x = torch.randn(1, 3, 8, 36, 64)
+    later = x.clone()
+    later[:, :, 5] += 3.0
+    with torch.no_grad():
+        changed = (model(x, mouse="A") - model(later, mouse="A")).abs().amax((0, 1)) > 0
+    assert changed.tolist() == [False] * 5 + [True] * 3
+
+
+def test_factorized_core_shapes():
+    model = sm.create_model("factorized_baseline", mice=MICE, hidden_channels=(2, 3, 4),
+                            temporal_kernels=(3, 2, 1))
+    assert model.burn_in == 3
+    features = model.core(torch.randn(2, 3, 10, 36, 64))
+    assert features.shape == (2, 4, 7, 36 - 18, 64 - 18)
+
+
+def test_laplace_penalties_prefer_smooth_kernels():
+    y, x = torch.meshgrid(torch.linspace(-1, 1, 9), torch.linspace(-1, 1, 9), indexing="ij")
+    smooth = torch.exp(-(x**2 + y**2) / 0.3)
+    rough = torch.randn(9, 9)
+    assert float(laplace_l2(smooth)) < 0.3 < float(laplace_l2(rough))
+    assert float(laplace_l2(3 * rough)) == pytest.approx(float(laplace_l2(rough)), rel=1e-5)
+    ramp = torch.sin(torch.linspace(0, 3.14, 11))
+    assert float(temporal_laplace_l2(ramp)) < 0.1 < float(temporal_laplace_l2(torch.randn(11)))
