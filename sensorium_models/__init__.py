@@ -11,26 +11,56 @@ from sensorium_models.metrics import (
     oracle_correlation,
     single_trial_correlation,
 )
+from sensorium_models.models import (
+    Ensemble,
+    MouseSpec,
+    create_model,
+    list_models,
+    model_config,
+    mouse_specs,
+    register_model,
+)
 from sensorium_models.submission import (
     read_submission,
     score_submission,
     validate_submission,
     write_submission,
 )
+from sensorium_models.training import (
+    ConfigError,
+    TrainConfig,
+    load_run,
+    predict,
+    read_config,
+    train,
+)
 
 __all__ = [
+    "ConfigError",
+    "Ensemble",
+    "MouseSpec",
     "RunningCorrelationToAverage",
     "RunningFEVE",
     "RunningOracleCorrelation",
     "RunningSingleTrialCorrelation",
+    "TrainConfig",
     "correlation_to_average",
+    "create_model",
     "evaluate",
     "feve",
+    "list_models",
+    "load_run",
+    "model_config",
+    "mouse_specs",
     "official_precision",
     "oracle_correlation",
+    "predict",
+    "read_config",
     "read_submission",
+    "register_model",
     "score_submission",
     "single_trial_correlation",
+    "train",
     "validate_submission",
     "write_submission",
 ]

@@ -249,3 +249,33 @@ def make_static_tree(tmp_path: Path) -> Callable[..., Path]:
         return write_tiny_static_tree(tmp_path / f"static{next(counter)}" / name, **options)  # type: ignore[arg-type]
 
     return make
+
+
+# --------------------------------------------------------------- training (simulated data)
+
+TINY_FACTORIZED = {"hidden_channels": [4, 8, 8]}  # the factorized baseline, narrowed for CPU tests
+
+
+@pytest.fixture(scope="session")
+def simulated_stores(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Zarr stores of the simulator's three tiny mice at scale 0.3 (24-36 neurons, 17 trials
+    of 150-180 frames each, every tier, with rates), shared by the whole session."""
+    from sensorium_data import convert, simulate
+
+    root = tmp_path_factory.mktemp("simulated")
+    trees = simulate(root / "trees", preset="tiny", scale=0.3, progress=False)
+    return [convert(t, root / "stores" / f"{t.name}.zarr", progress=False) for t in trees]
+
+
+@pytest.fixture(scope="session")
+def trained_run(simulated_stores: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory: a narrow factorized baseline trained 2 epochs on ``simulated_stores``.
+    Shared: tests copy it before changing it."""
+    import sensorium_models as sm
+
+    config = sm.TrainConfig(
+        model="factorized_baseline", mice=tuple(str(s) for s in simulated_stores),
+        model_config=TINY_FACTORIZED, max_epochs=2, batch_size=4, device="cpu",
+        progress=False, out=str(tmp_path_factory.mktemp("runs") / "factorized"),
+    )
+    return sm.train(config)

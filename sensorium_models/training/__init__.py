@@ -1,0 +1,16 @@
+"""Training, checkpoints and whole-trial prediction for the registered models.
+
+>>> import sensorium_models as sm
+>>> config = sm.TrainConfig(model="factorized_baseline", mice=("F", "G", "H", "I", "J"))
+>>> run = sm.train(config)  # doctest: +SKIP
+>>> predictions = sm.predict(run, datasets)  # doctest: +SKIP
+
+See ``docs/training.md``.
+"""
+
+from sensorium_models.training.checkpoint import load_run, read_config
+from sensorium_models.training.config import ConfigError, TrainConfig
+from sensorium_models.training.predict import predict
+from sensorium_models.training.run import train
+
+__all__ = ["ConfigError", "TrainConfig", "load_run", "predict", "read_config", "train"]

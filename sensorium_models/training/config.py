@@ -1,0 +1,335 @@
+"""The training configuration: a typed dataclass, read from TOML or JSON, overridden by flags.
+
+A config file holds the fields of :class:`TrainConfig` at the top level and the model's own
+options in a ``[model_config]`` table::
+
+    model = "factorized_baseline"
+    mice = ["F", "G", "H", "I", "J"]
+    lr = 0.005
+    max_epochs = 200
+
+    [model_config]                 # fields of sensorium_models.model_config(model)
+    hidden_channels = [32, 64, 128]
+
+A flag ``--set key=value`` (``model_config.key=value`` for the model) parses ``value`` as a
+TOML value (``3``, ``0.01``, ``true``, ``[16, 32]``, ``"text"``; a bare word is a string).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+MODEL_KEY = "model_config"
+NORMALIZE = ("official", "per_neuron", "none")
+# Keys that may change when a run is resumed: where and how fast it runs, and how long.
+RUNTIME_KEYS = frozenset(
+    {"device", "num_workers", "progress", "out", "compile", "amp", "max_epochs", "data_dir",
+     "download", "score"}
+)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used: unknown key, wrong type, or a resume mismatch."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; the run directory keeps it as ``config.json``.
+
+    Attributes
+    ----------
+    model
+        A registered model name (:func:`sensorium_models.list_models`).
+    mice
+        Recordings to train on: letters (``"F"``), names, or paths to stores or file trees
+        (anything :func:`sensorium_data.open_mouse` accepts).
+    model_config
+        Overrides of the model's defaults (:func:`sensorium_models.model_config`); the run
+        directory stores all of the model's fields, resolved.
+    data_dir, download
+        The data cache (default ``$SENSORIUM_DATA_DIR``), and whether a recording missing
+        from it may be downloaded.
+    normalize
+        ``"official"`` (the competition's per-frame statistics), ``"per_neuron"`` or
+        ``"none"``: how the loaders scale videos, behaviour and responses.
+    behavior_channels, pupil_channels
+        Behaviour (pupil dilation, running speed) and pupil position as extra video channels.
+    train_tier, val_tier
+        The tier of the training clips, and the tier whose single-trial correlation drives
+        the LR schedule and early stopping.
+    frames, batch_size
+        Frames per training clip, trials per batch (one mouse per batch).
+    in_memory, num_workers
+        Hold the training tier in RAM; DataLoader worker processes.
+    lr, weight_decay
+        AdamW's learning rate and weight decay.
+    max_epochs, patience, lr_decay_steps, factor, threshold, min_lr
+        ReduceLROnPlateau (mode max on the validation correlation, absolute ``threshold``)
+        declares a plateau after more than ``patience`` epochs without improvement; at each
+        plateau the best weights are restored and the LR is multiplied by ``factor`` (not
+        below ``min_lr``). Training stops at the plateau after ``lr_decay_steps`` decays, or
+        after ``max_epochs``.
+    seed
+        Seeds the weights, the clip windows and the batch order.
+    device, amp, compile
+        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; bf16 autocast
+        and ``torch.compile`` of the training forward pass (both only on a GPU).
+    progress
+        Show progress bars.
+    score
+        After training, predict every labelled tier but train with the best model and write
+        the leaderboard table (``scores.csv``, official scale).
+    out
+        The run directory (default: ``runs/<model>-<date>-<time>``).
+    """
+
+    model: str = "factorized_baseline"
+    mice: tuple[str, ...] = ()
+    model_config: dict[str, Any] = field(default_factory=dict)
+    data_dir: str | None = None
+    download: bool = True
+    normalize: str = "official"
+    behavior_channels: bool = True
+    pupil_channels: bool = False
+    train_tier: str = "train"
+    val_tier: str = "oracle"
+    frames: int = 80
+    batch_size: int = 8
+    in_memory: bool = False
+    num_workers: int = 0
+    lr: float = 5e-3
+    weight_decay: float = 0.01
+    max_epochs: int = 200
+    patience: int = 5
+    lr_decay_steps: int = 4
+    factor: float = 0.3
+    threshold: float = 1e-6
+    min_lr: float = 1e-4
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    compile: bool = False
+    progress: bool = True
+    score: bool = True
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), _hints()[f.name]))
+        self._check()
+
+    def _check(self) -> None:
+        if self.normalize not in NORMALIZE:
+            msg = f"normalize={self.normalize!r}; choose one of {list(NORMALIZE)}."
+            raise ConfigError(msg)
+        for name in ("frames", "batch_size", "max_epochs", "lr_decay_steps"):
+            if getattr(self, name) < 1 and not (name == "lr_decay_steps"
+                                                and self.lr_decay_steps == 0):
+                msg = f"{name}={getattr(self, name)}; it must be a positive integer."
+                raise ConfigError(msg)
+        for name in ("patience", "num_workers", "seed"):
+            if getattr(self, name) < 0:
+                msg = f"{name}={getattr(self, name)}; it must be a non-negative integer."
+                raise ConfigError(msg)
+        if not 0 < self.factor < 1:
+            msg = f"factor={self.factor}; the LR decay factor must lie in (0, 1)."
+            raise ConfigError(msg)
+        for name in ("lr", "min_lr"):
+            if getattr(self, name) <= 0:
+                msg = f"{name}={getattr(self, name)}; a learning rate must be positive."
+                raise ConfigError(msg)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """A config from a mapping (a parsed file); unknown keys are an error naming the valid ones.
+
+        Examples
+        --------
+        >>> TrainConfig.from_dict({"model": "ln", "mice": ["F"], "lr": 1e-3}).lr
+        0.001
+        >>> TrainConfig.from_dict({"lrr": 1})
+        Traceback (most recent call last):
+        ...
+        sensorium_models.training.config.ConfigError: unknown config key 'lrr'; valid keys: ...
+        """
+        check_keys(values.keys())
+        return cls(**dict(values))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> TrainConfig:
+        """Read a ``.toml`` or ``.json`` config file (a run directory's ``config.json`` too)."""
+        return cls.from_dict(read_file(path))
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> TrainConfig:
+        """A copy with ``overrides`` applied; ``"model_config.key"`` keys set model options.
+
+        Examples
+        --------
+        >>> c = TrainConfig(model="ln").with_overrides({"lr": 0.01, "model_config.kernel": 5})
+        >>> c.lr, c.model_config
+        (0.01, {'kernel': 5})
+        """
+        values = self.to_dict()
+        nested = dict(values[MODEL_KEY])
+        for key, value in overrides.items():
+            if key.startswith(MODEL_KEY + "."):
+                nested[key.removeprefix(MODEL_KEY + ".")] = value
+            elif key == MODEL_KEY:
+                if not isinstance(value, Mapping):
+                    msg = f"{MODEL_KEY} must be a table of the model's options; got {value!r}."
+                    raise ConfigError(msg)
+                nested.update(value)
+            else:
+                check_keys([key])
+                values[key] = value
+        values[MODEL_KEY] = nested
+        return TrainConfig.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (tuples as lists), as written to ``config.json``."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def differences(self, other: TrainConfig, *, ignore: Iterable[str] = RUNTIME_KEYS
+                    ) -> list[str]:
+        """The keys whose values differ (``model_config.x`` for model options), sorted."""
+        a, b = self.to_dict(), other.to_dict()
+        skip = set(ignore)
+        out = [k for k in a if k != MODEL_KEY and k not in skip and a[k] != b[k]]
+        ma, mb = a[MODEL_KEY], b[MODEL_KEY]
+        out += [f"{MODEL_KEY}.{k}" for k in sorted(set(ma) | set(mb)) if ma.get(k) != mb.get(k)]
+        return sorted(out)
+
+
+def valid_keys() -> list[str]:
+    return [f.name for f in fields(TrainConfig)]
+
+
+def check_keys(keys: Iterable[str]) -> None:
+    """Raise ConfigError naming the first unknown key and every valid one."""
+    valid = valid_keys()
+    for key in keys:
+        if key not in valid:
+            msg = (
+                f"unknown config key {key!r}; valid keys: {', '.join(valid)} (model options "
+                f"go under {MODEL_KEY}, e.g. --set {MODEL_KEY}.hidden_channels=[16,32])."
+            )
+            raise ConfigError(msg)
+
+
+def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mapping in a ``.toml`` or ``.json`` file."""
+    p = Path(path)
+    if not p.is_file():
+        msg = f"config file {p} does not exist."
+        raise FileNotFoundError(msg)
+    try:
+        if p.suffix == ".json":
+            values = json.loads(p.read_text())
+        else:
+            values = tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        msg = f"cannot parse the config file {p}: {e}"
+        raise ConfigError(msg) from e
+    if not isinstance(values, dict):
+        msg = f"the config file {p} must hold a table of keys; got {type(values).__name__}."
+        raise ConfigError(msg)
+    return values
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``"key=value"`` -> (key, value); the value is parsed as TOML, else kept as a string.
+
+    Examples
+    --------
+    >>> parse_assignment("lr=1e-3"), parse_assignment("model_config.channels=[8, 16]")
+    (('lr', 0.001), ('model_config.channels', [8, 16]))
+    >>> parse_assignment("device=cuda")
+    ('device', 'cuda')
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        msg = f"--set {text!r}: write key=value, e.g. --set lr=0.001 or --set max_epochs=20."
+        raise ConfigError(msg)
+    try:
+        value = tomllib.loads(f"value = {raw.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key, value
+
+
+def resolve_model_config(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The model's full options: its defaults with ``overrides`` applied (lists become tuples
+    where the default is a tuple), ready for ``create_model(name, **options)``.
+
+    Raises ConfigError naming the valid model names or option keys.
+    """
+    from sensorium_models.models import list_models, model_config
+
+    known = list_models()
+    if name not in known:
+        msg = f"unknown model {name!r}; known models: {', '.join(known)}."
+        raise ConfigError(msg)
+    defaults = model_config(name)
+    valid = {f.name: f for f in fields(defaults)}
+    for key in overrides:
+        if key not in valid:
+            msg = (
+                f"unknown option {MODEL_KEY}.{key} for model {name!r}; its options: "
+                f"{', '.join(valid)}."
+            )
+            raise ConfigError(msg)
+    values = {f: getattr(defaults, f) for f in valid}
+    for key, value in overrides.items():
+        if isinstance(values[key], tuple) and isinstance(value, list):
+            value = tuple(value)
+        values[key] = value
+    return values
+
+
+_HINTS: dict[str, Any] = {}
+
+
+def _hints() -> dict[str, Any]:
+    if not _HINTS:
+        _HINTS.update(typing.get_type_hints(TrainConfig))
+    return _HINTS
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """``value`` as the field's type (int -> float, list -> tuple), or ConfigError."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        return _coerce(name, value, hint)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    elif origin is dict:
+        if isinstance(value, Mapping):
+            return dict(value)
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, hint):
+        return value
+    names = {tuple: "a list of strings", dict: "a table"}
+    kind = names.get(origin, getattr(hint, "__name__", hint))
+    msg = f"config key {name!r} must be {kind}; got {value!r}."
+    raise ConfigError(msg)

@@ -1,0 +1,194 @@
+"""Whole-trial predictions of a trained model, in the recordings' raw response units."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from sensorium_models.training import data
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from torch import nn
+
+log = logging.getLogger(__name__)
+
+Autocast = Callable[[], contextlib.AbstractContextManager[Any]]
+
+
+def no_autocast() -> contextlib.AbstractContextManager[Any]:
+    return contextlib.nullcontext()
+
+
+def autocast_for(device: torch.device, amp: bool) -> Autocast:
+    """bf16 autocast on a GPU when ``amp``; nothing elsewhere."""
+    if amp and device.type == "cuda":
+        return lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return no_autocast
+
+
+def whole_trials(model: nn.Module, batch: Mapping[str, Any], device: torch.device,
+                 autocast: Autocast = no_autocast) -> np.ndarray:
+    """The model's output for a batch of whole trials, frame-aligned with the input.
+
+    Returns float32 (B, N, F): frame ``t`` of trial ``b``, NaN before the model's burn-in
+    and past the trial's ``length`` (the batch is padded to its longest trial; models are
+    causal in time, so padding at the end changes no earlier output).
+    """
+    videos = batch["videos"].to(device, non_blocking=True)  # (B, C, F, H, W)
+    behavior = batch["behavior"].to(device, non_blocking=True)  # (B, 4, F)
+    with torch.no_grad(), autocast():
+        out = model(videos, mouse=batch["mouse"], behavior=behavior)  # (B, N, F - burn_in)
+    out = out.float().cpu().numpy()
+    n_trials, n_neurons, frames = videos.shape[0], out.shape[1], videos.shape[2]
+    aligned = np.full((n_trials, n_neurons, frames), np.nan, dtype=np.float32)
+    aligned[..., frames - out.shape[-1]:] = out
+    for b, length in enumerate(batch["length"].tolist()):
+        aligned[b, :, length:] = np.nan
+    return aligned
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode, put back in its previous mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def predict(
+    run_or_model: str | os.PathLike[str] | nn.Module,
+    datasets: Any,
+    *,
+    tiers: str | Sequence[str] | None = None,
+    batch_size: int = 8,
+    device: str = "auto",
+    normalize: str | None = "official",
+    behavior_channels: bool = True,
+    pupil_channels: bool = False,
+    progress: bool = False,
+) -> dict[str, xr.DataArray]:
+    """Predict whole trials, per mouse, in raw response units.
+
+    The model sees each trial whole; a convolutional model's first ``burn_in`` frames have
+    no prediction (NaN), nor do frames past the trial's ``n_frames``. Predictions are divided
+    by the loader's response precision, so that ``sensorium_models.evaluate(predictions,
+    datasets, scale="official")`` and ``write_submission(..., scale="official")`` take them
+    as they are.
+
+    Parameters
+    ----------
+    run_or_model
+        A run directory (its ``best.pt``; the loader options come from its config) or a
+        model from :func:`sensorium_models.create_model` / :func:`load_run`.
+    datasets
+        The recordings (``sensorium_data.open_mouse``): a Dataset, a list of them or a mapping
+        name -> Dataset; each must be one the model has a readout for.
+    tiers
+        Tiers to predict; default every tier except ``"train"``. Mice without trials of a
+        tier are skipped for it.
+    batch_size, device, progress
+        Trials per forward pass; ``"auto"`` (CUDA if available) or a torch device; a progress
+        bar over batches.
+    normalize, behavior_channels, pupil_channels
+        The loader options the model was trained with (ignored for a run directory, which
+        records them).
+
+    Returns
+    -------
+    dict of str to xarray.DataArray
+        Mouse (recording name) -> float32 (trial, neuron, frame) with coordinates ``trial``,
+        ``neuron`` and ``tier``, the recording's frames.
+
+    Examples
+    --------
+    >>> import sensorium_data as sd, sensorium_models as sm  # doctest: +SKIP
+    >>> datasets = {m: sd.open_mouse(m) for m in "FGHIJ"}  # doctest: +SKIP
+    >>> predictions = sm.predict("runs/factorized", datasets)  # doctest: +SKIP
+    >>> sm.evaluate(predictions, datasets, scale="official")  # doctest: +SKIP
+    """
+    import xarray as xr
+    from tqdm.auto import tqdm
+
+    from sensorium_models.leaderboard import recordings
+    from sensorium_models.training.checkpoint import load_run, read_config
+
+    model: Any  # a VideoEncoder or an Ensemble: both have mice and burn_in
+    if isinstance(run_or_model, str | os.PathLike):
+        config = read_config(run_or_model)
+        options = data.loader_options(config)
+        model = load_run(run_or_model, device="cpu")
+    else:
+        model = run_or_model
+        options = {"normalize": normalize, "behavior_channels": behavior_channels,
+                   "pupil_channels": pupil_channels}
+    dev = resolve_device(device)
+    model = model.to(dev)
+    recs = recordings(datasets)
+    unknown = [m for m in recs if m not in model.mice]
+    if unknown:
+        msg = (
+            f"the model has no readout for {unknown}; it was trained on {list(model.mice)}. "
+            "Predict the recordings it was trained on."
+        )
+        raise ValueError(msg)
+    out: dict[str, xr.DataArray] = {}
+    with evaluating(model):
+        for name, ds in recs.items():
+            wanted = wanted_tiers(ds, tiers)
+            if not wanted:
+                log.info("%s: no trials of tiers %s; skipped", name, tiers)
+                continue
+            dataset = data.trials([ds], wanted, options)
+            precision = dataset.precision(name)  # (N, T): normalized = raw * precision
+            values = np.full((len(dataset), ds.sizes["neuron"], ds.sizes["frame"]), np.nan,
+                             dtype=np.float32)
+            batches = data.batches_by_mouse(dataset, batch_size)
+            bar = tqdm(data.loader(dataset, batches, 0), total=len(batches), disable=not progress,
+                       desc=f"predicting {name}", leave=False)
+            trial_ids = np.zeros(len(dataset), dtype=np.int64)
+            for indices, batch in zip(batches, bar, strict=True):
+                predicted = whole_trials(model, batch, dev)  # (B, N, F)
+                frames = min(predicted.shape[-1], values.shape[-1])
+                values[indices, :, :frames] = predicted[..., :frames] / precision[:, :frames]
+                trial_ids[indices] = batch["trial"].numpy()
+            tier = ds["tier"].sel(trial=trial_ids).values.astype(object)
+            out[name] = xr.DataArray(
+                values, dims=("trial", "neuron", "frame"),
+                coords={"trial": trial_ids, "neuron": ds["neuron"].values, "tier": ("trial", tier)},
+                name="predictions", attrs={"mouse": name, "units": "raw responses"},
+            )
+    return out
+
+
+def wanted_tiers(ds: xr.Dataset, tiers: str | Sequence[str] | None) -> list[str]:
+    """The tiers of ``tiers`` (default: all but train) that ``ds`` has trials of."""
+    present = {str(t) for t in ds["tier"].values.astype(str)[ds["n_frames"].values > 0]}
+    if tiers is None:
+        return sorted(present - {"train", "none"})
+    chosen = [tiers] if isinstance(tiers, str) else list(tiers)
+    return [t for t in chosen if t in present]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"``: the first CUDA device if there is one, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        msg = f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        raise ValueError(msg) from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        msg = f"device {device!r} was asked for but torch sees no CUDA device; use 'cpu'."
+        raise ValueError(msg)
+    return dev

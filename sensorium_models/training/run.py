@@ -1,0 +1,317 @@
+"""``train(config)``: a whole run, from the recordings to the scored best model.
+
+The run directory::
+
+    runs/factorized_baseline-20261122-101500/
+    ├── config.json     the resolved config (every key, the model's options too)
+    ├── metrics.csv     one row per epoch: epoch, lr, train_loss, validation_correlation, seconds
+    ├── best.pt         the weights of the best validation epoch (what the run ends with)
+    ├── last.pt         the latest epoch: weights, optimizer, scheduler, early stopping, RNG
+    └── scores.csv      the leaderboard table of the best model, every labelled tier but train
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from sensorium_models.training import checkpoint, data
+from sensorium_models.training.config import ConfigError, TrainConfig, resolve_model_config
+from sensorium_models.training.loop import train_epoch, validate
+from sensorium_models.training.predict import autocast_for, predict, resolve_device
+from sensorium_models.training.stopping import EarlyStopping
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from torch import nn
+
+    from sensorium_models.models import VideoEncoder
+
+log = logging.getLogger(__name__)
+
+METRICS, SCORES = "metrics.csv", "scores.csv"
+COLUMNS = ("epoch", "lr", "train_loss", "validation_correlation", "seconds")
+
+
+def train(config: TrainConfig | str | os.PathLike[str], *,
+          resume: str | os.PathLike[str] | None = None) -> Path:
+    """Train a model on recordings; return the run directory.
+
+    AdamW with ReduceLROnPlateau and early stopping on the validation tier's single-trial
+    correlation (see :class:`TrainConfig`); one optimizer step sums the Poisson losses of one
+    batch of random clips of each mouse. Every epoch writes ``last.pt`` and ``metrics.csv``
+    (and ``best.pt`` when the validation correlation improves); at the end the best model
+    predicts every labelled tier but train, and ``scores.csv`` holds its leaderboard table
+    (``sensorium_models.evaluate``, official scale).
+
+    Parameters
+    ----------
+    config
+        A :class:`TrainConfig`, or a path to a TOML or JSON file of one.
+    resume
+        A run directory to continue from its ``last.pt`` (weights, optimizer, scheduler,
+        early stopping, RNG, epoch). ``config`` must equal the run's, except for
+        ``max_epochs``, the device and data-loading keys.
+
+    Returns
+    -------
+    pathlib.Path
+        The run directory.
+
+    Raises
+    ------
+    ConfigError
+        Unknown model, model option or config value; a resume with a different config.
+    sensorium_data.UnknownMouseError
+        A mouse that is neither a known recording nor a path.
+
+    Examples
+    --------
+    >>> import sensorium_models as sm
+    >>> config = sm.TrainConfig(model="factorized_baseline", mice=("F", "G"))
+    >>> run = sm.train(config)  # doctest: +SKIP
+    >>> sm.train(sm.read_config(run), resume=run)  # after an interruption  # doctest: +SKIP
+    """
+    if not isinstance(config, TrainConfig):
+        config = TrainConfig.from_file(config)
+    options = resolve_model_config(config.model, config.model_config)
+    config = dataclasses.replace(config, model_config=json.loads(json.dumps(options)))
+    state = None
+    if resume is not None:
+        folder = Path(resume)
+        saved = checkpoint.read_config(folder)
+        differing = saved.differences(config)
+        if differing:
+            a, b = saved.to_dict(), config.to_dict()
+            details = "; ".join(f"{k}: run {_get(a, k)!r}, now {_get(b, k)!r}" for k in differing)
+            msg = (
+                f"cannot resume {folder} with another config; differing keys: {details}. "
+                "Resume with the run's own config (sensorium train --resume RUN, without other "
+                "options) or start a new run."
+            )
+            raise ConfigError(msg)
+        state = checkpoint.load(folder / checkpoint.LAST)
+    else:
+        folder = new_run_dir(config)
+    config = dataclasses.replace(config, out=str(folder))
+    trainer = Trainer(config, options, folder, state)  # opens the data: fails before mkdir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / checkpoint.CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    log.info("run directory %s", folder)
+    trainer.fit()
+    return folder
+
+
+def _get(values: Mapping[str, Any], key: str) -> Any:
+    head, _, tail = key.partition(".")
+    return values[head].get(tail) if tail else values.get(key)
+
+
+def new_run_dir(config: TrainConfig) -> Path:
+    """``config.out`` (empty or missing), else ``runs/<model>-<date>-<time>`` (not created
+    here)."""
+    if config.out:
+        folder = Path(config.out)
+        if (folder / checkpoint.CONFIG).exists():
+            msg = (
+                f"{folder} already holds a run; continue it with --resume {folder} "
+                "(train(config, resume=...)), or pass another --out."
+            )
+            raise FileExistsError(msg)
+        if folder.is_dir() and any(folder.iterdir()):
+            msg = f"{folder} is not empty; pass a new or empty folder as the run directory."
+            raise FileExistsError(msg)
+    else:
+        stem = f"{config.model}-{datetime.now():%Y%m%d-%H%M%S}"
+        folder = Path("runs") / stem
+        k = 1
+        while folder.exists():
+            folder, k = Path("runs") / f"{stem}-{k}", k + 1
+    return folder
+
+
+class Trainer:
+    """The state of one run while it trains."""
+
+    def __init__(self, config: TrainConfig, options: dict[str, Any], folder: Path,
+                 state: dict[str, Any] | None):
+        from sensorium_data import MouseBatchSampler
+        from sensorium_models.models import create_model, mouse_specs
+
+        self.config, self.folder = config, folder
+        self.device = resolve_device(config.device)
+        if config.amp and self.device.type != "cuda":
+            log.info("amp=true is ignored on %s: bf16 autocast runs on CUDA devices only",
+                     self.device)
+        self.autocast = autocast_for(self.device, config.amp)
+        torch.manual_seed(config.seed)
+        self.datasets = data.open_mice(config)
+        self.clips = data.clips(config, self.datasets)
+        self.validation = data.trials(self.datasets, config.val_tier, data.loader_options(config))
+        self.specs = mouse_specs(self.datasets)
+        if state is None:
+            means = data.mean_responses(config, self.datasets, config.batch_size)
+            self.specs = {m: dataclasses.replace(s, mean_response=means[m])
+                          for m, s in self.specs.items()}
+        try:
+            model = create_model(config.model, mice=self.specs,
+                                 in_channels=self.clips.in_channels, **options)
+        except TypeError as e:  # an option of the wrong type, named by create_model
+            raise ConfigError(f"model_config: {e}") from e
+        self.model: VideoEncoder = model.to(self.device)
+        self.forward: nn.Module = self.model
+        if config.compile:
+            if self.device.type == "cuda":
+                self.forward = torch.compile(self.model)  # type: ignore[assignment]
+            else:
+                log.info("compile=true is ignored on %s (only worth it on a GPU)", self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="max", factor=config.factor, patience=config.patience,
+            threshold=config.threshold, threshold_mode="abs", min_lr=config.min_lr)
+        self.stopping = EarlyStopping(config.lr_decay_steps, config.threshold)
+        self.sampler = MouseBatchSampler(self.clips, config.batch_size, mode="per_mouse",
+                                         seed=config.seed)
+        self.loader = data.loader(self.clips, self.sampler, config.num_workers)
+        n_trials = {m: len(ix) for m, ix in self.clips.indices_by_mouse().items()}
+        self.loss_scale = {m: math.sqrt(n / config.batch_size) for m, n in n_trials.items()}
+        self.history: list[dict[str, float]] = []
+        self.epoch = 0
+        self.best: dict[str, torch.Tensor] | None = None
+        if state is not None:
+            self._restore(state)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"]["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.stopping.load_state_dict(state["stopping"])
+        self.history = [dict(row) for row in state["history"]]
+        self.epoch = int(state["epoch"])
+        if (self.folder / checkpoint.BEST).exists():
+            best = checkpoint.load(self.folder / checkpoint.BEST)["state_dict"]
+            self.best = {k: v.to(self.device) for k, v in best.items()}
+        checkpoint.set_rng_state(state["rng"])
+        log.info("resumed %s after epoch %d", self.folder, self.epoch)
+
+    def fit(self) -> None:
+        from tqdm.auto import tqdm
+
+        config = self.config
+        bar = tqdm(total=config.max_epochs, initial=self.epoch, disable=not config.progress,
+                   desc=f"training {config.model}", unit="epoch", dynamic_ncols=True)
+        if self.history:
+            bar.set_postfix(self._postfix(self.history[-1]))
+        while not self.stopping.stopped and self.epoch < config.max_epochs:
+            self.epoch += 1
+            row = self._epoch(bar)
+            self.history.append(row)
+            self._save()
+            bar.update()
+            bar.set_postfix(self._postfix(row))
+        bar.close()
+        if not self.stopping.stopped and self.best is not None:
+            self.model.load_state_dict(self.best)  # max_epochs reached: end with the best
+        if self.config.score:
+            self.score()
+
+    def _postfix(self, row: Mapping[str, float]) -> dict[str, str]:
+        return {"loss": f"{row['train_loss']:.4g}",
+                "val corr": f"{row['validation_correlation']:.4f}",
+                "best": f"{self.stopping.best:.4f}", "lr": f"{row['lr']:.2g}"}
+
+    def _epoch(self, bar: Any) -> dict[str, float]:
+        config, start = self.config, time.perf_counter()
+        self.clips.set_epoch(self.epoch)
+        self.sampler.set_epoch(self.epoch)
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        steps = len(self.sampler)
+        seen = [0]
+
+        def on_batch(loss: float) -> None:
+            seen[0] += 1
+            bar.set_description(f"epoch {self.epoch} batch {seen[0]}/{steps} loss {loss:.4g}",
+                                refresh=False)
+
+        loss = train_epoch(self.model, self.forward, self.loader, self.optimizer,
+                           loss_scale=self.loss_scale, batches_per_step=len(self.clips.mice),
+                           device=self.device, autocast=self.autocast, on_batch=on_batch)
+        bar.set_description(f"training {config.model}", refresh=False)
+        correlation = validate(self.model, self.validation, batch_size=config.batch_size,
+                               device=self.device, autocast=self.autocast,
+                               num_workers=config.num_workers)
+        decision = self.stopping.step(correlation, self.epoch, self.scheduler)
+        if decision == "improved" or self.best is None:
+            self.best = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            payload = self._model_payload()
+            payload.update(epoch=self.epoch, validation_correlation=correlation)
+            checkpoint.save(self.folder / checkpoint.BEST, payload)
+        elif decision in ("decayed", "stop"):
+            self.model.load_state_dict(self.best)
+        log.info("epoch %d: loss %.5g, %s correlation %.4f (%s)", self.epoch, loss,
+                 config.val_tier, correlation, decision)
+        return {"epoch": self.epoch, "lr": lr, "train_loss": loss,
+                "validation_correlation": correlation,
+                "seconds": round(time.perf_counter() - start, 3)}
+
+    def _model_payload(self) -> dict[str, Any]:
+        return checkpoint.model_payload(self.model, self.specs, self.clips.in_channels)
+
+    def _save(self) -> None:
+        payload = {
+            "format": checkpoint.FORMAT,
+            "model": self._model_payload(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "stopping": self.stopping.state_dict(),
+            "history": self.history,
+            "epoch": self.epoch,
+            "rng": checkpoint.rng_state(),
+        }
+        checkpoint.save(self.folder / checkpoint.LAST, payload)
+        write_metrics(self.folder / METRICS, self.history)
+
+    def score(self) -> None:
+        """Predict every labelled tier but train with the best model; write scores.csv."""
+        from sensorium_models.leaderboard import evaluate
+
+        tiers = scored_tiers(self.datasets)
+        if not tiers:
+            log.warning("no labelled tier besides train: no scores.csv")
+            return
+        predictions = predict(self.model, self.datasets, tiers=tiers,
+                              batch_size=self.config.batch_size, device=str(self.device),
+                              progress=self.config.progress, **data.loader_options(self.config))
+        table = evaluate(predictions, self.datasets, scale="official")
+        table.to_csv(self.folder / SCORES, index=False)
+        log.info("scores written to %s", self.folder / SCORES)
+
+
+def scored_tiers(datasets: Mapping[str, xr.Dataset]) -> list[str]:
+    """Tiers with labelled trials in some recording, except train."""
+    out: set[str] = set()
+    for ds in datasets.values():
+        labelled = ds["labelled"].values.astype(bool) & (ds["n_frames"].values > 0)
+        out |= set(ds["tier"].values.astype(str)[labelled])
+    return sorted(str(t) for t in out - {"train", "none"})
+
+
+def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(history)
+    partial.replace(path)

@@ -1,0 +1,178 @@
+"""train(): the run directory, resume, early stopping, the loss, config files and bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import sensorium_models as sm
+from sensorium_data import UnknownMouseError
+from sensorium_models.training.config import parse_assignment
+from sensorium_models.training.loop import poisson_loss
+from sensorium_models.training.stopping import EarlyStopping
+from tests.conftest import TINY_FACTORIZED
+
+
+def test_the_run_directory_holds_config_metrics_checkpoints_and_scores(trained_run):
+    assert {p.name for p in trained_run.iterdir()} == {
+        "config.json", "metrics.csv", "best.pt", "last.pt", "scores.csv"}
+    metrics = pd.read_csv(trained_run / "metrics.csv")
+    assert list(metrics.columns) == ["epoch", "lr", "train_loss", "validation_correlation",
+                                     "seconds"]
+    assert metrics["epoch"].tolist() == [1, 2]
+    assert metrics["lr"].tolist() == [0.005, 0.005]
+    assert metrics["validation_correlation"].between(-1, 1).all()
+    scores = pd.read_csv(trained_run / "scores.csv")
+    assert {"oracle", "live_test_main", "final_test_main", "live_test_bonus",
+            "final_test_bonus"} <= set(scores["tier"])
+    assert "train" not in set(scores["tier"])
+    assert {"single_trial_correlation_ceiling", "correlation_to_average_fraction"} <= set(
+        scores.columns)
+
+
+def test_config_json_is_the_resolved_config(trained_run):
+    config = sm.read_config(trained_run)
+    assert config.model == "factorized_baseline" and config.out == str(trained_run)
+    defaults = dataclasses.asdict(sm.model_config("factorized_baseline"))
+    assert set(config.model_config) == set(defaults)
+    assert config.model_config["hidden_channels"] == TINY_FACTORIZED["hidden_channels"]
+    assert config.model_config["spatial_kernels"] == list(defaults["spatial_kernels"])
+    assert json.loads((trained_run / "config.json").read_text())["max_epochs"] == 2
+
+
+def test_load_run_gives_the_best_model(trained_run):
+    model = sm.load_run(trained_run)
+    assert not model.training and model.burn_in == 18
+    assert model.config.hidden_channels == (4, 8, 8)
+    best = torch.load(trained_run / "best.pt", weights_only=True)
+    metrics = pd.read_csv(trained_run / "metrics.csv")
+    assert best["epoch"] == metrics["validation_correlation"].idxmax() + 1
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, best["state_dict"][key])
+
+
+def test_resume_continues_the_epoch_count(trained_run, tmp_path):
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    config = dataclasses.replace(sm.read_config(run), max_epochs=3, score=False)  # may change
+    assert sm.train(config, resume=run) == run
+    before = pd.read_csv(trained_run / "metrics.csv")
+    after = pd.read_csv(run / "metrics.csv")
+    assert after["epoch"].tolist() == [1, 2, 3]
+    pd.testing.assert_frame_equal(after.iloc[:2].drop(columns="seconds"),
+                                  before.drop(columns="seconds"))
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["epoch"] == 3 and len(state["history"]) == 3
+    assert sm.read_config(run).max_epochs == 3
+
+
+def test_resume_with_another_config_names_the_differing_keys(trained_run):
+    config = sm.read_config(trained_run).with_overrides(
+        {"lr": 0.1, "model_config.hidden_channels": [8, 8, 8]})
+    with pytest.raises(sm.ConfigError, match=r"cannot resume .* differing keys: lr: run 0.005, "
+                       r"now 0.1; model_config.hidden_channels: run \[4, 8, 8\], now \[8, 8, 8\]"):
+        sm.train(config, resume=trained_run)
+
+
+def test_a_new_run_never_overwrites_one(trained_run):
+    with pytest.raises(FileExistsError, match="already holds a run; continue it with --resume"):
+        sm.train(sm.read_config(trained_run))
+
+
+def test_unknown_model_lists_the_registered_ones(simulated_stores):
+    config = sm.TrainConfig(model="resnet", mice=(str(simulated_stores[0]),))
+    with pytest.raises(sm.ConfigError, match="unknown model 'resnet'; known models: "
+                       "factorized_baseline, gru_baseline, ln"):
+        sm.train(config)
+
+
+def test_unknown_config_key_names_the_valid_ones(tmp_path):
+    match = r"unknown config key 'lrr'; valid keys: model, mice, model_config, .*, lr,"
+    with pytest.raises(sm.ConfigError, match=match):
+        sm.TrainConfig.from_dict({"model": "ln", "lrr": 0.1})
+    with pytest.raises(sm.ConfigError, match=match):
+        sm.TrainConfig().with_overrides({"lrr": 0.1})
+    (tmp_path / "c.toml").write_text('model = "ln"\nlrr = 0.1\n')
+    with pytest.raises(sm.ConfigError, match=match):
+        sm.TrainConfig.from_file(tmp_path / "c.toml")
+
+
+def test_unknown_model_option_names_the_models_options(simulated_stores):
+    config = sm.TrainConfig(mice=(str(simulated_stores[0]),), model_config={"channels": 4})
+    with pytest.raises(sm.ConfigError, match=r"unknown option model_config.channels for model "
+                       r"'factorized_baseline'; its options: .*hidden_channels"):
+        sm.train(config)
+
+
+def test_wrong_types_are_named():
+    with pytest.raises(sm.ConfigError, match="config key 'lr' must be float; got 'fast'"):
+        sm.TrainConfig(lr="fast")  # type: ignore[arg-type]
+    with pytest.raises(sm.ConfigError, match="normalize='zscore'; choose one of"):
+        sm.TrainConfig(normalize="zscore")
+
+
+def test_unknown_mouse_is_named(tmp_path):
+    config = sm.TrainConfig(mice=("K",), out=str(tmp_path / "run"))
+    with pytest.raises(UnknownMouseError, match=r"unknown mouse 'K'; known: letters A\.\.J"):
+        sm.train(config)
+    assert not (tmp_path / "run").exists()  # nothing is written before the data opens
+
+
+def test_mouse_not_in_the_cache_is_named(data_dir, tmp_path):
+    config = sm.TrainConfig(mice=("F",), download=False, out=str(tmp_path / "run"))
+    with pytest.raises(FileNotFoundError, match=r"\(F\) is not in the cache .* download=False"):
+        sm.train(config)
+
+
+def test_config_file_then_overrides(tmp_path):
+    (tmp_path / "c.toml").write_text(
+        'model = "ln"\nmice = ["F", "G"]\nlr = 1\n\n[model_config]\nchannels = 4\n')
+    config = sm.TrainConfig.from_file(tmp_path / "c.toml")
+    assert config.lr == 1.0 and isinstance(config.lr, float)
+    assert config.mice == ("F", "G") and config.model_config == {"channels": 4}
+    config = config.with_overrides(dict(map(parse_assignment, [
+        "max_epochs=3", "model_config.temporal_kernel=5", "device=cuda:1", "mice=[\"H\"]"])))
+    assert (config.max_epochs, config.device, config.mice) == (3, "cuda:1", ("H",))
+    assert config.model_config == {"channels": 4, "temporal_kernel": 5}
+    assert sm.TrainConfig.from_dict(config.to_dict()) == config  # config.json round trip
+
+
+def test_early_stopping_restores_and_decays_then_stops():
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=0.5, patience=1, threshold=1e-6, threshold_mode="abs")
+    stopping = EarlyStopping(lr_decay_steps=2, threshold=1e-6)
+    objectives = [0.1, 0.2, 0.2, 0.15, 0.3, 0.1, 0.1, 0.1, 0.1]
+    decisions = [stopping.step(v, epoch, scheduler) for epoch, v in enumerate(objectives, 1)]
+    assert decisions == ["improved", "improved", "worse", "decayed", "improved", "worse",
+                         "decayed", "worse", "stop"]
+    assert optimizer.param_groups[0]["lr"] == 0.125  # the scheduler decayed at each plateau
+    assert (stopping.best, stopping.best_epoch, stopping.decays) == (0.3, 5, 2)
+    restored = EarlyStopping(lr_decay_steps=2, threshold=1e-6)
+    restored.load_state_dict(stopping.state_dict())
+    assert restored == stopping
+
+
+def test_poisson_loss_is_the_baselines():
+    predictions = torch.rand(2, 5, 7) + 0.1
+    targets = torch.rand(2, 5, 7) * 3
+    expected = torch.nn.PoissonNLLLoss(log_input=False, eps=1e-8, reduction="sum")
+    torch.testing.assert_close(poisson_loss(predictions, targets), expected(predictions, targets))
+    targets[0, 0, 0] = float("nan")  # left out, not propagated
+    assert torch.isfinite(poisson_loss(predictions, targets))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_bf16_autocast_and_compile_on_a_gpu(trained_run, tmp_path):
+    config = sm.read_config(trained_run).with_overrides(
+        {"device": "cuda", "amp": True, "compile": True, "max_epochs": 1,
+         "out": str(tmp_path / "gpu")})
+    run = sm.train(config)
+    assert pd.read_csv(run / "metrics.csv")["validation_correlation"].notna().all()
