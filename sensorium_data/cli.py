@@ -1,6 +1,9 @@
-"""The ``sensorium`` command line: ``sensorium demo | list | info | fetch | convert | simulate``.
+"""The data verbs of the ``sensorium`` command line: ``list | info | fetch | convert | simulate``.
 
-Every command has ``--help``. The library logs; this module is the only place that prints.
+The ``sensorium`` console script is :mod:`sensorium_models.cli`, which adds these verbs to its
+own (``demo``, ``train``, ``evaluate``, ``predict``, ``submit``); ``python -m sensorium_data.cli``
+runs the data verbs alone, without the model package. Every command has ``--help``. The
+library logs; the command lines are the only places that print.
 """
 
 from __future__ import annotations
@@ -8,10 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import tempfile
-import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 import xarray as xr
@@ -25,14 +25,17 @@ TIER_ORDER = (TIERS[0], "validation", *TIERS[1:], "test", "final_test")
 
 EPILOG = """\
 examples:
-  sensorium demo                       simulate a tiny recording, convert it, open it, summarise it
   sensorium list --competition 2023    the ten 2023 recordings (letters A-J)
   sensorium fetch F                    download and extract mouse F into the cache
   sensorium info F                     open mouse F (downloading it on first use) and summarise it
   sensorium convert path/to/recording  convert a file tree or zip into a zarr store
+  sensorium simulate sim/              simulated recordings with known ground truth
 
 The cache folder is $SENSORIUM_DATA_DIR (default: the OS cache, e.g. ~/.cache/sensorium).
 """
+CACHE = "The cache folder is $SENSORIUM_DATA_DIR (default: the OS cache, e.g. ~/.cache/sensorium)."
+Adder = Callable[..., argparse.ArgumentParser]
+WIDE = 44  # an example command longer than this gets its description on the next line
 
 
 def trial_table(ds: xr.Dataset) -> pd.DataFrame:
@@ -112,75 +115,45 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from sensorium_data import convert, open_mouse, simulate
+def subcommand_adder(sub: argparse._SubParsersAction) -> Adder:
+    """``add(name, help, examples=..., notes=...)``: a subcommand whose ``--help`` has a
+    description and an epilog of examples."""
 
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="sensorium-demo-"))
-    start = time.perf_counter()
-    print(f"1/3 simulating the 'tiny' preset into {out / 'trees'}")
-    trees = simulate(out / "trees", preset="tiny", seed=args.seed, overwrite=True)
-    print(f"2/3 converting {len(trees)} recording(s) into zarr stores under {out / 'stores'}")
-    stores = [convert(tree, out / "stores" / f"{tree.name}.zarr", overwrite=True)
-              for tree in trees]
-    print("3/3 opening them lazily\n")
-    for i, store in enumerate(stores):
-        ds = open_mouse(store)
-        print(describe(ds) if i == 0 else describe(ds, dataset=False))
-        print()
-    print(f"done in {time.perf_counter() - start:.1f} s; open them again with "
-          f"sensorium_data.open_mouse({str(stores[0])!r})")
-    return 0
+    def add(name: str, help: str, *, examples: Sequence[tuple[str, str]] = (),
+            notes: str = "") -> argparse.ArgumentParser:
+        width = max((len(c) for c, _ in examples if len(c) <= WIDE), default=0) + 2
+        lines = ["examples:"] if examples else []
+        for command, what in examples:
+            if not what:
+                lines.append(f"  {command}")
+            elif len(command) > WIDE:
+                lines += [f"  {command}", f"  {'':<{width}}{what}"]
+            else:
+                lines.append(f"  {command:<{width}}{what}")
+        if notes:
+            lines += ["", notes]
+        return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                              epilog="\n".join(lines) or None,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    return add
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sensorium",
-        description="The SENSORIUM benchmarks as lazy, labelled xarray Datasets.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="log what happens, and show tracebacks of errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def add(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=help)
+def add_data_commands(add: Adder) -> None:
+    """Register ``simulate``, ``fetch``, ``convert``, ``info`` and ``list``."""
 
     def data_dir(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data-dir", help="cache folder (default: $SENSORIUM_DATA_DIR or the OS "
                        "cache)")
 
-    p = add("demo", "simulate a tiny recording set, convert it, open it and summarise it")
-    p.add_argument("--out", help="folder for the simulated trees and stores (default: a new "
-                   "temporary folder)")
-    p.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
-    p.set_defaults(func=_cmd_demo)
-
-    p = add("list", "list the recordings of the catalogs")
-    p.add_argument("--competition", choices=["2022", "2023"], help="only this competition")
-    p.set_defaults(func=_cmd_list)
-
-    p = add("info", "open a recording (downloading and converting it on first use) and "
-            "summarise it")
-    p.add_argument("mouse", help="letter (F), short name (29515-10-12), folder name, or a path "
-                   "to a file tree, zip or .zarr store")
-    p.add_argument("--no-download", action="store_true", help="fail instead of downloading")
-    data_dir(p)
-    p.set_defaults(func=_cmd_info)
-
-    p = add("fetch", "download and extract recordings into the cache")
-    p.add_argument("mice", nargs="+", help="letters, short names or folder names")
-    data_dir(p)
-    p.set_defaults(func=_cmd_fetch)
-
-    p = add("convert", "convert a recording's file tree or zip into a zarr store")
-    p.add_argument("tree", help="the recording's folder (holding data/ and meta/) or its zip")
-    p.add_argument("--store", help="where to write the store (default: in the cache)")
-    p.add_argument("--overwrite", action="store_true", help="convert again if the store exists")
-    data_dir(p)
-    p.set_defaults(func=_cmd_convert)
-
-    p = add("simulate", "write simulated recordings (ground-truth digital twin) as file trees")
+    p = add("simulate", "write simulated recordings (ground-truth digital twin) as file trees",
+            examples=[("sensorium simulate sim/", "3 tiny mice (tiny-A..C) in seconds"),
+                      ("sensorium simulate sim/ --scale 3", "the tiny preset, 3x the neurons "
+                       "and trials"),
+                      ("sensorium simulate sim/ --preset sensorium2023 --scale 0.1",
+                       "the ten real recordings' structure, a tenth of the size"),
+                      ("sensorium info sim/tiny-A", "then open one")],
+            notes="The trees hold the noise-free rates too: the ceiling of every metric.")
     p.add_argument("out", help="folder to write one file tree per simulated mouse into")
     p.add_argument("--preset", default="tiny", choices=["tiny", "sensorium2023"],
                    help="tiny (default: 3 mice, seconds) or sensorium2023 (the ten real "
@@ -192,11 +165,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace recordings already in OUT")
     p.set_defaults(func=_cmd_simulate)
+
+    p = add("fetch", "download and extract recordings into the cache",
+            examples=[("sensorium fetch F", "mouse F of 2023 (about 15 GB)"),
+                      ("sensorium fetch F G H I J", "the five scored mice"),
+                      ("sensorium fetch 26872-17-20", "a 2022 recording, by short name")],
+            notes=CACHE)
+    p.add_argument("mice", nargs="+", help="letters, short names or folder names")
+    data_dir(p)
+    p.set_defaults(func=_cmd_fetch)
+
+    p = add("convert", "convert a recording's file tree or zip into a zarr store",
+            examples=[("sensorium convert path/to/recording", "into the cache"),
+                      ("sensorium convert rec.zip --store rec.zarr", "into rec.zarr")],
+            notes="open_mouse converts on first use by itself; this verb converts ahead.")
+    p.add_argument("tree", help="the recording's folder (holding data/ and meta/) or its zip")
+    p.add_argument("--store", help="where to write the store (default: in the cache)")
+    p.add_argument("--overwrite", action="store_true", help="convert again if the store exists")
+    data_dir(p)
+    p.set_defaults(func=_cmd_convert)
+
+    p = add("info", "open a recording (downloading and converting it on first use) and "
+            "summarise it",
+            examples=[("sensorium info F", "mouse F: the Dataset, trials per tier and type"),
+                      ("sensorium info sim/tiny-A", "a simulated recording (a path)"),
+                      ("sensorium info F --no-download", "only if it is in the cache")],
+            notes=CACHE)
+    p.add_argument("mouse", help="letter (F), short name (29515-10-12), folder name, or a path "
+                   "to a file tree, zip or .zarr store")
+    p.add_argument("--no-download", action="store_true", help="fail instead of downloading")
+    data_dir(p)
+    p.set_defaults(func=_cmd_info)
+
+    p = add("list", "list the recordings of the catalogs",
+            examples=[("sensorium list", "all 17 recordings"),
+                      ("sensorium list --competition 2023", "the ten 2023 recordings (A-J)")])
+    p.add_argument("--competition", choices=["2022", "2023"], help="only this competition")
+    p.set_defaults(func=_cmd_list)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The data verbs alone (``python -m sensorium_data.cli``)."""
+    parser = argparse.ArgumentParser(
+        prog="sensorium",
+        description="The SENSORIUM benchmarks as lazy, labelled xarray Datasets.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_verbose(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_data_commands(subcommand_adder(sub))
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log what happens, and show tracebacks of errors")
+
+
+ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, FileExistsError, KeyError,
+                                           ValueError)
+
+
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+        errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Parse ``argv`` and run the command; expected errors become one line on stderr (exit
+    code 2), with the traceback only under ``--verbose``."""
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -204,12 +238,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args))
-    except (SensoriumDataError, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
+    except (SensoriumDataError, *ERRORS, *errors) as e:  # type: ignore[misc]
         if args.verbose:
             raise
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"sensorium {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -1,28 +1,37 @@
-"""The `sensorium` command line."""
+"""The `sensorium` command line: every verb's help, the data verbs and the model verbs."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
+import xarray as xr
 
-from sensorium_data.cli import build_parser, main
+import sensorium_models as sm
+from sensorium_data.store import quiet_zarr
+from sensorium_models.cli import build_parser, main
+from tests.conftest import TINY_FACTORIZED
 
-COMMANDS = ["demo", "list", "info", "fetch", "convert", "simulate"]
+COMMANDS = ["demo", "simulate", "fetch", "convert", "info", "list", "train", "evaluate",
+            "predict", "submit"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_every_command_has_help(command, capsys):
+def test_every_command_has_help_with_examples(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
     assert exit_.value.code == 0
-    assert "usage: sensorium " + command in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "usage: sensorium " + command in out
+    assert f"examples:\n  sensorium {command}" in out
 
 
-def test_the_parser_knows_every_command():
+def test_the_parser_knows_every_command_in_order():
     text = build_parser().format_help()
-    assert all(c in text for c in COMMANDS)
+    positions = [text.index(f"    {c} ") for c in COMMANDS]
+    assert positions == sorted(positions)
 
 
 def test_list(capsys):
@@ -50,21 +59,86 @@ def test_errors_are_one_clear_line(data_dir, capsys):
 
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "sensorium_data.cli", "list"],
+    out = subprocess.run([sys.executable, "-m", "sensorium_models.cli", "list"],
                          capture_output=True, text=True, check=True).stdout
     assert "dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20" in out
 
 
-def test_demo_simulates_converts_and_summarises(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "trials per tier and stimulus type" in out
-    assert "<xarray.Dataset>" in out and "NaturalVideo" in out
-    stores = sorted((tmp_path / "stores").glob("*.zarr"))
-    assert len(stores) == len(sorted((tmp_path / "trees").iterdir())) >= 1
+def test_the_data_verbs_run_without_the_model_package():
+    code = ("import sys, sensorium_data.cli as c; c.main(['list']); "
+            "assert not any(m.startswith('sensorium_models') for m in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "29515-10-12" in out
 
 
 def test_info_on_a_2022_recording(make_static_tree, data_dir, capsys):
     assert main(["info", str(make_static_tree())]) == 0
     out = capsys.readouterr().out
     assert "(2022)" in out and "final_test" in out and "image" in out
+
+
+def test_train_then_resume(simulated_stores, tmp_path, capsys):
+    run = tmp_path / "run"
+    channels = ",".join(map(str, TINY_FACTORIZED["hidden_channels"]))
+    args = ["train", "--model", "factorized_baseline", "--mice", str(simulated_stores[0]),
+            "--out", str(run), "--max-epochs", "1", "--set", "batch_size=4",
+            "--set", "progress=false", "--set", f"model_config.hidden_channels=[{channels}]"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"run directory: {run}" in out and "1 epochs; best oracle correlation" in out
+    assert "leaderboard table of the best model" in out and "single_trial" in out
+    config = sm.read_config(run)
+    assert config.batch_size == 4 and config.model_config["hidden_channels"] == [4, 8, 8]
+    assert main(["train", "--resume", str(run), "--max-epochs", "2", "--set", "score=false"]) == 0
+    assert "2 epochs" in capsys.readouterr().out
+    assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
+
+
+def test_train_errors_are_one_line(simulated_stores, tmp_path, capsys):
+    mouse = str(simulated_stores[0])
+    assert main(["train", "--model", "resnet", "--mice", mouse]) == 2
+    assert capsys.readouterr().err.startswith(
+        "sensorium train: error: unknown model 'resnet'; known models: factorized_baseline")
+    assert main(["train", "--mice", mouse, "--set", "lrr=1"]) == 2
+    assert "error: unknown config key 'lrr'; valid keys:" in capsys.readouterr().err
+    assert main(["train", "--mice", mouse, "--set", "lr"]) == 2
+    assert "--set 'lr': write key=value" in capsys.readouterr().err
+
+
+def test_train_resume_with_another_config_is_refused(trained_run, capsys):
+    assert main(["train", "--resume", str(trained_run), "--set", "lr=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "error: cannot resume" in err and "differing keys: lr: run 0.005, now 0.1" in err
+
+
+def test_evaluate_prints_the_leaderboard_table(trained_run, tmp_path, capsys):
+    assert main(["evaluate", str(trained_run), "--tiers", "oracle", "live_test_main",
+                 "--out", str(tmp_path / "scores.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "single_trial" in out and "ceiling" in out and "live_test_main" in out
+    table = pd.read_csv(tmp_path / "scores.csv")
+    assert set(table["tier"]) == {"oracle", "live_test_main"}
+
+
+def test_predict_writes_one_group_per_mouse(trained_run, tmp_path, capsys):
+    path = tmp_path / "predictions.zarr"
+    assert main(["predict", str(trained_run), "--out", str(path), "--tiers", "oracle"]) == 0
+    assert capsys.readouterr().out.strip() == str(path)
+    mice = sm.load_run(trained_run).mice
+    with quiet_zarr():
+        values = xr.open_zarr(path, group=mice[0])["predictions"]
+    assert values.dims == ("trial", "neuron", "frame") and set(values["tier"].values) == {
+        "oracle"}
+    assert main(["predict", str(trained_run), "--out", str(path)]) == 2
+    assert "exists; pass a new path" in capsys.readouterr().err
+
+
+def test_submit_writes_valid_files(trained_run, simulated_stores, tmp_path, capsys):
+    import sensorium_data as sd
+
+    assert main(["submit", str(trained_run), "--out", str(tmp_path), "--track", "bonus"]) == 0
+    written = capsys.readouterr().out.split()
+    assert any(p.endswith("predictions_final_test_bonus_ood.parquet.brotli") for p in written)
+    datasets = [sd.open_mouse(s) for s in simulated_stores]
+    assert sm.validate_submission(tmp_path, datasets) == []

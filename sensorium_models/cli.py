@@ -1,0 +1,323 @@
+"""The ``sensorium`` command line: every verb, the data ones and the model ones.
+
+``sensorium demo | simulate | fetch | convert | info | list | train | evaluate | predict |
+submit``. The data verbs come from :mod:`sensorium_data.cli`; this module adds the demo and
+the verbs that need models. Every command has ``--help`` with examples. The library logs;
+this module prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from sensorium_data.cli import Adder, add_data_commands, add_verbose, run, subcommand_adder
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+
+    from sensorium_models.training import TrainConfig
+
+EPILOG = """\
+examples:
+  sensorium demo --out demo/           the whole path on simulated data, on the CPU (minutes)
+  sensorium list --competition 2023    the ten 2023 recordings (letters A-J)
+  sensorium fetch F G H I J            download the five scored mice into the cache
+  sensorium train --model factorized_baseline --mice F G H I J --out runs/fact
+  sensorium evaluate runs/fact         the leaderboard table of the trained model
+  sensorium submit runs/fact --out submission/   the competition's files
+
+The cache folder is $SENSORIUM_DATA_DIR (default: the OS cache, e.g. ~/.cache/sensorium).
+Each command's --help says more.
+"""
+TABLE_COLUMNS = {
+    "mouse": "mouse", "tier": "tier", "stimulus_type": "stimulus", "n_trials": "trials",
+    "single_trial_correlation": "single_trial", "single_trial_correlation_ceiling": "ceiling",
+    "single_trial_correlation_fraction": "fraction", "correlation_to_average": "to_average",
+    "correlation_to_average_ceiling": "to_avg_ceiling",
+    "correlation_to_average_fraction": "to_avg_fraction",
+}
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """The leaderboard table, compact: short column names, three decimals."""
+    columns = [c for c in TABLE_COLUMNS if c in table.columns]
+    shown = table[columns].rename(columns=TABLE_COLUMNS)
+    shown["mouse"] = [short_name(m) for m in shown["mouse"]]
+    return shown.to_string(index=False, float_format=lambda x: f"{x:.3f}", na_rep="-")
+
+
+def short_name(mouse: str) -> str:
+    """``dynamic29515-10-12-Video-<hash>`` -> ``29515-10-12``; other names unchanged."""
+    if mouse.startswith("dynamic") and "-Video-" in mouse:
+        return mouse.removeprefix("dynamic").split("-Video-")[0]
+    return mouse
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The config of ``sensorium train``: the run's (``--resume``) or a file's or the
+    defaults, then the flags."""
+    from sensorium_models.training import TrainConfig, read_config
+    from sensorium_models.training.config import parse_assignment
+
+    if args.config:
+        config = TrainConfig.from_file(args.config)
+    elif args.resume:
+        config = read_config(args.resume)
+    else:
+        config = TrainConfig()
+    overrides: dict[str, Any] = dict(parse_assignment(text) for text in args.set or [])
+    for key, value in (("model", args.model), ("mice", args.mice), ("out", args.out),
+                       ("device", args.device), ("max_epochs", args.max_epochs)):
+        if value is not None:
+            overrides[key] = value
+    return config.with_overrides(overrides)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from sensorium_models.training import train
+
+    config = train_config(args)
+    if args.resume and args.out and Path(args.out) != Path(args.resume):
+        msg = f"--out {args.out} and --resume {args.resume}: a resumed run stays in its folder."
+        raise ValueError(msg)
+    run_dir = train(config, resume=args.resume)
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    best = metrics.loc[metrics["validation_correlation"].idxmax()]
+    print(f"run directory: {run_dir}")
+    print(f"{len(metrics)} epochs; best {config.val_tier} correlation "
+          f"{best['validation_correlation']:.4f} at epoch {int(best['epoch'])}")
+    if (run_dir / "scores.csv").exists():
+        print("\nleaderboard table of the best model (official scale):")
+        print(format_table(pd.read_csv(run_dir / "scores.csv")))
+    return 0
+
+
+def run_datasets(run_dir: str, data_dir: str | None) -> dict[str, xr.Dataset]:
+    """The recordings a run was trained on, opened again (no download)."""
+    import dataclasses
+
+    from sensorium_models.training import read_config
+    from sensorium_models.training.data import open_mice
+
+    config = read_config(run_dir)
+    config = dataclasses.replace(config, download=False, progress=False)
+    if data_dir is not None:
+        config = dataclasses.replace(config, data_dir=data_dir)
+    return open_mice(config)
+
+
+def _predict(args: argparse.Namespace, datasets: dict[str, xr.Dataset],
+             tiers: Sequence[str] | None) -> dict[str, xr.DataArray]:
+    from sensorium_models.training import predict
+
+    return predict(args.run, datasets, tiers=tiers, device=args.device,
+                   batch_size=args.batch_size, progress=sys.stderr.isatty())
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from sensorium_models.leaderboard import evaluate
+    from sensorium_models.training.run import scored_tiers
+
+    datasets = run_datasets(args.run, args.data_dir)
+    predictions = _predict(args, datasets, args.tiers or scored_tiers(datasets))
+    table = evaluate(predictions, datasets, scale="official")
+    print(format_table(table))
+    if args.out:
+        table.to_csv(args.out, index=False)
+        print(f"\nwritten to {args.out}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    predictions = _predict(args, run_datasets(args.run, args.data_dir), args.tiers)
+    path = write_predictions(predictions, args.out)
+    print(path)
+    return 0
+
+
+def write_predictions(predictions: dict[str, xr.DataArray], path: str | os.PathLike[str]) -> Path:
+    """One group per mouse in a zarr store (``.zarr``) or a netCDF file (``.nc``)."""
+    out = Path(path)
+    if out.exists():
+        msg = f"{out} exists; pass a new path (predictions are never written over)."
+        raise FileExistsError(msg)
+    if out.suffix == ".nc":
+        engine = _netcdf_engine()
+        for i, (mouse, values) in enumerate(predictions.items()):
+            values.to_dataset().to_netcdf(out, group=mouse, mode="w" if i == 0 else "a",
+                                          engine=engine)
+    elif out.suffix == ".zarr":
+        from sensorium_data.store import quiet_zarr
+
+        with quiet_zarr():
+            for mouse, values in predictions.items():
+                values.to_dataset().to_zarr(out, group=mouse, mode="w")
+    else:
+        msg = f"--out {out}: end it in .zarr (a zarr store) or .nc (netCDF, needs h5netcdf)."
+        raise ValueError(msg)
+    return out
+
+
+def _netcdf_engine() -> Literal["h5netcdf", "netcdf4"]:
+    try:
+        import h5netcdf  # noqa: F401
+
+        return "h5netcdf"
+    except ImportError:
+        pass
+    try:
+        import netCDF4  # noqa: F401
+
+        return "netcdf4"
+    except ImportError:
+        pass
+    msg = ("writing .nc with one group per mouse needs h5netcdf or netCDF4 (pip install "
+           "h5netcdf); or write a .zarr store.")
+    raise ImportError(msg)
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from sensorium_models.submission import FILES, write_submission
+
+    datasets = run_datasets(args.run, args.data_dir)
+    predictions = _predict(args, datasets, list(FILES[args.track]))
+    for path in write_submission(predictions, datasets, args.out, track=args.track,
+                                 scale="official"):
+        print(path)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sensorium_models.demo import run_demo
+
+    run_demo(args.out, seed=args.seed, quick=args.quick, echo=print)
+    return 0
+
+
+def add_model_commands(add: Adder) -> None:
+    """Register ``train``, ``evaluate``, ``predict`` and ``submit``."""
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("run", help="a run directory written by `sensorium train`")
+        p.add_argument("--device", default="auto", help="auto (default: CUDA if available), "
+                       "cpu, cuda, cuda:1, ...")
+        p.add_argument("--batch-size", type=int, default=8, help="trials per forward pass "
+                       "(default 8)")
+        p.add_argument("--data-dir", help="cache folder holding the run's recordings (default: "
+                       "the run's, else $SENSORIUM_DATA_DIR or the OS cache)")
+
+    p = add("train", "train a model on recordings; writes a run directory",
+            examples=[
+                ("sensorium train --model factorized_baseline --mice F G H I J --out runs/fact",
+                 ""),
+                ("sensorium train --config fact.toml --set lr=0.001 --set max_epochs=50", ""),
+                ("sensorium train --mice sim/tiny-A sim/tiny-B "
+                 "--set model_config.hidden_channels=[8,16,16]", ""),
+                ("sensorium train --resume runs/fact", "continue an interrupted run"),
+            ],
+            notes="The run directory holds config.json (the resolved config), metrics.csv (one "
+                  "row per epoch),\nbest.pt, last.pt and scores.csv (the leaderboard table of "
+                  "the best model). A config\nfile (TOML or JSON) holds TrainConfig's keys and a "
+                  "[model_config] table of the model's\noptions; --set overrides any of them. "
+                  "See docs/training.md.")
+    p.add_argument("--model", help="a registered model (default factorized_baseline); "
+                   "python -c 'import sensorium_models as sm; print(sm.list_models())' lists them")
+    p.add_argument("--mice", nargs="+", help="letters (F G H I J), recording names, or paths "
+                   "to stores or file trees")
+    p.add_argument("--config", help="a TOML or JSON file of TrainConfig keys")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set lr=0.001, --set "
+                   "model_config.hidden_channels=[16,32] (repeatable; values are TOML)")
+    p.add_argument("--out", help="the run directory (default runs/<model>-<date>-<time>)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last.pt; the config "
+                   "must be the run's (max_epochs, device and data loading may change)")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
+    p.add_argument("--max-epochs", type=int, help="stop after this many epochs at the latest")
+    p.set_defaults(func=_cmd_train)
+
+    p = add("evaluate", "print the leaderboard table of a trained run",
+            examples=[("sensorium evaluate runs/fact", "every labelled tier but train"),
+                      ("sensorium evaluate runs/fact --tiers oracle", "the oracle tier only"),
+                      ("sensorium evaluate runs/fact --out scores.csv", "also save the table")],
+            notes="Single-trial correlation and correlation to average per mouse, tier and "
+                  "stimulus type,\non the official scale; with simulated data, the ceiling "
+                  "(the noise-free rates) and the\nfraction of it reached.")
+    common(p)
+    p.add_argument("--tiers", nargs="+", help="tiers to score (default: every labelled tier "
+                   "but train)")
+    p.add_argument("--out", help="also write the table as CSV")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = add("predict", "write a trained run's whole-trial predictions (raw response units)",
+            examples=[("sensorium predict runs/fact --out preds.zarr", "every tier but train"),
+                      ("sensorium predict runs/fact --out preds.zarr --tiers oracle", ""),
+                      ("sensorium predict runs/fact --out preds.nc", "netCDF (needs h5netcdf)")],
+            notes="One group per mouse, a DataArray `predictions` (trial, neuron, frame), NaN "
+                  "on the model's\nburn-in frames and past each trial's end; read one back "
+                  "with\nxarray.open_zarr('preds.zarr', group=MOUSE)['predictions'].")
+    common(p)
+    p.add_argument("--out", required=True, help="the file to write: .zarr or .nc")
+    p.add_argument("--tiers", nargs="+", help="tiers to predict (default: every tier but train)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = add("submit", "write the competition's submission files of a trained run",
+            examples=[("sensorium submit runs/fact --out submission/", "main track"),
+                      ("sensorium submit runs/fact --out submission/ --track bonus",
+                       "bonus track (out-of-domain stimuli)")],
+            notes="Predicts the track's live and final test tiers, writes them on the "
+                  "official scale as\nbrotli parquet files and the zips to upload "
+                  "(sensorium_models.write_submission).")
+    common(p)
+    p.add_argument("--out", required=True, help="folder to write the files into")
+    p.add_argument("--track", choices=["main", "bonus"], default="main",
+                   help="main (default) or bonus")
+    p.set_defaults(func=_cmd_submit)
+
+
+def add_demo(add: Adder) -> None:
+    p = add("demo", "the whole path on simulated data: simulate, convert, open, train, score, "
+            "plot",
+            examples=[("sensorium demo", "into a new temporary folder"),
+                      ("sensorium demo --out demo/", "keep everything in demo/")],
+            notes="Trains a reduced factorized baseline and the LN model on the CPU (a few "
+                  "minutes on 2 cores),\nprints the leaderboard table against the simulator's "
+                  "ceiling, and writes results.json and\nfigures (learning curves, traces, "
+                  "receptive fields) into the folder. See docs/training.md.")
+    p.add_argument("--out", help="folder for everything the demo writes (default: a new "
+                   "temporary folder)")
+    p.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
+    p.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)  # tests: seconds
+    p.set_defaults(func=_cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sensorium",
+        description="The SENSORIUM benchmarks: lazy, labelled recordings, models, training, "
+                    "scores and submissions.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_verbose(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add = subcommand_adder(sub)
+    add_demo(add)
+    add_data_commands(add)
+    add_model_commands(add)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser(), argv, errors=(ImportError,))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""`sensorium demo`: the whole path end to end (its quick variant: one epoch per model)."""
+
+from __future__ import annotations
+
+import json
+
+from sensorium_models.cli import main
+
+
+def test_demo_trains_scores_and_plots(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "trials per tier and stimulus type" in out and "NaturalVideo" in out
+    for line in ("training factorized_baseline", "training ln", "single-trial", "ceiling"):
+        assert line in out
+    assert out.index("oracle") < out.index("live_test_main") < out.index("final_test_bonus")
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["models"]) == {"factorized_baseline", "ln"}
+    for scale in ("raw", "official"):
+        for model in ("factorized_baseline", "ln"):
+            oracle = results["results"][scale][model]["oracle"]["NaturalVideo"]
+            assert -1 < oracle["single_trial_correlation"] < 1
+            assert 0.2 < oracle["single_trial_correlation_ceiling"] < 1
+            assert "correlation_to_average_ceiling" in oracle
+    for figure in ("learning_curves.png", "traces.png", "receptive_fields.png"):
+        assert (tmp_path / figure).stat().st_size > 10_000
+    for model in ("factorized_baseline", "ln"):
+        run = tmp_path / "runs" / model
+        assert {p.name for p in run.iterdir()} == {
+            "config.json", "metrics.csv", "best.pt", "last.pt", "scores.csv"}
+    assert len(list((tmp_path / "stores").glob("*.zarr"))) == 3
