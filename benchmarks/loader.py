@@ -114,13 +114,31 @@ class NpyClips:
 # --------------------------------------------------------------------------------------
 
 
-def rss_tree_mb() -> float:
+def _tree() -> list[psutil.Process]:
     proc = psutil.Process()
-    total = proc.memory_info().rss
-    for child in proc.children(recursive=True):
+    return [proc, *proc.children(recursive=True)]
+
+
+def rss_tree_mb() -> float:
+    """Resident memory of this process and its workers, summed (counts shared pages, such as
+    torch's libraries, once per process)."""
+    total = 0
+    for proc in _tree():
         try:
-            total += child.memory_info().rss
+            total += proc.memory_info().rss
         except psutil.NoSuchProcess:
+            pass
+    return total / MB
+
+
+def pss_tree_mb() -> float:
+    """Proportional set size of the process tree: shared pages split between the processes
+    that map them, so the sum is the memory the tree takes (slow to read: once per case)."""
+    total = 0
+    for proc in _tree():
+        try:
+            total += proc.memory_full_info().pss
+        except (psutil.NoSuchProcess, AttributeError):
             pass
     return total / MB
 
@@ -140,7 +158,7 @@ def drain(loader, batches: int) -> dict:
         peak = max(peak, rss_tree_mb())
     rest = time.perf_counter() - t1
     return {"first_batch_s": first, "clips": clips, "seconds": rest,
-            "clips_per_s": clips / rest, "peak_rss_mb": peak}
+            "clips_per_s": clips / rest, "peak_rss_mb": peak, "pss_mb": pss_tree_mb()}
 
 
 def loader_for(dataset, args: argparse.Namespace, workers: int):
@@ -211,8 +229,85 @@ def case_five_mice(args: argparse.Namespace, workers: int) -> dict:
     return res
 
 
+def case_io(args: argparse.Namespace) -> dict:
+    """Where a cold clip's time goes, per clip: path lookups, reads and decoding of its chunk
+    files read in turn; the same reads after ``posix_fadvise(WILLNEED)`` of a batch's files;
+    read by 4 threads; and the reads of the whole-trial ``.npy`` files. Page cache dropped
+    before each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from numcodecs import blosc, zstd
+
+    import sensorium_data as sd
+
+    ds = sd.open_mouse(args.store)
+    train = np.flatnonzero(ds.tier.values == "train")
+    rng = np.random.default_rng(args.seed)
+    n = min(args.clips // 4, len(train))
+    positions = rng.choice(train, n, replace=False)
+    starts = rng.integers(0, 300 - args.frames + 1, n)
+    step = json.loads((args.store / "responses/zarr.json").read_text())[
+        "chunk_grid"]["configuration"]["chunk_shape"][-1]
+
+    def files(pos: int, start: int) -> list[Path]:
+        out = [args.store / "videos/c" / str(pos) / "0/0/0"]
+        for k in range(start // step, (start + args.frames - 1) // step + 1):
+            out.append(args.store / "responses/c" / str(pos) / "0" / str(k))
+        return out
+
+    plan = [files(int(p), int(s)) for p, s in zip(positions, starts, strict=True)]
+    res: dict = {"clips": n, "cache": "cold" if drop_caches() else "warm"}
+    t_open = t_read = t_decode = 0.0
+    nbytes = 0
+    for paths in plan:
+        for path in paths:
+            t0 = time.perf_counter()
+            f = open(path, "rb")  # the path lookup, timed apart from the read
+            t1 = time.perf_counter()
+            raw = f.read()
+            f.close()
+            t2 = time.perf_counter()
+            (zstd if "videos" in path.parts else blosc).decompress(raw)
+            t3 = time.perf_counter()
+            t_open, t_read, t_decode = t_open + t1 - t0, t_read + t2 - t1, t_decode + t3 - t2
+            nbytes += len(raw)
+    res.update(open_ms=1e3 * t_open / n, read_ms=1e3 * t_read / n,
+               decode_ms=1e3 * t_decode / n, mb_per_clip=nbytes / n / MB)
+    drop_caches()
+    t_advise = t_read = 0.0
+    for b in range(0, n, args.batch):
+        batch = [path for paths in plan[b:b + args.batch] for path in paths]
+        t0 = time.perf_counter()
+        for path in batch:
+            fd = os.open(path, os.O_RDONLY)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            os.close(fd)
+        t1 = time.perf_counter()
+        for path in batch:
+            path.read_bytes()
+        t_advise, t_read = t_advise + t1 - t0, t_read + time.perf_counter() - t1
+    res.update(fadvise_ms=1e3 * t_advise / n, read_after_fadvise_ms=1e3 * t_read / n)
+    drop_caches()
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        for b in range(0, n, args.batch):
+            list(pool.map(Path.read_bytes,
+                          [path for paths in plan[b:b + args.batch] for path in paths]))
+    res["threads_read_ms"] = 1e3 * (time.perf_counter() - t0) / n
+    drop_caches()
+    t0, nbytes = time.perf_counter(), 0
+    for trial in ds.trial.values[positions]:
+        for name in ("videos", "responses", "behavior", "pupil_center"):
+            nbytes += len((args.tree / "data" / name / f"{trial}.npy").read_bytes())
+    res.update(npy_read_ms=1e3 * (time.perf_counter() - t0) / n, npy_mb_per_clip=nbytes / n / MB)
+    res["clips_per_s"], res["peak_rss_mb"] = float("nan"), rss_tree_mb()
+    return res
+
+
 def child(args: argparse.Namespace) -> dict:
     name = args.case
+    if name == "io":
+        return case_io(args)
     if name == "bound":
         return case_bound(args)
     if name == "memory":
@@ -274,12 +369,13 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
     def get(case: str, cache: str) -> dict:
         return next(r for r in results if r["case"] == case and r["cache"] == cache)
 
-    lines = ["| case | cache | clips/s | first batch (s) | peak RSS, process tree (MB) |",
-             "|---|---|---:|---:|---:|"]
+    lines = ["| case | cache | clips/s | first batch (s) | peak RSS, summed over the process "
+             "tree (MB) | PSS of the tree at the end (MB) |", "|---|---|---:|---:|---:|---:|"]
     for r in results:
         first = f"{r['first_batch_s']:.2f}" if "first_batch_s" in r else ""
+        pss = f"{r['pss_mb']:.0f}" if "pss_mb" in r else ""
         lines.append(f"| {r['case']} | {r['cache']} | {r['clips_per_s']:.1f} | {first} | "
-                     f"{r['peak_rss_mb']:.0f} |")
+                     f"{r['peak_rss_mb']:.0f} | {pss} |")
     ratios = []
     for cache in ("cold", "warm"):
         for w in ("0", "2"):
@@ -300,6 +396,19 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
     return "\n".join([f"Machine: {machine}", "", *lines, "", *ratios])
 
 
+def io_report(r: dict) -> str:
+    return "\n".join([
+        f"Cold reads, per clip ({r['clips']} clips, page cache {r['cache']}):",
+        f"- chunk files read in turn: {r['mb_per_clip']:.2f} MB; open {r['open_ms']:.2f} ms, "
+        f"read {r['read_ms']:.2f} ms, decode {r['decode_ms']:.2f} ms",
+        f"- posix_fadvise(WILLNEED) of a batch's files first: the advice "
+        f"{r['fadvise_ms']:.2f} ms, then the reads {r['read_after_fadvise_ms']:.2f} ms",
+        f"- read by 4 threads: {r['threads_read_ms']:.2f} ms",
+        f"- whole-trial .npy files: {r['npy_mb_per_clip']:.2f} MB read in "
+        f"{r['npy_read_ms']:.2f} ms",
+    ])
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tree", type=Path, required=True, help="the recording's file tree")
@@ -310,7 +419,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--frames", type=int, default=80)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cases", nargs="*", default=None,
-                   help=f"subset of {(*CASES, 'five-mice-w0', 'five-mice-w2')}")
+                   help=f"subset of {(*CASES, 'five-mice-w0', 'five-mice-w2', 'io')}")
     p.add_argument("--case", help=argparse.SUPPRESS)
     p.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -322,16 +431,19 @@ def main(argv: list[str] | None = None) -> None:
     five_stores(args.store, args.out)
     plan: list[tuple[str, bool]] = []
     for name in args.cases or CASES:
-        if name in ("bound", "memory"):
+        if name in ("bound", "memory", "io"):
             plan.append((name, False))
         elif name.startswith("five-mice"):
             plan.append((name, True))
         else:
             plan += [(name, True), (name, False)]
     if not args.cases:
-        plan += [("five-mice-w0", True), ("five-mice-w2", True)]
+        plan += [("five-mice-w0", True), ("five-mice-w2", True), ("io", False)]
     results = [run_case(args, name, cold) for name, cold in plan]
-    text = report(results, args)
+    text = report([r for r in results if r["case"] != "io"], args)
+    for r in results:
+        if r["case"] == "io":
+            text += "\n\n" + io_report(r)
     print(text)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     (args.out / "report.md").write_text(text + "\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -203,9 +204,14 @@ def test_zarr_fallback_reads_the_same(stores, opened, monkeypatch):
     ds = opened["tiny-A"]
     for start, stop in [(0, 80), (45, 125), (100, 150), (149, 180)]:
         want = ds.responses.isel(trial=3).values[:, start:stop]
-        for reader in (direct, fallback):
-            got = np.concatenate([p for _, p in reader.parts(3, start, stop)], axis=1)
-            np.testing.assert_array_equal(got, want)
+        with ThreadPoolExecutor(2) as pool:
+            for reader in (direct, fallback):
+                got = np.concatenate([p for _, p in reader.parts(3, start, stop)], axis=1)
+                np.testing.assert_array_equal(got, want)
+                fetched = reader.fetch(3, start, stop, pool)  # read by threads, then decoded
+                got = np.concatenate([p for _, p in reader.parts(3, start, stop, fetched)],
+                                     axis=1)
+                np.testing.assert_array_equal(got, want)
 
     def zarr_only(store, name, frame_axis):
         return open_windows(store, name, frame_axis, direct=False)

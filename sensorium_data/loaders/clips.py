@@ -6,6 +6,7 @@ import logging
 import os
 from bisect import bisect_right
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -14,12 +15,15 @@ import xarray as xr
 
 from sensorium_data.loaders.memory import Resident
 from sensorium_data.loaders.normalize import Normalize, check_normalize
-from sensorium_data.loaders.reader import Windows, decode_in_this_thread, open_windows
+from sensorium_data.loaders.reader import Fetched, Windows, decode_in_this_thread, open_windows
 from sensorium_data.loaders.sources import Recording, Source, Tier, open_sources, recording
 
 log = logging.getLogger(__name__)
 
 _MASK = (1 << 64) - 1
+# Threads per process reading chunk files while the process decodes (the reads release the
+# GIL); with a cold page cache the disk then works during the decoding.
+READ_THREADS = 4
 
 
 def _mix(x: int) -> int:
@@ -47,14 +51,22 @@ class _Window(NamedTuple):
 
 
 class _Local:
-    """What each process opens for itself: store readers and a random generator."""
+    """What each process opens for itself: store readers, reading threads, a random
+    generator."""
 
     def __init__(self, n: int):
         self.pid = os.getpid()
         self.readers: list[tuple[Windows, Windows] | None] = [None] * n
         self.rng: np.random.Generator | None = None
+        self._pool: ThreadPoolExecutor | None = None
         if torch.utils.data.get_worker_info() is not None:
             decode_in_this_thread()
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="sensorium-read")
+        return self._pool
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -239,16 +251,14 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         window = self._window(index)
-        self._prefetch(window)
-        return self._item(window)
+        return self._item(window, self._fetch(window))
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         """The items of a batch (a DataLoader calls this with each batch's indices): the reads
         of all its items are started first, so that the disk works while items decode."""
         windows = [self._window(i) for i in indices]
-        for window in windows:
-            self._prefetch(window)
-        return [self._item(window) for window in windows]
+        fetched = [self._fetch(window) for window in windows]
+        return [self._item(w, f) for w, f in zip(windows, fetched, strict=True)]
 
     def _window(self, index: int) -> _Window:
         n_items = len(self)
@@ -262,21 +272,26 @@ class ClipDataset(torch.utils.data.Dataset):
         frames = self.frames or n
         return _Window(m, j, self._start(index, n - frames + 1), frames)
 
-    def _prefetch(self, window: _Window) -> None:
-        if self._resident is None:
-            m, j, start, frames = window
-            pos = int(self._recordings[m].positions[j])
-            for reader in reversed(self._readers(m)):  # responses first: the larger read
-                reader.prefetch(pos, start, start + frames)
+    def _fetch(self, window: _Window) -> tuple[Fetched, Fetched] | None:
+        """Start the reads of a window's chunk files on this process's threads (videos first:
+        they are decoded first)."""
+        if self._resident is not None:
+            return None
+        m, j, start, frames = window
+        pos, pool = int(self._recordings[m].positions[j]), self._process().pool
+        videos, responses = self._readers(m)
+        return (videos.fetch(pos, start, start + frames, pool),
+                responses.fetch(pos, start, start + frames, pool))
 
-    def _item(self, window: _Window) -> dict[str, Any]:
+    def _item(self, window: _Window, fetched: tuple[Fetched, Fetched] | None) -> dict[str, Any]:
         m, j, start, frames = window
         rec = self._recordings[m]
         if self._resident is not None:
             videos, responses, behavior = self._from_memory(self._resident[m], rec, j, start,
                                                             frames)
         else:
-            videos, responses, behavior = self._from_store(m, j, start, frames)
+            assert fetched is not None  # _fetch reads from the store whenever not resident
+            videos, responses, behavior = self._from_store(m, j, start, frames, fetched)
         return {"videos": torch.from_numpy(videos), "responses": torch.from_numpy(responses),
                 "behavior": torch.from_numpy(behavior), "mouse": rec.mouse,
                 "trial": int(rec.trials[j]), "start": start}
@@ -314,19 +329,19 @@ class ClipDataset(torch.utils.data.Dataset):
         rows = [0, 1] * self.behavior_channels + [2, 3] * self.pupil_channels
         videos[1:] = behavior[rows, :, None, None]
 
-    def _from_store(self, m: int, j: int, start: int, frames: int
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _from_store(self, m: int, j: int, start: int, frames: int,
+                    fetched: tuple[Fetched, Fetched]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rec = self._recordings[m]
         video_reader, response_reader = self._readers(m)
         pos, stop = int(rec.positions[j]), start + frames
         videos = self._videos(rec, frames)
-        for at, piece in video_reader.parts(pos, start, stop):  # (f, height, width)
+        for at, piece in video_reader.parts(pos, start, stop, fetched[0]):  # (f, height, width)
             rec.scaling.videos(piece, start + at, videos[0, at:at + len(piece)])
         behavior = rec.behavior[j, :, start:stop].copy()  # (4, F)
         self._channels(videos, behavior)
         responses = np.empty((rec.n_neurons, frames), np.float32)
         precision = rec.scaling.precision
-        for at, piece in response_reader.parts(pos, start, stop):  # (N, f)
+        for at, piece in response_reader.parts(pos, start, stop, fetched[1]):  # (N, f)
             f = piece.shape[1]
             np.multiply(piece, precision[:, start + at:start + at + f],
                         out=responses[:, at:at + f])
@@ -396,7 +411,7 @@ class TrialDataset(ClipDataset):
                          behavior_channels=behavior_channels, pupil_channels=pupil_channels,
                          in_memory=in_memory, seed=0)
 
-    def _item(self, window: _Window) -> dict[str, Any]:
-        item = super()._item(window)
+    def _item(self, window: _Window, fetched: tuple[Fetched, Fetched] | None) -> dict[str, Any]:
+        item = super()._item(window, fetched)
         item["length"] = window.frames
         return item

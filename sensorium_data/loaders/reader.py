@@ -9,14 +9,19 @@ and decodes them with numcodecs directly, which costs less than half of what
 ``zarr.Array.__getitem__`` does per window (its per-call overhead is ~2-3 ms);
 :class:`ZarrWindows` is the fallback for any other layout (sharding, other codecs,
 checksums), through zarr-python.
+
+The files of a batch can be read by a thread pool (:meth:`ChunkFiles.fetch`) while the
+calling thread decodes the ones already read: with a cold page cache the reads then overlap
+the decoding. (``posix_fadvise(WILLNEED)`` does not do that on the project's VM: it returned
+only once the data was read, and cost more than reading; docs/benchmarks.md.)
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Protocol
 
@@ -31,18 +36,20 @@ log = logging.getLogger(__name__)
 _DTYPES: dict[str, np.dtype] = {
     "uint8": np.dtype(np.uint8), "float32": np.dtype("<f4"), "float64": np.dtype("<f8")}
 _DECODERS = {"blosc": blosc.decompress, "zstd": zstd.decompress}
-_FADVISE = hasattr(os, "posix_fadvise")  # Linux; elsewhere files are simply read in turn
+
+Fetched = Mapping[int, "Future[bytes | None]"]  # chunk index along frames -> its file's bytes
 
 
 class Windows(Protocol):
     """Reads ``array[trial, ..., start:stop, ...]`` of one trial (frame axis kept in place)."""
 
-    def parts(self, trial: int, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
-        """The window as consecutive pieces along frames: (offset in the window, piece)."""
+    def fetch(self, trial: int, start: int, stop: int, pool: Executor) -> Fetched:
+        """Start reading the window's data on ``pool``; pass the result to :meth:`parts`."""
         ...
 
-    def prefetch(self, trial: int, start: int, stop: int) -> None:
-        """Ask the OS to start reading the window's data (reads of several files overlap)."""
+    def parts(self, trial: int, start: int, stop: int, fetched: Fetched | None = None
+              ) -> Iterator[tuple[int, np.ndarray]]:
+        """The window as consecutive pieces along frames: (offset in the window, piece)."""
         ...
 
 
@@ -73,34 +80,31 @@ class ChunkFiles:
     def _chunks(self, start: int, stop: int) -> range:
         return range(start // self.step, (stop - 1) // self.step + 1)
 
-    def prefetch(self, trial: int, start: int, stop: int) -> None:
-        if not _FADVISE:
-            return
-        for k in self._chunks(start, stop):
-            try:
-                fd = os.open(self._file(trial, k), os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-            finally:
-                os.close(fd)
-
-    def _chunk(self, trial: int, k: int) -> np.ndarray:
-        """Chunk ``k`` along frames of ``trial``, without its trial axis."""
+    def _read(self, trial: int, k: int) -> bytes | None:
+        """The stored bytes of chunk ``k`` along frames of ``trial``; None if never written."""
         try:
             with open(self._file(trial, k), "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:  # never written: every value is the fill value
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def _decode(self, raw: bytes | None) -> np.ndarray:
+        """A chunk without its trial axis; a chunk never written holds the fill value only."""
+        if raw is None:
             return np.full(self.chunk[1:], self.fill, self.dtype)
         return np.frombuffer(self.decode(raw), self.dtype).reshape(self.chunk[1:])
 
-    def parts(self, trial: int, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
+    def fetch(self, trial: int, start: int, stop: int, pool: Executor) -> Fetched:
+        return {k: pool.submit(self._read, trial, k) for k in self._chunks(start, stop)}
+
+    def parts(self, trial: int, start: int, stop: int, fetched: Fetched | None = None
+              ) -> Iterator[tuple[int, np.ndarray]]:
         head = (slice(None),) * (self.frame_axis - 1)  # axes before frames, trial dropped
         for k in self._chunks(start, stop):
+            raw = fetched[k].result() if fetched is not None else self._read(trial, k)
             lo = max(start - k * self.step, 0)
             hi = min(stop - k * self.step, self.step)
-            yield k * self.step + lo - start, self._chunk(trial, k)[(*head, slice(lo, hi))]
+            yield k * self.step + lo - start, self._decode(raw)[(*head, slice(lo, hi))]
 
 
 class ZarrWindows:
@@ -111,13 +115,14 @@ class ZarrWindows:
             self.array = zarr.open_array(path, mode="r")
         self.frame_axis = frame_axis
 
-    def parts(self, trial: int, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
+    def fetch(self, trial: int, start: int, stop: int, pool: Executor) -> Fetched:
+        return {}  # zarr-python reads what it needs when asked
+
+    def parts(self, trial: int, start: int, stop: int, fetched: Fetched | None = None
+              ) -> Iterator[tuple[int, np.ndarray]]:
         index: list[int | slice] = [slice(None)] * (self.array.ndim - 1)
         index[self.frame_axis - 1] = slice(start, stop)
         yield 0, np.asarray(self.array[(trial, *index)])
-
-    def prefetch(self, trial: int, start: int, stop: int) -> None:
-        pass  # zarr-python reads what it needs when asked
 
 
 def decode_in_this_thread() -> None:
