@@ -359,7 +359,8 @@ def run_case(args: argparse.Namespace, name: str, cold: bool) -> dict:
         msg = f"case {name} failed:\n{out.stderr[-3000:]}"
         raise RuntimeError(msg)
     res = json.loads(out.stdout.strip().splitlines()[-1])
-    res.update(case=name, cache="cold" if dropped else "warm", load_before=load)
+    res.update(case=name, load_before=load)
+    res.setdefault("cache", "cold" if dropped else "warm")  # the io case drops it itself
     print(f"{name:>12} {res['cache']:>4}: {res['clips_per_s']:9.1f} clips/s, "
           f"peak {res['peak_rss_mb']:7.0f} MB", flush=True)
     return res
