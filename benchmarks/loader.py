@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from convert import drop_caches  # benchmarks/convert.py, beside this script
 
 MB = 1e6
 HEIGHT, WIDTH = 36, 64
@@ -321,15 +322,6 @@ def child(args: argparse.Namespace) -> dict:
 # --------------------------------------------------------------------------------------
 # The parent: cases in order, cold and warm, then the report
 # --------------------------------------------------------------------------------------
-
-
-def drop_caches() -> bool:
-    subprocess.run(["sync"], check=True)
-    try:
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
-    except OSError:
-        return False
-    return True
 
 
 def five_stores(store: Path, out: Path, n: int = 4) -> None:
