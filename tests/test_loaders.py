@@ -4,7 +4,9 @@ in-memory mode and DataLoader workers."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -219,6 +221,23 @@ def test_zarr_fallback_reads_the_same(stores, opened, monkeypatch):
     monkeypatch.setattr(clips_module, "open_windows", zarr_only)
     clips = sd.ClipDataset(stores[0], frames=80, seed=0)
     assert_item(clips[2], ds)
+
+
+def reading_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("sensorium-read")]
+
+
+def test_a_fork_finds_no_reading_threads(stores, opened):
+    clips = sd.ClipDataset(stores[0], frames=80, seed=0)
+    assert_item(clips[0], opened["tiny-A"])  # reads on the process's threads
+    assert reading_threads()
+    pid = os.fork()  # as a DataLoader starting workers does
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert not reading_threads()  # stopped before the fork
+    assert_item(clips[1], opened["tiny-A"])  # and started again by the next read
+    assert reading_threads()
 
 
 def test_direct_reads_only_for_the_simple_layout(stores):

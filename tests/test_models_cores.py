@@ -75,3 +75,38 @@ def test_laplace_penalties_prefer_smooth_kernels():
     assert float(laplace_l2(3 * rough)) == pytest.approx(float(laplace_l2(rough)), rel=1e-5)
     ramp = torch.sin(torch.linspace(0, 3.14, 11))
     assert float(temporal_laplace_l2(ramp)) < 0.1 < float(temporal_laplace_l2(torch.randn(11)))
+
+
+def test_group_sparsity_penalises_the_hidden_kernels_by_channel_pair():
+    torch.manual_seed(0)
+    options = dict(channels=2, rotations=4, layers=3, input_kernel=5, hidden_kernel=3,
+                   gru_channels=2, gru_input_kernel=3, gru_rec_kernel=3)
+    core = sm.create_model("gru_baseline", mice=MICE, gamma_hidden=0.0, **options).core
+    sparse = sm.create_model("gru_baseline", mice=MICE, **options).core
+    sparse.load_state_dict(core.state_dict())
+    assert sm.model_config("gru_baseline").gamma_hidden == 500_000
+    hidden = [m for m in sparse.spatial if isinstance(m, RotationConv2d)][1:]
+    # by hand: per layer, the mean over (output, input) pairs of the kernel's L2 norm
+    by_hand = sum(float(torch.linalg.vector_norm(m.kernels().detach(), dim=(2, 3)).mean())
+                  for m in hidden) / len(hidden)
+    difference = float((sparse.regularizer() - core.regularizer()).detach())
+    assert difference == pytest.approx(500_000 * by_hand, rel=1e-5)
+    assert by_hand > 0
+    # zeroing one input channel of every hidden filter lowers it: the penalty is a group lasso
+    for m in hidden:
+        with torch.no_grad():
+            m.weight[:, 0] = 0
+    assert float((sparse.regularizer() - core.regularizer()).detach()) < difference
+    sparse.regularizer().backward()
+    for m in hidden:  # finite at the zeroed kernels too
+        assert m.weight.grad is not None and torch.isfinite(m.weight.grad).all()
+        assert m.weight.grad[:, 1:].abs().sum() > 0
+
+
+def test_the_ln_core_is_its_3d_convolution():
+    torch.manual_seed(0)
+    core = sm.create_model("ln", mice=MICE, channels=3, spatial_kernel=5, temporal_kernel=4).core
+    x = torch.randn(2, 3, 12, 10, 14)
+    expected = torch.nn.functional.conv3d(x, core.conv.weight, core.conv.bias, padding=(0, 2, 2))
+    torch.testing.assert_close(core(x), expected, rtol=1e-4, atol=1e-5)
+    assert core(x).shape == (2, 3, 12 - core.burn_in, 10, 14)

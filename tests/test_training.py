@@ -57,6 +57,16 @@ def test_load_run_gives_the_best_model(trained_run):
         torch.testing.assert_close(value, best["state_dict"][key])
 
 
+def test_load_run_last_gives_the_last_epoch(trained_run):
+    model = sm.load_run(trained_run, checkpoint="last")
+    last = torch.load(trained_run / "last.pt", weights_only=True)
+    assert last["epoch"] == 2 and not model.training
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, last["model"]["state_dict"][key])
+    with pytest.raises(ValueError, match="choose 'best' or 'last'"):
+        sm.load_run(trained_run, checkpoint="final")
+
+
 def test_resume_continues_the_epoch_count(trained_run, tmp_path):
     run = Path(shutil.copytree(trained_run, tmp_path / "run"))
     config = dataclasses.replace(sm.read_config(run), max_epochs=3, score=False)  # may change
@@ -114,6 +124,17 @@ def test_wrong_types_are_named():
         sm.TrainConfig(lr="fast")  # type: ignore[arg-type]
     with pytest.raises(sm.ConfigError, match="normalize='zscore'; choose one of"):
         sm.TrainConfig(normalize="zscore")
+
+
+def test_batches_larger_than_a_mouses_train_tier_are_named(simulated_stores, tmp_path):
+    config = sm.TrainConfig(mice=(str(simulated_stores[0]),), batch_size=64,
+                            model_config=TINY_FACTORIZED, device="cpu", progress=False,
+                            out=str(tmp_path / "run"))
+    with pytest.raises(sm.ConfigError, match=r"would get no batch: \d+ items .* fewer than "
+                       r"batch_size=64 .*lower batch_size or pass drop_last=False.*"
+                       r"\(in the config: batch_size, drop_last\)"):
+        sm.train(config)
+    assert not (tmp_path / "run").exists()
 
 
 def test_unknown_mouse_is_named(tmp_path):
@@ -176,3 +197,20 @@ def test_bf16_autocast_and_compile_on_a_gpu(trained_run, tmp_path):
          "out": str(tmp_path / "gpu")})
     run = sm.train(config)
     assert pd.read_csv(run / "metrics.csv")["validation_correlation"].notna().all()
+
+
+def test_the_loss_scale_counts_every_trial_of_the_mouse(simulated_stores, tmp_path):
+    import math
+
+    import sensorium_data as sd
+    from sensorium_models.training.config import resolve_model_config
+    from sensorium_models.training.run import Trainer
+
+    config = sm.TrainConfig(mice=(str(simulated_stores[0]),), batch_size=4, device="cpu",
+                            model_config=TINY_FACTORIZED, progress=False)
+    options = resolve_model_config(config.model, config.model_config)
+    trainer = Trainer(config, options, tmp_path / "run", None)
+    ds = sd.open_mouse(simulated_stores[0])
+    with_files = int((ds["tier"] != "none").sum())
+    assert with_files > int((ds["tier"] == "train").sum())  # the test tiers count too
+    assert trainer.loss_scale == {ds.attrs["mouse"]: pytest.approx(math.sqrt(with_files / 4))}

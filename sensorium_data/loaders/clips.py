@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from bisect import bisect_right
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,23 @@ class _Window(NamedTuple):
     frames: int
 
 
+# Every _Local with a running thread pool: a fork stops them first (below).
+_WITH_THREADS: weakref.WeakSet[_Local] = weakref.WeakSet()
+
+
+def _stop_reading_threads() -> None:
+    """Stop this process's reading threads (they start again on the next read).
+
+    Runs before every fork, as a DataLoader starting its workers does: a process forked while
+    it runs threads gets only the forking thread, and Python 3.12+ warns about it.
+    """
+    for local in list(_WITH_THREADS):
+        local.stop_threads()
+
+
+os.register_at_fork(before=_stop_reading_threads)
+
+
 class _Local:
     """What each process opens for itself: store readers, reading threads, a random
     generator."""
@@ -66,7 +84,14 @@ class _Local:
     def pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="sensorium-read")
+            _WITH_THREADS.add(self)
         return self._pool
+
+    def stop_threads(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        _WITH_THREADS.discard(self)
 
 
 class ClipDataset(torch.utils.data.Dataset):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sensorium_models.models.encoder import Core, ModelConfig
@@ -68,7 +69,19 @@ class LinearCore(Core):
         self.burn_in = t - 1
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(x)  # (B, C_in, T, H, W) -> (B, channels, T - burn_in, H, W)
+        """``self.conv(x)``, computed as a 2D convolution of stacked frames.
+
+        Each output frame's ``t`` input frames are stacked as channels and convolved in 2D with
+        the same weights: the same numbers as the 3D convolution, which PyTorch runs 2-3x slower
+        on the CPU for kernels of several frames and pixels (``docs/benchmarks.md``).
+        """
+        b, c, t, h, w = x.shape
+        k = self.config.temporal_kernel
+        windows = x.unfold(2, k, 1)  # (B, C_in, T - k + 1, H, W, k)
+        stacked = windows.permute(0, 2, 1, 5, 3, 4).reshape(-1, c * k, h, w)  # (B*T', C_in*k, H, W)
+        weight = self.conv.weight.flatten(1, 2)  # (channels, C_in*k, s, s), channels (C_in, k)
+        out = F.conv2d(stacked, weight, self.conv.bias, padding=self.conv.padding[1:])
+        return out.view(b, t - k + 1, -1, h, w).transpose(1, 2)  # (B, channels, T', H, W)
 
     def regularizer(self) -> Tensor:
         w = self.conv.weight  # (channels, C_in, t, k, k)

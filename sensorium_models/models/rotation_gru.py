@@ -42,6 +42,11 @@ class RotationGRUConfig(ModelConfig):
         Batch norm momentum (PyTorch's convention).
     gamma_input
         Weight of the Laplace smoothness penalty on the first layer's kernels, all angles.
+    gamma_hidden
+        Weight of the group-sparsity penalty on the hidden layers' kernels: the mean, over
+        every (output, input) channel pair of every angle, of the pair's kernel L2 norm,
+        averaged over the hidden layers. It drives whole input channels of a hidden filter
+        to zero (neuralpredictors' ``group_sparsity``, starter kit weight 500,000).
     gru_channels, gru_input_kernel, gru_rec_kernel
         ConvGRU state channels and its input-to-state and state-to-state kernels.
     """
@@ -53,6 +58,7 @@ class RotationGRUConfig(ModelConfig):
     hidden_kernel: int
     momentum: float
     gamma_input: float
+    gamma_hidden: float
     gru_channels: int
     gru_input_kernel: int
     gru_rec_kernel: int
@@ -228,8 +234,20 @@ class RotationGRUCore(Core):
         return self.gru(features)  # (B, G, T, H', W')
 
     def regularizer(self) -> Tensor:
-        first = typing.cast(RotationConv2d, self.spatial[0])
-        return self.config.gamma_input * laplace_l2(first.kernels())
+        convs = [m for m in self.spatial if isinstance(m, RotationConv2d)]
+        penalty = self.config.gamma_input * laplace_l2(convs[0].kernels())
+        if len(convs) > 1 and self.config.gamma_hidden:
+            penalty = penalty + self.config.gamma_hidden * group_sparsity(convs[1:])
+        return penalty
+
+
+def group_sparsity(convs: typing.Sequence[RotationConv2d]) -> Tensor:
+    """Mean L2 norm of the (output, input) kernels of each layer, averaged over layers.
+
+    The 1e-12 under the root keeps the gradient finite at a kernel that is exactly zero.
+    """
+    norms = [(conv.kernels().pow(2).sum((2, 3)) + 1e-12).sqrt().mean() for conv in convs]
+    return torch.stack(norms).mean()
 
 
 @register_model
@@ -243,6 +261,7 @@ def gru_baseline() -> RotationGRUConfig:
         hidden_kernel=7,
         momentum=0.9,
         gamma_input=500.0,
+        gamma_hidden=500_000.0,
         gru_channels=64,
         gru_input_kernel=9,
         gru_rec_kernel=9,

@@ -97,7 +97,9 @@ def load_run(run: str | os.PathLike[str], *, checkpoint: Literal["best", "last"]
         msg = f"checkpoint={checkpoint!r}; choose 'best' or 'last'."
         raise ValueError(msg)
     folder = _run_dir(run)
-    return build(load(folder / (BEST if checkpoint == "best" else LAST))).to(device)
+    if checkpoint == "best":
+        return build(load(folder / BEST)).to(device)
+    return build(load(folder / LAST)["model"]).to(device)  # last.pt also holds the optimizer
 
 
 def read_config(run: str | os.PathLike[str]) -> TrainConfig:

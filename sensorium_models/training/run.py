@@ -182,10 +182,16 @@ class Trainer:
             self.optimizer, mode="max", factor=config.factor, patience=config.patience,
             threshold=config.threshold, threshold_mode="abs", min_lr=config.min_lr)
         self.stopping = EarlyStopping(config.lr_decay_steps, config.threshold)
-        self.sampler = MouseBatchSampler(self.clips, config.batch_size, mode="per_mouse",
-                                         seed=config.seed)
+        try:
+            self.sampler = MouseBatchSampler(self.clips, config.batch_size, mode="per_mouse",
+                                             drop_last=config.drop_last, seed=config.seed)
+        except ValueError as e:  # a mouse with fewer train clips than batch_size
+            msg = f"{e} (in the config: batch_size, drop_last)"
+            raise ConfigError(msg) from e
         self.loader = data.loader(self.clips, self.sampler, config.num_workers)
-        n_trials = {m: len(ix) for m, ix in self.clips.indices_by_mouse().items()}
+        # sqrt(trials / batch_size) per mouse, counting every trial with files (all tiers), as
+        # the starter kit's len(dataset) does
+        n_trials = {m: int((ds["tier"] != "none").sum()) for m, ds in self.datasets.items()}
         self.loss_scale = {m: math.sqrt(n / config.batch_size) for m, n in n_trials.items()}
         self.history: list[dict[str, float]] = []
         self.epoch = 0
