@@ -51,12 +51,12 @@ FULL = DemoPlan(
     scale=1.0,
     models={
         "factorized_baseline": {
-            "normalize": "per_neuron", "batch_size": 4, "max_epochs": 10,
+            "normalize": "per_neuron", "batch_size": 4, "max_epochs": 8,
             "model_config": {"hidden_channels": [8, 16, 16], "init_sigma": 0.1,
                              "momentum": 0.1},
         },
         "ln": {
-            "normalize": "per_neuron", "batch_size": 4, "max_epochs": 4, "lr": 5e-4,
+            "normalize": "per_neuron", "batch_size": 4, "max_epochs": 3, "lr": 5e-4,
             "model_config": {"spatial_kernel": 9, "temporal_kernel": 7},
         },
     },

@@ -72,8 +72,8 @@ class LinearCore(Core):
         """``self.conv(x)``, computed as a 2D convolution of stacked frames.
 
         Each output frame's ``t`` input frames are stacked as channels and convolved in 2D with
-        the same weights: the same numbers as the 3D convolution, which PyTorch runs 2-3x slower
-        on the CPU for kernels of several frames and pixels (``docs/benchmarks.md``).
+        the same weights: the same numbers as the 3D convolution, about 1.2x faster on the CPU
+        (``benchmarks/cores.py``, ``docs/benchmarks.md``).
         """
         b, c, t, h, w = x.shape
         k = self.config.temporal_kernel
