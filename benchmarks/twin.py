@@ -48,8 +48,7 @@ PLANS: dict[str, dict[str, Any]] = {
 # read the features almost anywhere, which the published runs outgrow in their ~200 epochs but
 # a few dozen CPU epochs do not (the demo measured the same, docs/training.md).
 # Batches of 8 clips, as published. Batches of 2 (4x the optimizer steps for the same
-# computation) were tried and learned no faster: batch norm's running statistics then come from
-# the last two clips (docs/models.md).
+# computation) were tried in the first try and learned no faster (docs/models.md).
 COMMON: dict[str, Any] = {"normalize": "per_neuron", "batch_size": 8, "frames": 80}
 READOUT: dict[str, Any] = {"init_sigma": 0.1}
 REPORTED = ("final_test_main", "final_test_bonus")
