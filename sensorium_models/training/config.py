@@ -72,8 +72,8 @@ class TrainConfig:
         Leave out the smaller last batch of each pass over a mouse's trials. Batch norm's
         running statistics follow the latest batches (momentum 0.7 in the factorized core),
         and validation and prediction use them: a last batch of one or two clips sets them
-        from those clips alone (measured in docs/models.md: one such batch cut a run's
-        oracle correlation from 0.244 to 0.143). The starter kit keeps such batches.
+        from those clips alone (docs/training.md, "How a run trains": one such batch cut a
+        run's oracle correlation from 0.244 to 0.143). The starter kit keeps such batches.
     in_memory, num_workers
         Hold the training tier in RAM; DataLoader worker processes.
     lr, weight_decay
