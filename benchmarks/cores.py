@@ -3,11 +3,13 @@
 Forward and backward of one batch, side by side in one process, alternating, on the CPU:
 ``LinearCore.forward`` stacks each output frame's input frames as channels and runs one 2D
 convolution; this measures what that gains over ``torch.nn.functional.conv3d`` with the same
-weights, and checks that both give the same numbers.
+weights, and checks that both give the same numbers. ``--forward-only`` times the forward pass
+without gradients, as prediction runs it (whole trials: ``--frames 300``).
 
 Usage::
 
     python benchmarks/cores.py --batch 8 --frames 80 --rounds 3
+    python benchmarks/cores.py --batch 8 --frames 180 --rounds 3 --forward-only
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--kernels", nargs=2, type=int, default=[11, 11],
                    metavar=("SPATIAL", "TEMPORAL"))
+    p.add_argument("--forward-only", action="store_true",
+                   help="time the forward pass without gradients (prediction)")
     args = p.parse_args(argv)
     spatial, temporal = args.kernels
     mice = {"A": sm.MouseSpec(n_neurons=2, coords=[[0.0, 0.0], [1.0, 1.0]])}
@@ -54,10 +58,15 @@ def main(argv: list[str] | None = None) -> None:
         for name, f in (("conv3d", conv3d), ("stacked conv2d", stacked)):
             core.zero_grad()
             t0 = time.perf_counter()
-            f().square().mean().backward()
+            if args.forward_only:
+                with torch.no_grad():
+                    f()
+            else:
+                f().square().mean().backward()
             times[name].append(time.perf_counter() - t0)
+    timed = "forward" if args.forward_only else "forward + backward"
     for name, values in times.items():
-        print(f"{name:>15}: " + ", ".join(f"{v:.2f}" for v in values) + " s forward + backward")
+        print(f"{name:>15}: " + ", ".join(f"{v:.2f}" for v in values) + f" s {timed}")
     ratio = min(times["conv3d"]) / min(times["stacked conv2d"])
     print(f"stacked conv2d is {ratio:.1f}x faster (best of {args.rounds} each)")
 

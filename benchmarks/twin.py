@@ -13,7 +13,8 @@ against the simulator's noise-free rates (the ceiling). Writes, under ``--out``:
 
 ``--targets rates`` is a diagnostic: the same runs on trees whose responses are the noise-free
 rates (``runs-rates/``, ``twin-rates.json``), which tells whether a model learns the twin's
-stimulus response at all in the time given, whatever the noise.
+stimulus response at all in the time given, whatever the noise. ``--lr`` overrides every plan's
+starting learning rate, its runs and results kept apart (``runs-lr<LR>/``, ``twin-lr<LR>.json``).
 
 Usage::
 
@@ -84,18 +85,25 @@ def rates_tree(tree: Path, folder: Path) -> Path:
     return out
 
 
+def suffix(args: argparse.Namespace) -> str:
+    """What keeps a diagnostic's runs and results apart: ``-rates``, ``-lr<LR>``, or nothing."""
+    return ("-rates" if args.targets == "rates" else "") + (f"-lr{args.lr:g}" if args.lr else "")
+
+
 def train_one(model: str, stores: list[Path], args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
 
     import sensorium_models as sm
 
-    run = args.out / ("runs" if args.targets == "responses" else "runs-rates") / model
+    run = args.out / f"runs{suffix(args)}" / model
     overrides = {**COMMON, **PLANS[model]}
     overrides["model_config"] = {**READOUT, **overrides.get("model_config", {})}
     if args.epochs:
         overrides["max_epochs"] = args.epochs
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
+    if args.lr:
+        overrides["lr"] = args.lr
     config = sm.TrainConfig(model=model, mice=tuple(str(s) for s in stores), seed=args.seed,
                             out=str(run), device="cpu", progress=False,
                             score=False).with_overrides(overrides)
@@ -120,7 +128,7 @@ def score(model: str, datasets: dict, args: argparse.Namespace) -> dict[str, Any
     import sensorium_models as sm
     from sensorium_models.demo.results import by_stimulus
 
-    run = args.out / ("runs" if args.targets == "responses" else "runs-rates") / model
+    run = args.out / f"runs{suffix(args)}" / model
     predictions = sm.predict(run, datasets, progress=False)
     tables = {}
     for scale in ("raw", "official"):
@@ -176,6 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="+", default=list(PLANS), choices=list(PLANS))
     p.add_argument("--epochs", type=int, help="max_epochs of every run (default: the plan's)")
     p.add_argument("--batch-size", type=int, help="clips per batch (default: 8, see COMMON)")
+    p.add_argument("--lr", type=float,
+                   help="starting learning rate of every run (default: the plan's); the runs "
+                        "and results go to runs-lr<LR>/ and twin-lr<LR>.json")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--targets", choices=["responses", "rates"], default="responses",
                    help="train and score on the noisy responses (the benchmark) or, as a "
@@ -202,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         "scale": args.scale, "mice": args.mice, "common": COMMON, "readout": READOUT,
         "models": {},
     }
-    path = args.out / ("twin.json" if args.targets == "responses" else "twin-rates.json")
+    path = args.out / f"twin{suffix(args)}.json"
     if path.exists():
         results["models"] = json.loads(path.read_text()).get("models", {})
     for model in args.models:
@@ -216,7 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     results["models"] = {m: results["models"][m] for m in PLANS if m in results["models"]}
     text = report(results, args)
     print(text)
-    (args.out / f"report-{args.targets}.md").write_text(text + "\n")
+    lr = suffix(args).removeprefix("-rates")
+    (args.out / f"report-{args.targets}{lr}.md").write_text(text + "\n")
     path.write_text(json.dumps(results, indent=1, default=float))
 
 
