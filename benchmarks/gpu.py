@@ -96,7 +96,8 @@ def build(model_name: str, mice: dict[str, Any], args: argparse.Namespace, devic
     torch.manual_seed(args.seed)
     model = sm.create_model(model_name, mice=mice, in_channels=in_channels,
                             **widths(model_name, args.width)).to(device)
-    forward = torch.compile(model) if mode == "bf16-compile" else model
+    compiled = mode == "bf16-compile" and device.type == "cuda"  # as the trainer does
+    forward = torch.compile(model) if compiled else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
     autocast = autocast_for(device, amp=mode != "fp32")
     return model, forward, optimizer, autocast
@@ -246,6 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     from sensorium_models.training.predict import resolve_device
 
     device = resolve_device(args.device)
+    if device.type != "cuda" and any(m != "fp32" for m in args.modes):
+        print(f"note: on {device} bf16 autocast and compile are not applied (the trainer does "
+              "neither off CUDA): every mode runs fp32 eager", flush=True)
     results: dict[str, Any] = {
         "machine": machine(device),
         "setting": f"{MICE} mice x {args.neurons} neurons, batches of {args.batch} clips x "

@@ -72,8 +72,8 @@ class LinearCore(Core):
         """``self.conv(x)``, computed as a 2D convolution of stacked frames.
 
         Each output frame's ``t`` input frames are stacked as channels and convolved in 2D with
-        the same weights: the same numbers as the 3D convolution, about 1.2x faster on the CPU
-        (``benchmarks/cores.py``, ``docs/benchmarks.md``).
+        the same weights: the same numbers as the 3D convolution, on the CPU about 1.2x faster
+        forward and backward, 1.4x forward only (``benchmarks/cores.py``, ``docs/benchmarks.md``).
         """
         b, c, t, h, w = x.shape
         k = self.config.temporal_kernel
