@@ -73,8 +73,19 @@ def test_laplace_penalties_prefer_smooth_kernels():
     rough = torch.randn(9, 9)
     assert float(laplace_l2(smooth)) < 0.3 < float(laplace_l2(rough))
     assert float(laplace_l2(3 * rough)) == pytest.approx(float(laplace_l2(rough)), rel=1e-5)
-    ramp = torch.sin(torch.linspace(0, 3.14, 11))
-    assert float(temporal_laplace_l2(ramp)) < 0.1 < float(temporal_laplace_l2(torch.randn(11)))
+    bump = torch.sin(torch.linspace(0, 3.14, 11))
+    rough = torch.tensor([1.0, -1.0] * 5 + [1.0])
+    assert float(temporal_laplace_l2(bump)) < 5 < 30 < float(temporal_laplace_l2(rough))
+
+
+def test_the_temporal_penalty_is_neuralpredictors_depth_laplace():
+    # DepthLaplaceL21d: conv1d with [-1, 4, -1], zero padding 1, sum of squares over the sum of
+    # squares of the kernels (C_out, C_in, t); written out here by hand
+    w = torch.randn(3, 2, 7)
+    padded = torch.nn.functional.pad(w, (1, 1))
+    lap = 4 * padded[..., 1:-1] - padded[..., :-2] - padded[..., 2:]
+    expected = lap.pow(2).sum() / w.pow(2).sum()
+    torch.testing.assert_close(temporal_laplace_l2(w), expected)
 
 
 def test_group_sparsity_penalises_the_hidden_kernels_by_channel_pair():

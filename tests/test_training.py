@@ -124,6 +124,44 @@ def test_wrong_types_are_named():
         sm.TrainConfig(lr="fast")  # type: ignore[arg-type]
     with pytest.raises(sm.ConfigError, match="normalize='zscore'; choose one of"):
         sm.TrainConfig(normalize="zscore")
+    with pytest.raises(sm.ConfigError, match="patience=0; it must be a positive integer"):
+        sm.TrainConfig(patience=0)
+    with pytest.raises(sm.ConfigError, match=r"lr_decay_steps=0; it must be a positive integer "
+                       r"\(1: stop at the first round's end"):
+        sm.TrainConfig(lr_decay_steps=0)
+    with pytest.raises(sm.ConfigError, match=r"min_lr=0.001 is above lr=0.0005: the schedule "
+                       "could never decay; lower min_lr"):
+        sm.TrainConfig(lr=5e-4, min_lr=1e-3)
+
+
+def test_clips_no_longer_than_the_burn_in_are_named_before_anything_is_written(
+        simulated_stores, tmp_path):
+    config = sm.TrainConfig(mice=(str(simulated_stores[0]),), frames=18,
+                            model_config=TINY_FACTORIZED, device="cpu", progress=False,
+                            out=str(tmp_path / "run"))
+    with pytest.raises(sm.ConfigError, match=r"frames=18: factorized_baseline's first 18 frames "
+                       r"of a clip are burn-in .* pass frames of at least 19"):
+        sm.train(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_stopped_in_its_first_epoch_resumes(simulated_stores, tmp_path, monkeypatch):
+    from sensorium_models.training import run as run_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    config = sm.TrainConfig(mice=(str(simulated_stores[0]),), max_epochs=1, score=False,
+                            batch_size=4, model_config=TINY_FACTORIZED, device="cpu",
+                            progress=False,
+                            out=str(tmp_path / "run"))
+    with monkeypatch.context() as m:
+        m.setattr(run_module, "train_epoch", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            sm.train(config)
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["epoch"] == 0
+    assert sm.train(config, resume=tmp_path / "run") == tmp_path / "run"
+    assert pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"].tolist() == [1]
 
 
 def test_batches_larger_than_a_mouses_train_tier_are_named(simulated_stores, tmp_path):
@@ -163,21 +201,43 @@ def test_config_file_then_overrides(tmp_path):
     assert sm.TrainConfig.from_dict(config.to_dict()) == config  # config.json round trip
 
 
-def test_early_stopping_restores_and_decays_then_stops():
+def test_early_stopping_runs_in_rounds_as_the_starter_kit():
+    # neuralpredictors' early_stopping(interval=1, patience=2, lr_decay_steps=3): a round
+    # ends after 2 epochs in a row without improvement and puts the best weights back; the
+    # scheduler (never reset) decays on its own count, more than 2 bad epochs
     weight = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([weight], lr=1.0)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=0.5, patience=1, threshold=1e-6, threshold_mode="abs")
-    stopping = EarlyStopping(lr_decay_steps=2, threshold=1e-6)
-    objectives = [0.1, 0.2, 0.2, 0.15, 0.3, 0.1, 0.1, 0.1, 0.1]
-    decisions = [stopping.step(v, epoch, scheduler) for epoch, v in enumerate(objectives, 1)]
-    assert decisions == ["improved", "improved", "worse", "decayed", "improved", "worse",
-                         "decayed", "worse", "stop"]
-    assert optimizer.param_groups[0]["lr"] == 0.125  # the scheduler decayed at each plateau
-    assert (stopping.best, stopping.best_epoch, stopping.decays) == (0.3, 5, 2)
-    restored = EarlyStopping(lr_decay_steps=2, threshold=1e-6)
+        optimizer, mode="max", factor=0.5, patience=2, threshold=1e-6, threshold_mode="abs")
+    stopping = EarlyStopping(patience=2, lr_decay_steps=3, threshold=1e-6)
+    objectives = [0.1, 0.2, 0.1, 0.1, 0.1, 0.3, 0.1, 0.1, 0.1, 0.1, 0.5]
+    decisions, lrs = [], []
+    for epoch, value in enumerate(objectives, 1):
+        if stopping.stopped:
+            break
+        decisions.append(stopping.step(value, epoch, scheduler))
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert decisions == ["improved", "improved", "worse", "restored", "worse", "improved",
+                         "worse", "restored", "worse", "stop"]
+    assert lrs == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25]
+    assert (stopping.best, stopping.best_epoch, stopping.rounds) == (0.3, 6, 3)
+    restored = EarlyStopping(patience=2, lr_decay_steps=3, threshold=1e-6)
     restored.load_state_dict(stopping.state_dict())
     assert restored == stopping
+
+
+def test_early_stopping_reads_a_checkpoint_of_the_earlier_rule():
+    stopping = EarlyStopping(patience=5, lr_decay_steps=4, threshold=1e-6)
+    stopping.load_state_dict({"lr_decay_steps": 4, "threshold": 1e-6, "best": 0.2,
+                              "best_epoch": 7, "decays": 2, "stopped": False})
+    assert (stopping.rounds, stopping.bad_epochs, stopping.best_epoch) == (2, 0, 7)
+
+
+def test_early_stopping_stops_on_a_non_finite_correlation():
+    weight = torch.nn.Parameter(torch.zeros(1))
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(torch.optim.SGD([weight], lr=1.0))
+    stopping = EarlyStopping(patience=5, lr_decay_steps=4, threshold=1e-6)
+    assert stopping.step(float("nan"), 1, scheduler) == "stop" and stopping.stopped
 
 
 def test_poisson_loss_is_the_baselines():

@@ -11,10 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# The 5-point discrete Laplacian and the 1D second difference; kernels are zero-padded by one
-# sample, so an edge is penalised like a jump to zero.
+# The 5-point discrete Laplacian, and in time neuralpredictors' laplace1d, [-1, 4, -1], which
+# the starter kit's gamma_input_temporal weighs: not the second difference [-1, 2, -1], so a
+# constant kernel is penalised too (the ratio is 18 - 16 r1 + 2 r2 with r1, r2 the kernel's
+# lag-1 and lag-2 autocorrelations: still lowest for smooth kernels). Kernels are zero-padded
+# by one sample, so an edge is penalised like a jump to zero.
 _LAPLACE_2D = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])[None, None]
-_LAPLACE_1D = torch.tensor([-1.0, 2.0, -1.0])[None, None]
+_LAPLACE_1D = torch.tensor([-1.0, 4.0, -1.0])[None, None]
 _EPS = 1e-12
 
 
@@ -44,7 +47,8 @@ def laplace_l2(kernels: Tensor) -> Tensor:
 
 
 def temporal_laplace_l2(kernels: Tensor) -> Tensor:
-    """Normalised temporal Laplace penalty ``sum(d2(w)^2) / sum(w^2)`` along the last axis.
+    """Normalised temporal penalty ``sum(lap(w)^2) / sum(w^2)`` along the last axis, with the
+    starter kit's kernel ``lap = [-1, 4, -1]`` (neuralpredictors' ``DepthLaplaceL21d``).
 
     Parameters
     ----------
@@ -59,8 +63,8 @@ def temporal_laplace_l2(kernels: Tensor) -> Tensor:
     Examples
     --------
     >>> import torch
-    >>> round(float(temporal_laplace_l2(torch.ones(2, 3, 5))), 6)  # only the two ends count
-    0.4
+    >>> round(float(temporal_laplace_l2(torch.ones(2, 3, 5))), 6)  # (4 * 2^2 + 2 * 3^2) / 5
+    6.0
     """
     w = kernels.reshape(-1, 1, kernels.shape[-1])  # (M, 1, k_t)
     lap = F.conv1d(w, _LAPLACE_1D.to(w), padding=1)  # (M, 1, k_t)

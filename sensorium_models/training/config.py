@@ -79,11 +79,12 @@ class TrainConfig:
     lr, weight_decay
         AdamW's learning rate and weight decay.
     max_epochs, patience, lr_decay_steps, factor, threshold, min_lr
-        ReduceLROnPlateau (mode max on the validation correlation, absolute ``threshold``)
-        declares a plateau after more than ``patience`` epochs without improvement; at each
-        plateau the best weights are restored and the LR is multiplied by ``factor`` (not
-        below ``min_lr``). Training stops at the plateau after ``lr_decay_steps`` decays, or
-        after ``max_epochs``.
+        As the starter kit's early stopping: a round ends after ``patience`` epochs in a
+        row without improving the validation correlation by more than ``threshold``, and
+        puts the best weights back; training stops when ``lr_decay_steps`` rounds have
+        ended, or after ``max_epochs``. ReduceLROnPlateau (mode max, absolute
+        ``threshold``, never reset) multiplies the LR by ``factor`` (not below ``min_lr``)
+        after more than ``patience`` epochs without improvement.
     seed
         Seeds the weights, the clip windows and the batch order.
     device, amp, compile
@@ -138,12 +139,13 @@ class TrainConfig:
         if self.normalize not in NORMALIZE:
             msg = f"normalize={self.normalize!r}; choose one of {list(NORMALIZE)}."
             raise ConfigError(msg)
-        for name in ("frames", "batch_size", "max_epochs", "lr_decay_steps"):
-            if getattr(self, name) < 1 and not (name == "lr_decay_steps"
-                                                and self.lr_decay_steps == 0):
-                msg = f"{name}={getattr(self, name)}; it must be a positive integer."
-                raise ConfigError(msg)
-        for name in ("patience", "num_workers", "seed"):
+        for name in ("frames", "batch_size", "max_epochs", "patience", "lr_decay_steps"):
+            if getattr(self, name) < 1:
+                msg = f"{name}={getattr(self, name)}; it must be a positive integer"
+                if name == "lr_decay_steps":
+                    msg += " (1: stop at the first round's end, without restarting)"
+                raise ConfigError(msg + ".")
+        for name in ("num_workers", "seed"):
             if getattr(self, name) < 0:
                 msg = f"{name}={getattr(self, name)}; it must be a non-negative integer."
                 raise ConfigError(msg)
@@ -154,6 +156,10 @@ class TrainConfig:
             if getattr(self, name) <= 0:
                 msg = f"{name}={getattr(self, name)}; a learning rate must be positive."
                 raise ConfigError(msg)
+        if self.min_lr > self.lr:
+            msg = (f"min_lr={self.min_lr} is above lr={self.lr}: the schedule could never "
+                   "decay; lower min_lr (default 1e-4) or raise lr.")
+            raise ConfigError(msg)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:

@@ -108,6 +108,8 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
     trainer = Trainer(config, options, folder, state)  # opens the data: fails before mkdir
     folder.mkdir(parents=True, exist_ok=True)
     (folder / checkpoint.CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    if state is None:
+        trainer.save()  # epoch 0: a run stopped in its first epoch can be resumed too
     log.info("run directory %s", folder)
     trainer.fit()
     return folder
@@ -169,6 +171,11 @@ class Trainer:
                                  in_channels=self.clips.in_channels, **options)
         except TypeError as e:  # an option of the wrong type, named by create_model
             raise ConfigError(f"model_config: {e}") from e
+        if config.frames <= model.burn_in:
+            msg = (f"frames={config.frames}: {config.model}'s first {model.burn_in} frames of a "
+                   f"clip are burn-in and give no prediction; pass frames of at least "
+                   f"{model.burn_in + 1} (default 80).")
+            raise ConfigError(msg)
         self.model: VideoEncoder = model.to(self.device)
         self.forward: nn.Module = self.model
         if config.compile:
@@ -181,7 +188,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=config.factor, patience=config.patience,
             threshold=config.threshold, threshold_mode="abs", min_lr=config.min_lr)
-        self.stopping = EarlyStopping(config.lr_decay_steps, config.threshold)
+        self.stopping = EarlyStopping(config.patience, config.lr_decay_steps, config.threshold)
         try:
             self.sampler = MouseBatchSampler(self.clips, config.batch_size, mode="per_mouse",
                                              drop_last=config.drop_last, seed=config.seed)
@@ -224,7 +231,7 @@ class Trainer:
             self.epoch += 1
             row = self._epoch(bar)
             self.history.append(row)
-            self._save()
+            self.save()
             bar.update()
             bar.set_postfix(self._postfix(row))
         bar.close()
@@ -264,7 +271,7 @@ class Trainer:
             payload = self._model_payload()
             payload.update(epoch=self.epoch, validation_correlation=correlation)
             checkpoint.save(self.folder / checkpoint.BEST, payload)
-        elif decision in ("decayed", "stop"):
+        elif decision in ("restored", "stop"):
             self.model.load_state_dict(self.best)
         log.info("epoch %d: loss %.5g, %s correlation %.4f (%s)", self.epoch, loss,
                  config.val_tier, correlation, decision)
@@ -275,7 +282,8 @@ class Trainer:
     def _model_payload(self) -> dict[str, Any]:
         return checkpoint.model_payload(self.model, self.specs, self.clips.in_channels)
 
-    def _save(self) -> None:
+    def save(self) -> None:
+        """Write last.pt (everything a resume needs) and metrics.csv."""
         payload = {
             "format": checkpoint.FORMAT,
             "model": self._model_payload(),

@@ -1,72 +1,84 @@
-"""Early stopping driven by ReduceLROnPlateau, restoring the best weights at each plateau.
+"""Early stopping in rounds, as the baselines train (neuralpredictors' ``early_stopping``
+with ``interval=1``, ``restore_best=True`` and ``lr_decay_steps``).
 
-As the baselines train (neuralpredictors' ``early_stopping`` with ``restore_best=True`` and
-``lr_decay_steps``): every epoch the validation correlation is given to
-:class:`torch.optim.lr_scheduler.ReduceLROnPlateau` (mode max, absolute threshold). When it
-declares a plateau (more than ``patience`` epochs without beating the best by
-``threshold``), it multiplies the LR by ``factor``, and the best weights so far are put
-back. At the plateau that follows the last allowed decay (or when the LR can no longer
-drop), training stops, with the best weights.
+Every epoch the validation correlation is compared with the best so far (better means above
+it by more than ``threshold``) and given to
+:class:`torch.optim.lr_scheduler.ReduceLROnPlateau` (mode max, absolute threshold), which
+decays the LR on its own count: after more than ``patience`` epochs without improvement. A
+round ends after ``patience`` epochs in a row without improvement; the best weights are then
+put back and the next round starts from them. Training stops, with the best weights, when
+``lr_decay_steps`` rounds have ended (or at ``max_epochs``). The scheduler is never reset, so
+its decays fall one epoch after a round's end, or later: with the defaults (patience 5,
+4 rounds) a run decays the LR about three times.
+
+One difference from the starter kit: it scores the untrained model before the first epoch and
+counts that as the first best; here the first best is the first epoch's.
 """
-
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import torch
 
 log = logging.getLogger(__name__)
 
-Decision = Literal["improved", "worse", "decayed", "stop"]
+Decision = Literal["improved", "worse", "restored", "stop"]
 
 
 @dataclass
 class EarlyStopping:
     """The state between epochs; ``state_dict`` / ``load_state_dict`` for checkpoints."""
 
+    patience: int
     lr_decay_steps: int
     threshold: float
     best: float = -math.inf
     best_epoch: int = 0
-    decays: int = 0
+    bad_epochs: int = 0  # in a row, in the current round
+    rounds: int = 0  # rounds ended
     stopped: bool = False
 
     def step(self, objective: float, epoch: int,
              scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau) -> Decision:
         """Record epoch ``epoch``'s objective and step the scheduler; say what to do.
 
-        ``"improved"``: save the weights as the best. ``"decayed"``: the LR was decayed;
-        restore the best weights. ``"stop"``: restore the best weights and stop.
+        ``"improved"``: save the weights as the best. ``"restored"``: a round ended; put the
+        best weights back. ``"stop"``: put the best weights back and stop.
         """
         if not math.isfinite(objective):
             log.warning("epoch %d: the validation correlation is %s; stopping", epoch, objective)
             self.stopped = True
             return "stop"
-        improved = objective > self.best + self.threshold
-        if improved:
-            self.best, self.best_epoch = objective, epoch
         before = [g["lr"] for g in scheduler.optimizer.param_groups]
         scheduler.step(objective)
-        if improved:
-            return "improved"
-        if scheduler.num_bad_epochs != 0:  # no plateau yet: the scheduler counts on
-            return "worse"
         after = [g["lr"] for g in scheduler.optimizer.param_groups]
-        if self.decays >= self.lr_decay_steps or after == before:
+        if after != before:
+            log.info("epoch %d: plateau, LR %.3g -> %.3g", epoch, before[0], after[0])
+        if objective > self.best + self.threshold:
+            self.best, self.best_epoch, self.bad_epochs = objective, epoch, 0
+            return "improved"
+        self.bad_epochs += 1
+        if self.bad_epochs < self.patience:
+            return "worse"
+        self.rounds, self.bad_epochs = self.rounds + 1, 0
+        if self.rounds >= self.lr_decay_steps:
             self.stopped = True
             return "stop"
-        self.decays += 1
-        log.info("epoch %d: plateau, LR %.3g -> %.3g (decay %d of %d); best weights (epoch "
-                 "%d) restored", epoch, before[0], after[0], self.decays, self.lr_decay_steps,
+        log.info("epoch %d: %d epochs without improvement, round %d of %d ended; best weights "
+                 "(epoch %d) restored", epoch, self.patience, self.rounds, self.lr_decay_steps,
                  self.best_epoch)
-        return "decayed"
+        return "restored"
 
     def state_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "decays" in state:  # a checkpoint of the earlier rule (one round per LR decay)
+            state = {**state, "rounds": state["decays"]}
+        known = {f.name for f in fields(self)}
         for key, value in state.items():
-            setattr(self, key, value)
+            if key in known:
+                setattr(self, key, value)
