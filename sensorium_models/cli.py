@@ -44,6 +44,17 @@ TABLE_COLUMNS = {
 }
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a positive integer, else an error naming the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: pass a positive integer")
+    return value
+
+
 def format_table(table: pd.DataFrame) -> str:
     """The leaderboard table, compact: short column names, three decimals."""
     columns = [c for c in TABLE_COLUMNS if c in table.columns]
@@ -126,6 +137,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from sensorium_models.leaderboard import evaluate
     from sensorium_models.training.run import scored_tiers
 
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        msg = f"--out {args.out} exists; pass a new path, or --overwrite to replace it."
+        raise FileExistsError(msg)
     datasets = run_datasets(args.run, args.data_dir)
     predictions = _predict(args, datasets, args.tiers or scored_tiers(datasets))
     table = evaluate(predictions, datasets, scale="official")
@@ -137,18 +151,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    if Path(args.out).exists():
+        raise FileExistsError(_EXISTS.format(out=args.out))
     predictions = _predict(args, run_datasets(args.run, args.data_dir), args.tiers)
     path = write_predictions(predictions, args.out)
     print(path)
     return 0
 
 
+_EXISTS = "{out} exists; pass a new path (predictions are never written over)."
+
+
 def write_predictions(predictions: dict[str, xr.DataArray], path: str | os.PathLike[str]) -> Path:
     """One group per mouse in a zarr store (``.zarr``) or a netCDF file (``.nc``)."""
     out = Path(path)
     if out.exists():
-        msg = f"{out} exists; pass a new path (predictions are never written over)."
-        raise FileExistsError(msg)
+        raise FileExistsError(_EXISTS.format(out=out))
     if out.suffix == ".nc":
         engine = _netcdf_engine()
         for i, (mouse, values) in enumerate(predictions.items()):
@@ -185,12 +203,13 @@ def _netcdf_engine() -> Literal["h5netcdf", "netcdf4"]:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    from sensorium_models.submission import FILES, write_submission
+    from sensorium_models.submission import FILES, check_free, submission_paths, write_submission
 
+    check_free(submission_paths(args.out, args.track), args.overwrite)  # before predicting
     datasets = run_datasets(args.run, args.data_dir)
     predictions = _predict(args, datasets, list(FILES[args.track]))
     for path in write_submission(predictions, datasets, args.out, track=args.track,
-                                 scale="official"):
+                                 scale="official", overwrite=args.overwrite):
         print(path)
     return 0
 
@@ -209,8 +228,8 @@ def add_model_commands(add: Adder) -> None:
         p.add_argument("run", help="a run directory written by `sensorium train`")
         p.add_argument("--device", default="auto", help="auto (default: CUDA if available), "
                        "cpu, cuda, cuda:1, ...")
-        p.add_argument("--batch-size", type=int, default=8, help="trials per forward pass "
-                       "(default 8)")
+        p.add_argument("--batch-size", type=positive_int, default=8, help="trials per "
+                       "forward pass (default 8)")
         p.add_argument("--data-dir", help="cache folder holding the run's recordings (default: "
                        "the run's, else $SENSORIUM_DATA_DIR or the OS cache)")
 
@@ -220,7 +239,7 @@ def add_model_commands(add: Adder) -> None:
                  ""),
                 ("sensorium train --config fact.toml --set lr=0.001 --set max_epochs=50", ""),
                 ("sensorium train --mice sim/tiny-A sim/tiny-B "
-                 "--set model_config.hidden_channels=[8,16,16]", ""),
+                 "--set 'model_config.hidden_channels=[8,16,16]'", ""),
                 ("sensorium train --resume runs/fact", "continue an interrupted run"),
             ],
             notes="The run directory holds config.json (the resolved config), metrics.csv (one "
@@ -235,7 +254,8 @@ def add_model_commands(add: Adder) -> None:
     p.add_argument("--config", help="a TOML or JSON file of TrainConfig keys")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config key, e.g. --set lr=0.001, --set "
-                   "model_config.hidden_channels=[16,32] (repeatable; values are TOML)")
+                   "'model_config.hidden_channels=[16,32]' (repeatable; values are TOML; "
+                   "the keys: docs/training.md)")
     p.add_argument("--out", help="the run directory (default runs/<model>-<date>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last.pt; the config "
                    "must be the run's (max_epochs, device and data loading may change)")
@@ -253,7 +273,8 @@ def add_model_commands(add: Adder) -> None:
     common(p)
     p.add_argument("--tiers", nargs="+", help="tiers to score (default: every labelled tier "
                    "but train)")
-    p.add_argument("--out", help="also write the table as CSV")
+    p.add_argument("--out", help="also write the table as CSV (a new file)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_evaluate)
 
     p = add("predict", "write a trained run's whole-trial predictions (raw response units)",
@@ -279,6 +300,8 @@ def add_model_commands(add: Adder) -> None:
     p.add_argument("--out", required=True, help="folder to write the files into")
     p.add_argument("--track", choices=["main", "bonus"], default="main",
                    help="main (default) or bonus")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier "
+                   "submission in --out (without it they are an error)")
     p.set_defaults(func=_cmd_submit)
 
 
@@ -291,8 +314,8 @@ def add_demo(add: Adder) -> None:
                   "minutes on 2 cores),\nprints the leaderboard table against the simulator's "
                   "ceiling, and writes results.json and\nfigures (learning curves, traces, "
                   "receptive fields) into the folder. See docs/training.md.")
-    p.add_argument("--out", help="folder for everything the demo writes (default: a new "
-                   "temporary folder)")
+    p.add_argument("--out", help="folder for everything the demo writes: new, empty, or an "
+                   "earlier demo's, which is rewritten (default: a new temporary folder)")
     p.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
     p.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)  # tests: seconds
     p.set_defaults(func=_cmd_demo)

@@ -87,6 +87,7 @@ def write_submission(
     scale: Scale = "raw",
     precision: Mapping[str, Any] | None = None,
     archive: bool = True,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write a track's submission files (live and final test tier) into the folder ``path``.
 
@@ -113,6 +114,10 @@ def write_submission(
     archive
         Also write the zips to upload: ``submission_main.zip`` holding both main-track
         files, or one zip per bonus-track file.
+    overwrite
+        Replace the files of an earlier submission in ``path``; without it, finding one is
+        an error and nothing is written. The files are replaced together, once all are
+        written.
 
     Returns
     -------
@@ -155,16 +160,17 @@ def write_submission(
         raise ValueError("cannot write the submission:\n  " + "\n  ".join(problems))
 
     folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for tier, file_name in FILES[track].items():
+    targets = submission_paths(folder, track, archive=archive)
+    check_free(targets, overwrite)
+    for tier in FILES[track]:
         if not any((ds["tier"].values.astype(str) == tier).any() for ds in recs.values()):
             msg = f"none of the datasets has trials of tier {tier!r}; nothing to write."
             raise ValueError(msg)
-        target = folder / file_name
-        partial = target.with_name(target.name + ".partial")
-        try:
-            with _Writer(partial) as writer:
+    folder.mkdir(parents=True, exist_ok=True)
+    partials = {target: target.with_name(target.name + ".partial") for target in targets}
+    try:
+        for tier, file_name in FILES[track].items():
+            with _Writer(partials[folder / file_name]) as writer:
                 for name, ds in recs.items():
                     if name not in sources:  # checked above: it has no trials to submit
                         continue
@@ -172,26 +178,48 @@ def write_submission(
                     if scale == "official":
                         prec = recording_precision(ds, name, precisions)
                     _write_recording(writer, name, ds, sources[name], tier, prec, problems)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        if problems:
-            partial.unlink(missing_ok=True)
-            raise ValueError(f"cannot write {file_name}:\n  " + "\n  ".join(problems))
-        partial.replace(target)
-        written.append(target)
-        log.info("wrote %s", target)
-    if archive:
-        if track == "main":
-            zips = {"submission_main.zip": list(written)}
-        else:
-            zips = {p.name.removesuffix(".parquet.brotli") + ".zip": [p] for p in written}
-        for zip_name, members in zips.items():
-            with zipfile.ZipFile(folder / zip_name, "w", zipfile.ZIP_STORED) as z:
+            if problems:
+                raise ValueError(f"cannot write {file_name}:\n  " + "\n  ".join(problems))
+        for zip_name, members in _zips(track).items() if archive else ():
+            with zipfile.ZipFile(partials[folder / zip_name], "w", zipfile.ZIP_STORED) as z:
                 for member in members:
-                    z.write(member, arcname=member.name)
-            written.append(folder / zip_name)
-    return written
+                    z.write(partials[folder / member], arcname=member)
+    except BaseException:
+        for partial in partials.values():
+            partial.unlink(missing_ok=True)
+        raise
+    for target, partial in partials.items():
+        partial.replace(target)
+        log.info("wrote %s", target)
+    return targets
+
+
+def _zips(track: str) -> dict[str, list[str]]:
+    files = list(FILES[track].values())
+    if track == "main":
+        return {"submission_main.zip": files}
+    return {name.removesuffix(".parquet.brotli") + ".zip": [name] for name in files}
+
+
+def submission_paths(path: str | os.PathLike[str], track: Literal["main", "bonus"] = "main",
+                     *, archive: bool = True) -> list[Path]:
+    """The files :func:`write_submission` writes into the folder ``path``: the parquet files,
+    then the zips."""
+    if track not in FILES:
+        msg = f"track must be 'main' or 'bonus'; got {track!r}."
+        raise ValueError(msg)
+    folder = Path(path)
+    names = list(FILES[track].values()) + (list(_zips(track)) if archive else [])
+    return [folder / name for name in names]
+
+
+def check_free(targets: list[Path], overwrite: bool) -> None:
+    """Refuse, naming them, files of an earlier submission unless ``overwrite``."""
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not overwrite:
+        msg = (f"{', '.join(existing)} already exist (an earlier submission?); pass another "
+               "folder, or overwrite=True (sensorium submit --overwrite) to replace them.")
+        raise FileExistsError(msg)
 
 
 class _Writer:

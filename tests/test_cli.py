@@ -11,7 +11,7 @@ import xarray as xr
 
 import sensorium_models as sm
 from sensorium_data.store import quiet_zarr
-from sensorium_models.cli import build_parser, main
+from sensorium_models.cli import build_parser, main, run_datasets
 from tests.conftest import TINY_FACTORIZED
 
 COMMANDS = ["demo", "simulate", "fetch", "convert", "info", "list", "train", "evaluate",
@@ -119,6 +119,29 @@ def test_evaluate_prints_the_leaderboard_table(trained_run, tmp_path, capsys):
     assert "single_trial" in out and "ceiling" in out and "live_test_main" in out
     table = pd.read_csv(tmp_path / "scores.csv")
     assert set(table["tier"]) == {"oracle", "live_test_main"}
+    args = ["evaluate", str(trained_run), "--tiers", "oracle",
+            "--out", str(tmp_path / "scores.csv")]
+    assert main(args) == 2
+    assert "scores.csv exists; pass a new path, or --overwrite" in capsys.readouterr().err
+    assert set(pd.read_csv(tmp_path / "scores.csv")["tier"]) == {"oracle", "live_test_main"}
+    assert main([*args, "--overwrite"]) == 0
+    assert set(pd.read_csv(tmp_path / "scores.csv")["tier"]) == {"oracle"}
+
+
+def test_unknown_tiers_and_bad_batch_sizes_are_named(trained_run, tmp_path, capsys):
+    path = tmp_path / "p.zarr"
+    assert main(["predict", str(trained_run), "--out", str(path), "--tiers", "orcale"]) == 2
+    err = capsys.readouterr().err
+    assert "no recording has trials of tier(s) ['orcale']; their tiers: [" in err
+    assert "'oracle'" in err and not path.exists()
+    assert main(["evaluate", str(trained_run), "--tiers", "orcale"]) == 2
+    assert "['orcale']" in capsys.readouterr().err
+    for value in ("0", "-2", "eight"):
+        with pytest.raises(SystemExit):
+            main(["evaluate", str(trained_run), "--batch-size", value])
+        assert "argument --batch-size:" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="batch_size=0; pass a positive integer"):
+        sm.predict(trained_run, run_datasets(str(trained_run), None), batch_size=0)
 
 
 def test_predict_writes_one_group_per_mouse(trained_run, tmp_path, capsys):
@@ -142,3 +165,7 @@ def test_submit_writes_valid_files(trained_run, simulated_stores, tmp_path, caps
     assert any(p.endswith("predictions_final_test_bonus_ood.parquet.brotli") for p in written)
     datasets = [sd.open_mouse(s) for s in simulated_stores]
     assert sm.validate_submission(tmp_path, datasets) == []
+    assert main(["submit", str(trained_run), "--out", str(tmp_path), "--track", "bonus"]) == 2
+    assert "already exist (an earlier submission?)" in capsys.readouterr().err
+    assert main(["submit", str(trained_run), "--out", str(tmp_path), "--track", "bonus",
+                 "--overwrite"]) == 0

@@ -29,3 +29,26 @@ def test_demo_trains_scores_and_plots(tmp_path, capsys):
         assert {p.name for p in run.iterdir()} == {
             "config.json", "metrics.csv", "best.pt", "last.pt", "scores.csv"}
     assert len(list((tmp_path / "stores").glob("*.zarr"))) == 3
+
+
+def test_demo_never_writes_into_a_folder_it_did_not_write(tmp_path, capsys):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("keep me")
+    assert main(["demo", "--out", str(tmp_path), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "holds files the demo did not write (notes.txt)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert mine.read_text() == "keep me"
+
+
+def test_a_folder_an_earlier_demo_wrote_is_rewritten(tmp_path):
+    from sensorium_models.demo import MARKER, _clear, claim
+
+    claim(tmp_path / "demo")
+    assert (tmp_path / "demo" / MARKER).exists()
+    run = tmp_path / "demo" / "runs" / "ln"
+    run.mkdir(parents=True)
+    (run / "last.pt.partial").write_text("a crashed run's leftover")
+    claim(tmp_path / "demo")  # its own folder: accepted
+    _clear(run)
+    assert not run.exists()

@@ -283,3 +283,23 @@ def test_submission_for_withheld_tiers(make_tree, tmp_path):
     assert len(frame) == 4 and frame.prediction[0].shape == (7, int(ds.n_frames[8]) - 50)
     with pytest.raises(ValueError, match=r"nothing to score: .* \(4 unlabelled trials skipped"):
         score_submission(paths[-1], [ds])
+
+
+def test_an_earlier_submission_is_never_overwritten_silently(recording, tmp_path):
+    ds, pred = recording
+    first = write_submission({"F": pred}, {"F": ds}, tmp_path)
+    before = {p.name: p.read_bytes() for p in first}
+    with pytest.raises(FileExistsError, match=r"predictions_live_main.parquet.brotli, .*"
+                       r"submission_main.zip already exist \(an earlier submission\?\); pass "
+                       r"another folder, or overwrite=True \(sensorium submit --overwrite\)"):
+        write_submission({"F": pred + 1}, {"F": ds}, tmp_path)
+    bad = pred.copy()
+    bad.loc[{"trial": int(ds.trial[ds.tier == "final_test_main"][0])}] = np.nan
+    with pytest.raises(ValueError, match="cannot write predictions_final_main"):
+        write_submission({"F": bad}, {"F": ds}, tmp_path, overwrite=True)
+    # the live file was written before the final one failed: the earlier files stay, together
+    assert {p.name: p.read_bytes() for p in first} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)
+    second = write_submission({"F": pred + 1}, {"F": ds}, tmp_path, overwrite=True)
+    assert second == first and second[0].read_bytes() != before[second[0].name]
+    assert validate_submission(second[-1], [ds]) == []

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 Echo = Callable[[str], Any]
 LABELS = {"factorized_baseline": "baseline", "ln": "LN"}
 SCALES: tuple[Literal["raw", "official"], ...] = ("raw", "official")
+MARKER = ".sensorium-demo"
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def run_demo(out: str | os.PathLike[str] | None = None, *, seed: int = 0, quick:
 
     plan = QUICK if quick else FULL
     folder = Path(out) if out else Path(tempfile.mkdtemp(prefix="sensorium-demo-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    claim(folder)
     clock = _Clock()
     echo(f"sensorium demo: the whole path on simulated data, on the CPU, into {folder}")
     echo(f"1/6 simulating the 'tiny' preset (scale {plan.scale}) into {folder / 'trees'}")
@@ -193,14 +195,28 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
+def claim(folder: Path) -> None:
+    """Make ``folder`` the demo's: new, empty, or written by an earlier demo (its marker file);
+    anything else is an error, so that the demo never writes over a user's files."""
+    marker = folder / MARKER
+    if folder.is_dir() and not marker.exists():
+        found = sorted(p.name for p in folder.iterdir())
+        if found:
+            shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+            msg = (f"{folder} holds files the demo did not write ({shown}); pass a new or "
+                   "empty folder, or one an earlier sensorium demo wrote (it is rewritten).")
+            raise FileExistsError(msg)
+    elif folder.exists() and not folder.is_dir():
+        msg = f"{folder} is a file; pass a folder for the demo to write into."
+        raise FileExistsError(msg)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text("written by `sensorium demo`; a later demo into this folder rewrites it\n")
+
+
 def _clear(run: Path) -> None:
-    """Remove a previous demo run folder (only files the trainer writes)."""
-    if not run.is_dir():
-        return
-    for name in ("config.json", "metrics.csv", "best.pt", "last.pt", "scores.csv"):
-        (run / name).unlink(missing_ok=True)
-    if not any(run.iterdir()):
-        run.rmdir()
+    """Remove an earlier demo's run folder (the demo's folder is its own, see claim)."""
+    if run.is_dir():
+        shutil.rmtree(run)
 
 
 class _Clock:

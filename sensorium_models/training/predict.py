@@ -141,6 +141,10 @@ def predict(
             "Predict the recordings it was trained on."
         )
         raise ValueError(msg)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        msg = f"batch_size={batch_size!r}; pass a positive integer (trials per forward pass)."
+        raise ValueError(msg)
+    check_tiers(recs, tiers)
     out: dict[str, xr.DataArray] = {}
     with evaluating(model):
         for name, ds in recs.items():
@@ -168,6 +172,21 @@ def predict(
                 name="predictions", attrs={"mouse": name, "units": "raw responses"},
             )
     return out
+
+
+def check_tiers(recs: Mapping[str, xr.Dataset], tiers: str | Sequence[str] | None) -> None:
+    """Name the tiers asked for that no recording has trials of, and the tiers they have."""
+    if tiers is None:
+        return
+    present = set()
+    for ds in recs.values():
+        present |= {str(t) for t in ds["tier"].values.astype(str)[ds["n_frames"].values > 0]}
+    chosen = [tiers] if isinstance(tiers, str) else list(tiers)
+    unknown = [t for t in chosen if t not in present]
+    if unknown:
+        msg = (f"no recording has trials of tier(s) {unknown}; their tiers: "
+               f"{sorted(present - {'none'})}.")
+        raise ValueError(msg)
 
 
 def wanted_tiers(ds: xr.Dataset, tiers: str | Sequence[str] | None) -> list[str]:
