@@ -134,6 +134,21 @@ def test_wrong_types_are_named():
         sm.TrainConfig(lr=5e-4, min_lr=1e-3)
 
 
+def test_bad_model_options_are_named_before_the_data_opens(tmp_path):
+    # mouse F is not in the test cache: opening the data first would fail differently
+    for options, match in (
+            ({"hidden_channels": 16}, r"model_config: option 'hidden_channels' of model "
+                                      r"'factorized_baseline' must be a list of ints; got 16"),
+            ({"hidden_channels": [8, 16]}, r"model_config: hidden_channels \(8, 16\), "
+                                           r"spatial_kernels \(11, 5, 5\) .* one entry per"),
+            ({"momentum": -0.1}, r"model_config: momentum=-0.1 is negative")):
+        config = sm.TrainConfig(mice=("F",), download=False, model_config=options,
+                                out=str(tmp_path / "run"))
+        with pytest.raises(sm.ConfigError, match=match):
+            sm.train(config)
+    assert not (tmp_path / "run").exists()
+
+
 def test_clips_no_longer_than_the_burn_in_are_named_before_anything_is_written(
         simulated_stores, tmp_path):
     config = sm.TrainConfig(mice=(str(simulated_stores[0]),), frames=18,

@@ -103,6 +103,18 @@ def create_model(name: str, *, mice: Mapping[str, MouseSpec], in_channels: int =
     >>> model(torch.randn(1, 3, 12, 36, 64), mouse="toy").shape
     torch.Size([1, 4, 2])
     """
+    resolved = resolve_config(name, **config)
+    if not isinstance(in_channels, numbers.Integral) or in_channels < 1:
+        msg = f"in_channels={in_channels!r}; it must be a positive int (the clips' channels)."
+        raise ValueError(msg)
+    core = resolved.build_core(int(in_channels))
+    return VideoEncoder(core, mice=mice, in_channels=int(in_channels), config=resolved,
+                        name=name)
+
+
+def resolve_config(name: str, **config: Any) -> ModelConfig:
+    """Model ``name``'s config with ``config`` applied, checked: an unknown key or a value of
+    the wrong type is a TypeError, a value out of range a ValueError, each naming it."""
     defaults = model_config(name)
     options = {f.name: f for f in dataclasses.fields(defaults)}
     unknown = [k for k in config if k not in options]
@@ -113,15 +125,9 @@ def create_model(name: str, *, mice: Mapping[str, MouseSpec], in_channels: int =
         )
         raise TypeError(msg)
     hints = typing.get_type_hints(type(defaults))
-    resolved = dataclasses.replace(
+    return dataclasses.replace(
         defaults, **{k: _coerce(name, k, v, hints[k]) for k, v in config.items()}
     )
-    if not isinstance(in_channels, numbers.Integral) or in_channels < 1:
-        msg = f"in_channels={in_channels!r}; it must be a positive int (the clips' channels)."
-        raise ValueError(msg)
-    core = resolved.build_core(int(in_channels))
-    return VideoEncoder(core, mice=mice, in_channels=int(in_channels), config=resolved,
-                        name=name)
 
 
 def _coerce(model: str, key: str, value: Any, hint: Any) -> Any:

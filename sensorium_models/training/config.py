@@ -284,9 +284,11 @@ def resolve_model_config(name: str, overrides: Mapping[str, Any]) -> dict[str, A
     """The model's full options: its defaults with ``overrides`` applied (lists become tuples
     where the default is a tuple), ready for ``create_model(name, **options)``.
 
-    Raises ConfigError naming the valid model names or option keys.
+    Raises ConfigError naming the valid model names or option keys, or a value of the wrong
+    type or out of range.
     """
     from sensorium_models.models import list_models, model_config
+    from sensorium_models.models.registry import resolve_config
 
     known = list_models()
     if name not in known:
@@ -301,6 +303,10 @@ def resolve_model_config(name: str, overrides: Mapping[str, Any]) -> dict[str, A
                 f"{', '.join(valid)}."
             )
             raise ConfigError(msg)
+    try:  # types and ranges, before any data is opened
+        resolve_config(name, **overrides)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"model_config: {e}") from e
     values = {f: getattr(defaults, f) for f in valid}
     for key, value in overrides.items():
         if isinstance(values[key], tuple) and isinstance(value, list):
