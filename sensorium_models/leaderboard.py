@@ -271,6 +271,7 @@ def evaluate(
         sources[name] = ArraySource(value, recs[name], name)
     if precision is not None:
         precision = {lookup(recs, str(k), keys): v for k, v in precision.items()}
+    check_tiers(recs, tiers)
     cells = score(
         sources,
         recs,
@@ -319,6 +320,21 @@ def score(
         )
         raise ValueError(msg)
     return cells
+
+
+def check_tiers(recs: Mapping[str, xr.Dataset], tiers: str | Sequence[str] | None) -> None:
+    """Name the tiers asked for that no recording has trials of, and the tiers they have."""
+    if tiers is None:
+        return
+    present = set()
+    for ds in recs.values():
+        present |= {str(t) for t in ds["tier"].values.astype(str)[ds["n_frames"].values > 0]}
+    chosen = [tiers] if isinstance(tiers, str) else list(tiers)
+    unknown = [t for t in chosen if t not in present]
+    if unknown:
+        msg = (f"no recording has trials of tier(s) {unknown}; their tiers: "
+               f"{sorted(present - {'none'})}.")
+        raise ValueError(msg)
 
 
 def recording_precision(ds: xr.Dataset, name: str, given: Mapping[str, Any] | None) -> np.ndarray:

@@ -251,6 +251,9 @@ def test_errors(mice):
         match=rf"dynamicA-1-1-Video-x: predictions of trial {trial} have 1 NaN or infinite",
     ):
         evaluate({"A": bad}, mice, **WINDOW)
+    with pytest.raises(ValueError, match=r"no recording has trials of tier\(s\) \['orcale'\]; "
+                       r"their tiers: \[.*'oracle'"):
+        evaluate({"A": pred}, mice, tiers=["oracle", "orcale"])
     live = ds.rates.where(ds.tier == "live_test_main", drop=True)
     with pytest.raises(ValueError, match=r"nothing to score: .* \(3 unlabelled trials skipped"):
         evaluate({"A": live}, mice)

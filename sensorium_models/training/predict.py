@@ -119,7 +119,7 @@ def predict(
     import xarray as xr
     from tqdm.auto import tqdm
 
-    from sensorium_models.leaderboard import recordings
+    from sensorium_models.leaderboard import check_tiers, recordings
     from sensorium_models.training.checkpoint import load_run, read_config
 
     model: Any  # a VideoEncoder or an Ensemble: both have mice and burn_in
@@ -172,21 +172,6 @@ def predict(
                 name="predictions", attrs={"mouse": name, "units": "raw responses"},
             )
     return out
-
-
-def check_tiers(recs: Mapping[str, xr.Dataset], tiers: str | Sequence[str] | None) -> None:
-    """Name the tiers asked for that no recording has trials of, and the tiers they have."""
-    if tiers is None:
-        return
-    present = set()
-    for ds in recs.values():
-        present |= {str(t) for t in ds["tier"].values.astype(str)[ds["n_frames"].values > 0]}
-    chosen = [tiers] if isinstance(tiers, str) else list(tiers)
-    unknown = [t for t in chosen if t not in present]
-    if unknown:
-        msg = (f"no recording has trials of tier(s) {unknown}; their tiers: "
-               f"{sorted(present - {'none'})}.")
-        raise ValueError(msg)
 
 
 def wanted_tiers(ds: xr.Dataset, tiers: str | Sequence[str] | None) -> list[str]:
