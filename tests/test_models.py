@@ -127,7 +127,9 @@ def test_outputs_are_aligned_to_the_last_frames():
         for frame, first_changed in ((0, 0), (23, 13)):
             later = videos.clone()
             later[:, :, frame] += 5.0
-            changed = (model(later, mouse="A", behavior=behavior) - out).abs().amax((0, 1)) > 0
+            # (the LN core convolves through the FFT on the CPU: other frames move by rounding)
+            change = (model(later, mouse="A", behavior=behavior) - out).abs().amax((0, 1))
+            changed = change > 1e-4
             assert changed.tolist() == [i == first_changed for i in range(14)]
 
 

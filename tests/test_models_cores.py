@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import sensorium_models as sm
+from sensorium_models.models.ln import fft_conv3d
 from sensorium_models.models.regularizers import laplace_l2, temporal_laplace_l2
 from sensorium_models.models.rotation_gru import RotationConv2d, rotation_matrices
 
@@ -114,10 +115,26 @@ def test_group_sparsity_penalises_the_hidden_kernels_by_channel_pair():
         assert m.weight.grad[:, 1:].abs().sum() > 0
 
 
-def test_the_ln_core_is_its_3d_convolution():
+def test_the_ln_core_is_its_3d_convolution_forward_and_backward():
     torch.manual_seed(0)
     core = sm.create_model("ln", mice=MICE, channels=3, spatial_kernel=5, temporal_kernel=4).core
-    x = torch.randn(2, 3, 12, 10, 14)
+    x = torch.randn(2, 3, 12, 10, 14, requires_grad=True)
+    out = core(x)  # on the CPU: through the FFT
     expected = torch.nn.functional.conv3d(x, core.conv.weight, core.conv.bias, padding=(0, 2, 2))
-    torch.testing.assert_close(core(x), expected, rtol=1e-4, atol=1e-5)
-    assert core(x).shape == (2, 3, 12 - core.burn_in, 10, 14)
+    assert out.shape == (2, 3, 12 - core.burn_in, 10, 14)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+    upstream = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (x, core.conv.weight, core.conv.bias), upstream)
+    wanted = torch.autograd.grad(expected, (x, core.conv.weight, core.conv.bias), upstream)
+    for got, want in zip(grads, wanted, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("kernel", "padding", "size"), [((1, 1, 1), 0, (5, 6, 7)),
+                                                          ((3, 5, 3), 1, (7, 9, 4))])
+def test_fft_conv3d_matches_conv3d_for_any_kernel_and_padding(kernel, padding, size):
+    torch.manual_seed(1)
+    x = torch.randn(2, 2, *size, dtype=torch.float64)
+    weight = torch.randn(3, 2, *kernel, dtype=torch.float64)
+    expected = torch.nn.functional.conv3d(x, weight, None, padding=(0, padding, padding))
+    torch.testing.assert_close(fft_conv3d(x, weight, None, padding), expected)
