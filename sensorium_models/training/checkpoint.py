@@ -49,7 +49,9 @@ def save(path: Path, payload: Mapping[str, Any]) -> None:
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
-        msg = f"no checkpoint at {p}; a run directory holds best.pt and last.pt after an epoch."
+        msg = (f"no checkpoint at {p}; a run directory holds last.pt from its start and best.pt "
+               "after its first epoch (continue an interrupted run with sensorium train "
+               "--resume RUN).")
         raise FileNotFoundError(msg)
     payload = torch.load(p, map_location="cpu", weights_only=True)
     if payload.get("format") != FORMAT:
