@@ -175,6 +175,10 @@ def test_a_run_stopped_in_its_first_epoch_resumes(simulated_stores, tmp_path, mo
         with pytest.raises(KeyboardInterrupt):
             sm.train(config)
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["epoch"] == 0
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint at .*best.pt; .* best.pt after "
+                       r"its first epoch \(continue an interrupted run with sensorium train "
+                       r"--resume RUN\)"):
+        sm.load_run(tmp_path / "run")
     assert sm.train(config, resume=tmp_path / "run") == tmp_path / "run"
     assert pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"].tolist() == [1]
 
