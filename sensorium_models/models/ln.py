@@ -68,6 +68,7 @@ class LinearCore(Core):
         nn.init.xavier_normal_(self.conv.weight)
         self.out_channels = config.channels
         self.burn_in = t - 1
+        self.padding = s // 2
 
     def forward(self, x: Tensor) -> Tensor:
         """``self.conv(x)``: on the CPU through the FFT (:func:`fft_conv3d`, the same numbers
@@ -75,7 +76,7 @@ class LinearCore(Core):
         ``benchmarks/cores.py``), elsewhere as cuDNN's 3D convolution (bf16 under autocast)."""
         if x.device.type != "cpu":
             return self.conv(x)
-        return fft_conv3d(x, self.conv.weight, self.conv.bias, self.conv.padding[1])
+        return fft_conv3d(x, self.conv.weight, self.conv.bias, self.padding)
 
     def regularizer(self) -> Tensor:
         w = self.conv.weight  # (channels, C_in, t, k, k)
