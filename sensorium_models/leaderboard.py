@@ -322,13 +322,16 @@ def score(
     return cells
 
 
+def tiers_with_trials(ds: xr.Dataset) -> set[str]:
+    """The tiers ``ds`` has trials of (with frames), ``"none"`` included."""
+    return {str(t) for t in ds["tier"].values.astype(str)[ds["n_frames"].values > 0]}
+
+
 def check_tiers(recs: Mapping[str, xr.Dataset], tiers: str | Sequence[str] | None) -> None:
     """Name the tiers asked for that no recording has trials of, and the tiers they have."""
     if tiers is None:
         return
-    present = set()
-    for ds in recs.values():
-        present |= {str(t) for t in ds["tier"].values.astype(str)[ds["n_frames"].values > 0]}
+    present = set().union(*(tiers_with_trials(ds) for ds in recs.values()))
     chosen = [tiers] if isinstance(tiers, str) else list(tiers)
     unknown = [t for t in chosen if t not in present]
     if unknown:

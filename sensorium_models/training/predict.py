@@ -176,7 +176,9 @@ def predict(
 
 def wanted_tiers(ds: xr.Dataset, tiers: str | Sequence[str] | None) -> list[str]:
     """The tiers of ``tiers`` (default: all but train) that ``ds`` has trials of."""
-    present = {str(t) for t in ds["tier"].values.astype(str)[ds["n_frames"].values > 0]}
+    from sensorium_models.leaderboard import tiers_with_trials
+
+    present = tiers_with_trials(ds)
     if tiers is None:
         return sorted(present - {"train", "none"})
     chosen = [tiers] if isinstance(tiers, str) else list(tiers)
