@@ -221,6 +221,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# The models sensorium_models registers, named here so that --help does not import torch;
+# tests/test_cli.py checks it against list_models().
+BUILTIN_MODELS = ("factorized_baseline", "gru_baseline", "ln")
+
+
 def add_model_commands(add: Adder) -> None:
     """Register ``train``, ``evaluate``, ``predict`` and ``submit``."""
 
@@ -247,8 +252,8 @@ def add_model_commands(add: Adder) -> None:
                   "the best model). A config\nfile (TOML or JSON) holds TrainConfig's keys and a "
                   "[model_config] table of the model's\noptions; --set overrides any of them. "
                   "See docs/training.md.")
-    p.add_argument("--model", help="a registered model (default factorized_baseline); "
-                   "python -c 'import sensorium_models as sm; print(sm.list_models())' lists them")
+    p.add_argument("--model", help=f"one of {', '.join(BUILTIN_MODELS)} (docs/models.md; "
+                   "default factorized_baseline)")
     p.add_argument("--mice", nargs="+", help="letters (F G H I J), recording names, or paths "
                    "to stores or file trees")
     p.add_argument("--config", help="a TOML or JSON file of TrainConfig keys")

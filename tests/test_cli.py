@@ -28,6 +28,16 @@ def test_every_command_has_help_with_examples(command, capsys):
     assert f"examples:\n  sensorium {command}" in out
 
 
+def test_train_help_lists_the_registered_models(capsys):
+    from sensorium_models.cli import BUILTIN_MODELS
+
+    assert list(BUILTIN_MODELS) == sm.list_models()
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "one of factorized_baseline, gru_baseline, ln (docs/models.md" in out
+
+
 def test_the_parser_knows_every_command_in_order():
     text = build_parser().format_help()
     positions = [text.index(f"    {c} ") for c in COMMANDS]
