@@ -1,5 +1,7 @@
-"""sensorium_models: the SENSORIUM benchmarks' metrics, leaderboard, submissions and models."""
+"""sensorium_models: the SENSORIUM benchmarks' metrics, leaderboard, submissions, models and
+their figures."""
 
+from sensorium_models.figures import plot_run
 from sensorium_models.leaderboard import evaluate, official_precision
 from sensorium_models.metrics import (
     RunningCorrelationToAverage,
@@ -54,6 +56,7 @@ __all__ = [
     "mouse_specs",
     "official_precision",
     "oracle_correlation",
+    "plot_run",
     "predict",
     "read_config",
     "read_submission",

@@ -30,6 +30,7 @@ examples:
   sensorium fetch F G H I J            download the five scored mice into the cache
   sensorium train --model factorized_baseline --mice F G H I J --out runs/fact
   sensorium evaluate runs/fact         the leaderboard table of the trained model
+  sensorium plot runs/fact             figures of what it learned, in runs/fact/figures/
   sensorium submit runs/fact --out submission/   the competition's files
 
 The cache folder is $SENSORIUM_DATA_DIR (default: the OS cache, e.g. ~/.cache/sensorium).
@@ -147,6 +148,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         table.to_csv(args.out, index=False)
         print(f"\nwritten to {args.out}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from sensorium_models.figures import plot_run
+
+    for path in plot_run(args.run, out=args.out, mouse=args.mouse, tier=args.tier,
+                         device=args.device, batch_size=args.batch_size,
+                         data_dir=args.data_dir, overwrite=args.overwrite,
+                         progress=sys.stderr.isatty()):
+        print(path)
     return 0
 
 
@@ -281,6 +293,28 @@ def add_model_commands(add: Adder) -> None:
     p.add_argument("--out", help="also write the table as CSV (a new file)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = add("plot", "draw what a trained run learned: learning curves, traces, readout positions",
+            examples=[("sensorium plot runs/fact", "into runs/fact/figures/"),
+                      ("sensorium plot runs/fact --mouse G --out figs/", "traces of mouse G"),
+                      ("sensorium plot runs/fact --tier train --overwrite",
+                       "on the training trials, replacing the earlier figures")],
+            notes="Writes learning_curves.png (validation correlation, LR decays, train loss), "
+                  "traces.png\n(recorded against predicted responses of the three neurons "
+                  "predicted best), correlations.png\n(per-neuron single-trial correlations), "
+                  "readout_positions.png (each neuron's position in the\nvideo, coloured by "
+                  "its cortical position) and, on simulated recordings, "
+                  "receptive_fields.png\n(learned against true). Predicts one tier of one "
+                  "mouse (sensorium_models.plot_run).")
+    common(p)
+    p.add_argument("--out", help="folder of the figures (default RUN/figures)")
+    p.add_argument("--mouse", help="the recording of the traces and correlations: a letter, "
+                   "short or folder name (default: the run's first)")
+    p.add_argument("--tier", help="the tier they are drawn from (default: the run's "
+                   "validation tier, oracle)")
+    p.add_argument("--overwrite", action="store_true", help="replace figures already in the "
+                   "folder (without it they are an error)")
+    p.set_defaults(func=_cmd_plot)
 
     p = add("predict", "write a trained run's whole-trial predictions (raw response units)",
             examples=[("sensorium predict runs/fact --out preds.zarr", "every tier but train"),

@@ -14,7 +14,7 @@ from sensorium_data.store import quiet_zarr
 from sensorium_models.cli import build_parser, main, run_datasets
 from tests.conftest import TINY_FACTORIZED
 
-COMMANDS = ["demo", "simulate", "fetch", "convert", "info", "list", "train", "evaluate",
+COMMANDS = ["demo", "simulate", "fetch", "convert", "info", "list", "train", "evaluate", "plot",
             "predict", "submit"]
 
 

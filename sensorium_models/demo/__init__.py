@@ -162,7 +162,7 @@ def run_demo(out: str | os.PathLike[str] | None = None, *, seed: int = 0, quick:
 
 def _figures(folder: Path, datasets: dict, predictions: dict, metrics: dict,
              models: dict) -> list[Path]:
-    from sensorium_models.demo import figures
+    from sensorium_models import figures
 
     paths = [figures.learning_curves(metrics, folder / "learning_curves.png", val_tier="oracle")]
     mouse = next(iter(datasets))
