@@ -109,6 +109,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if (run_dir / "scores.csv").exists():
         print("\nleaderboard table of the best model (official scale):")
         print(format_table(pd.read_csv(run_dir / "scores.csv")))
+    print(f"\nfigures of what it learned: sensorium plot {run_dir}")
     return 0
 
 
@@ -275,7 +276,8 @@ def add_model_commands(add: Adder) -> None:
                    "the keys: docs/training.md)")
     p.add_argument("--out", help="the run directory (default runs/<model>-<date>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last.pt; the config "
-                   "must be the run's (max_epochs, device and data loading may change)")
+                   "must be the run's (max_epochs, device, amp, compile, num_workers, in_memory, "
+                   "progress, data_dir, download and score may change)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--max-epochs", type=int, help="stop after this many epochs at the latest")
     p.set_defaults(func=_cmd_train)

@@ -268,8 +268,9 @@ def plot_run(run: str | os.PathLike[str], datasets: Mapping[str, xr.Dataset] | N
     run
         A run directory written by :func:`sensorium_models.train`.
     datasets
-        The run's recordings by name (``ds.attrs["mouse"]``); default: opened again from the
-        run's config, without downloading (``data_dir`` as for the run's config).
+        The run's recordings (a mapping; the model knows them by ``ds.attrs["mouse"]``);
+        default: opened again from the run's config, without downloading (``data_dir``
+        overrides the config's).
     out
         The folder of the figures, created if needed (default ``RUN/figures``).
     mouse
@@ -322,6 +323,7 @@ def plot_run(run: str | os.PathLike[str], datasets: Mapping[str, xr.Dataset] | N
         if data_dir is not None:
             config = dataclasses.replace(config, data_dir=str(data_dir))
         datasets = open_mice(config)
+    datasets = {str(d.attrs["mouse"]): d for d in datasets.values()}  # the run's names for them
     name = pick_mouse(datasets, mouse)
     ds = datasets[name]
     tier = config.val_tier if tier is None else tier

@@ -26,6 +26,12 @@ def test_plot_run_draws_every_figure_of_a_simulated_run(trained_run, datasets, t
         assert path.read_bytes().startswith(PNG) and path.stat().st_size > 5_000
 
 
+def test_the_datasets_may_be_keyed_by_any_name(trained_run, datasets, tmp_path):
+    keyed = {f"mouse {k}": ds for k, ds in enumerate(datasets.values())}
+    paths = sm.plot_run(trained_run, keyed, out=tmp_path, mouse="tiny-B", device="cpu")
+    assert len(paths) == 5
+
+
 def test_figures_are_never_written_over_silently(trained_run, datasets, tmp_path):
     out = tmp_path / "figs"
     out.mkdir()

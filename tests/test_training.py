@@ -69,7 +69,8 @@ def test_load_run_last_gives_the_last_epoch(trained_run):
 
 def test_resume_continues_the_epoch_count(trained_run, tmp_path):
     run = Path(shutil.copytree(trained_run, tmp_path / "run"))
-    config = dataclasses.replace(sm.read_config(run), max_epochs=3, score=False)  # may change
+    config = dataclasses.replace(sm.read_config(run), max_epochs=3, score=False,
+                                 in_memory=True)  # may change: the same items, from RAM
     assert sm.train(config, resume=run) == run
     before = pd.read_csv(trained_run / "metrics.csv")
     after = pd.read_csv(run / "metrics.csv")

@@ -32,8 +32,8 @@ MODEL_KEY = "model_config"
 NORMALIZE = ("official", "per_neuron", "none")
 # Keys that may change when a run is resumed: where and how fast it runs, and how long.
 RUNTIME_KEYS = frozenset(
-    {"device", "num_workers", "progress", "out", "compile", "amp", "max_epochs", "data_dir",
-     "download", "score"}
+    {"device", "num_workers", "in_memory", "progress", "out", "compile", "amp", "max_epochs",
+     "data_dir", "download", "score"}
 )
 
 

@@ -61,8 +61,10 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
         A :class:`TrainConfig`, or a path to a TOML or JSON file of one.
     resume
         A run directory to continue from its ``last.pt`` (weights, optimizer, scheduler,
-        early stopping, RNG, epoch). ``config`` must equal the run's, except for
-        ``max_epochs``, the device and data-loading keys.
+        early stopping, RNG, epoch). ``config`` must equal the run's, except for the keys
+        of where and how fast it runs and how long (``RUNTIME_KEYS``: ``max_epochs``,
+        ``device``, ``amp``, ``compile``, ``num_workers``, ``in_memory``, ``progress``,
+        ``data_dir``, ``download``, ``score``, ``out``).
 
     Returns
     -------
