@@ -142,7 +142,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out and Path(args.out).exists() and not args.overwrite:
         msg = f"--out {args.out} exists; pass a new path, or --overwrite to replace it."
         raise FileExistsError(msg)
-    datasets = run_datasets(args.run, args.data_dir)
+    datasets = run_datasets(args.run[0], args.data_dir)
     predictions = _predict(args, datasets, args.tiers or scored_tiers(datasets))
     table = evaluate(predictions, datasets, scale="official")
     print(format_table(table))
@@ -166,7 +166,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     if Path(args.out).exists():
         raise FileExistsError(_EXISTS.format(out=args.out))
-    predictions = _predict(args, run_datasets(args.run, args.data_dir), args.tiers)
+    predictions = _predict(args, run_datasets(args.run[0], args.data_dir), args.tiers)
     path = write_predictions(predictions, args.out)
     print(path)
     return 0
@@ -219,7 +219,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     from sensorium_models.submission import FILES, check_free, submission_paths, write_submission
 
     check_free(submission_paths(args.out, args.track), args.overwrite)  # before predicting
-    datasets = run_datasets(args.run, args.data_dir)
+    datasets = run_datasets(args.run[0], args.data_dir)
     predictions = _predict(args, datasets, list(FILES[args.track]))
     for path in write_submission(predictions, datasets, args.out, track=args.track,
                                  scale="official", overwrite=args.overwrite):
@@ -242,8 +242,12 @@ BUILTIN_MODELS = ("factorized_baseline", "gru_baseline", "ln")
 def add_model_commands(add: Adder) -> None:
     """Register ``train``, ``evaluate``, ``predict`` and ``submit``."""
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("run", help="a run directory written by `sensorium train`")
+    def common(p: argparse.ArgumentParser, several: bool = True) -> None:
+        if several:
+            p.add_argument("run", nargs="+", help="a run directory written by `sensorium "
+                           "train`; several are ensembled (their mean prediction)")
+        else:
+            p.add_argument("run", help="a run directory written by `sensorium train`")
         p.add_argument("--device", default="auto", help="auto (default: CUDA if available), "
                        "cpu, cuda, cuda:1, ...")
         p.add_argument("--batch-size", type=positive_int, default=8, help="trials per "
@@ -285,7 +289,9 @@ def add_model_commands(add: Adder) -> None:
     p = add("evaluate", "print the leaderboard table of a trained run",
             examples=[("sensorium evaluate runs/fact", "every labelled tier but train"),
                       ("sensorium evaluate runs/fact --tiers oracle", "the oracle tier only"),
-                      ("sensorium evaluate runs/fact --out scores.csv", "also save the table")],
+                      ("sensorium evaluate runs/fact --out scores.csv", "also save the table"),
+                      ("sensorium evaluate runs/seed0 runs/seed1 runs/seed2",
+                       "an ensemble: the mean prediction of three runs")],
             notes="Single-trial correlation and correlation to average per mouse, tier and "
                   "stimulus type,\non the official scale; with simulated data, the ceiling "
                   "(the noise-free rates) and the\nfraction of it reached.")
@@ -308,7 +314,7 @@ def add_model_commands(add: Adder) -> None:
                   "its cortical position) and, on simulated recordings, "
                   "receptive_fields.png\n(learned against true). Predicts one tier of one "
                   "mouse (sensorium_models.plot_run).")
-    common(p)
+    common(p, several=False)
     p.add_argument("--out", help="folder of the figures (default RUN/figures)")
     p.add_argument("--mouse", help="the recording of the traces and correlations: a letter, "
                    "short or folder name (default: the run's first)")
@@ -333,7 +339,9 @@ def add_model_commands(add: Adder) -> None:
     p = add("submit", "write the competition's submission files of a trained run",
             examples=[("sensorium submit runs/fact --out submission/", "main track"),
                       ("sensorium submit runs/fact --out submission/ --track bonus",
-                       "bonus track (out-of-domain stimuli)")],
+                       "bonus track (out-of-domain stimuli)"),
+                      ("sensorium submit runs/seed0 runs/seed1 --out submission/",
+                       "an ensemble's files")],
             notes="Predicts the track's live and final test tiers, writes them on the "
                   "official scale as\nbrotli parquet files and the zips to upload "
                   "(sensorium_models.write_submission).")

@@ -138,6 +138,29 @@ def test_evaluate_prints_the_leaderboard_table(trained_run, tmp_path, capsys):
     assert set(pd.read_csv(tmp_path / "scores.csv")["tier"]) == {"oracle"}
 
 
+def test_evaluate_ensembles_several_runs(trained_run, tmp_path, capsys):
+    import shutil
+
+    import torch
+
+    other = shutil.copytree(trained_run, tmp_path / "other")
+    payload = torch.load(other / "best.pt", weights_only=True)
+    for key, value in payload["state_dict"].items():
+        if key.startswith("readouts.") and key.endswith(".bias"):
+            value -= 1.0
+    torch.save(payload, other / "best.pt")
+    tables = {}
+    for name, runs in {"one": [trained_run], "other": [other],
+                       "both": [trained_run, other]}.items():
+        path = tmp_path / f"{name}.csv"
+        assert main(["evaluate", *map(str, runs), "--tiers", "oracle", "--out", str(path)]) == 0
+        tables[name] = pd.read_csv(path).set_index(["mouse", "stimulus_type"])
+    capsys.readouterr()
+    column = "single_trial_correlation"
+    assert not tables["both"][column].equals(tables["one"][column])
+    assert not tables["both"][column].equals(tables["other"][column])
+
+
 def test_unknown_tiers_and_bad_batch_sizes_are_named(trained_run, tmp_path, capsys):
     path = tmp_path / "p.zarr"
     assert main(["predict", str(trained_run), "--out", str(path), "--tiers", "orcale"]) == 2

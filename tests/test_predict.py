@@ -81,3 +81,45 @@ def test_mice_the_model_does_not_know_are_an_error(trained_run, make_tree, data_
     with pytest.raises(ValueError, match=r"the model has no readout for \['stranger'\]; it was "
                        "trained on"):
         sm.predict(trained_run, [other])
+
+
+@pytest.fixture(scope="module")
+def second_run(trained_run, tmp_path_factory):
+    """A copy of ``trained_run`` whose readout biases are moved by 0.5: another member."""
+    import shutil
+
+    run = shutil.copytree(trained_run, tmp_path_factory.mktemp("member") / "run")
+    payload = torch.load(run / "best.pt", weights_only=True)
+    for key, value in payload["state_dict"].items():
+        if key.startswith("readouts.") and key.endswith(".bias"):
+            value += 0.5
+    torch.save(payload, run / "best.pt")
+    return run
+
+
+def test_several_runs_predict_as_their_ensemble(trained_run, second_run, predictions, datasets):
+    other = sm.predict(second_run, datasets, tiers="oracle")
+    ensemble = sm.predict([trained_run, second_run], datasets, tiers="oracle")
+    assert list(ensemble) == list(other)
+    for mouse, values in ensemble.items():
+        one = predictions[mouse].sel(trial=values.trial)
+        assert not np.allclose(one.values, other[mouse].values, equal_nan=True)
+        np.testing.assert_allclose(values.values, (one.values + other[mouse].values) / 2,
+                                   rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def test_runs_with_other_loader_options_are_not_ensembled(trained_run, second_run, datasets):
+    import json
+
+    path = second_run / "config.json"
+    config = json.loads(path.read_text())
+    original = path.read_text()
+    try:
+        path.write_text(json.dumps({**config, "normalize": "per_neuron"}))
+        with pytest.raises(ValueError, match=r"cannot ensemble runs trained with other loader "
+                           r"options \(normalize: 'official' in .*, 'per_neuron' in"):
+            sm.predict([trained_run, second_run], datasets)
+    finally:
+        path.write_text(original)
+    with pytest.raises(TypeError, match="a non-empty list of run directories"):
+        sm.predict([], datasets)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from sensorium_models.models.ensemble import Ensemble
 from sensorium_models.training import data
 
 if TYPE_CHECKING:
@@ -65,8 +66,11 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
+RunPath = str | os.PathLike[str]
+
+
 def predict(
-    run_or_model: str | os.PathLike[str] | nn.Module,
+    run_or_model: RunPath | Sequence[RunPath] | nn.Module,
     datasets: Any,
     *,
     tiers: str | Sequence[str] | None = None,
@@ -88,8 +92,11 @@ def predict(
     Parameters
     ----------
     run_or_model
-        A run directory (its ``best.pt``; the loader options come from its config) or a
-        model from :func:`sensorium_models.create_model` / :func:`load_run`.
+        A run directory (its ``best.pt``; the loader options come from its config); a list
+        of run directories, whose models are ensembled (:class:`~sensorium_models.Ensemble`:
+        the mean prediction; the runs must share their mice, burn-in, inputs and loader
+        options, as seeds of one recipe do); or a model from
+        :func:`sensorium_models.create_model` / :func:`load_run`.
     datasets
         The recordings (``sensorium_data.open_mouse``): a Dataset, a list of them or a mapping
         name -> Dataset; each must be one the model has a readout for.
@@ -120,13 +127,14 @@ def predict(
     from tqdm.auto import tqdm
 
     from sensorium_models.leaderboard import check_tiers, recordings
-    from sensorium_models.training.checkpoint import load_run, read_config
+    from sensorium_models.training.checkpoint import load_run
 
     model: Any  # a VideoEncoder or an Ensemble: both have mice and burn_in
-    if isinstance(run_or_model, str | os.PathLike):
-        config = read_config(run_or_model)
-        options = data.loader_options(config)
-        model = load_run(run_or_model, device="cpu")
+    runs = run_paths(run_or_model)
+    if runs:
+        options = shared_loader_options(runs)
+        models: list[Any] = [load_run(run, device="cpu") for run in runs]
+        model = models[0] if len(models) == 1 else Ensemble(models)
     else:
         model = run_or_model
         options = {"normalize": normalize, "behavior_channels": behavior_channels,
@@ -172,6 +180,37 @@ def predict(
                 name="predictions", attrs={"mouse": name, "units": "raw responses"},
             )
     return out
+
+
+def run_paths(run_or_model: Any) -> list[RunPath]:
+    """The run directories ``run_or_model`` names: one, several, or none (a model)."""
+    if isinstance(run_or_model, str | os.PathLike):
+        return [run_or_model]
+    if isinstance(run_or_model, Sequence):
+        runs = list(run_or_model)
+        if not runs or not all(isinstance(r, str | os.PathLike) for r in runs):
+            msg = (f"run_or_model={run_or_model!r}: pass a run directory, a non-empty list of "
+                   "run directories (an ensemble), or a model.")
+            raise TypeError(msg)
+        return runs
+    return []
+
+
+def shared_loader_options(runs: Sequence[RunPath]) -> dict[str, Any]:
+    """The loader options of ``runs`` (normalization, input channels), which must agree: an
+    ensemble averages its members' outputs in the units they were trained in."""
+    from sensorium_models.training.checkpoint import read_config
+
+    options = [data.loader_options(read_config(run)) for run in runs]
+    for run, other in zip(runs[1:], options[1:], strict=True):
+        differing = {k: (options[0][k], v) for k, v in other.items() if v != options[0][k]}
+        if differing:
+            text = "; ".join(f"{k}: {a!r} in {runs[0]}, {b!r} in {run}" for k, (a, b)
+                             in differing.items())
+            msg = (f"cannot ensemble runs trained with other loader options ({text}); "
+                   "ensemble runs of one recipe (seeds, folds).")
+            raise ValueError(msg)
+    return options[0]
 
 
 def wanted_tiers(ds: xr.Dataset, tiers: str | Sequence[str] | None) -> list[str]:
