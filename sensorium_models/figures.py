@@ -183,8 +183,8 @@ def run_curves(metrics: pd.DataFrame, path: Path, *, model: str, val_tier: str) 
     for k in np.flatnonzero(lr[1:] < lr[:-1]) + 1:  # the LR of row k is the one it trained with
         for ax in (top, bottom):
             ax.axvline(epochs[k] - 0.5, color="0.6", ls=":", lw=1)
-        top.annotate(f"lr {lr[k]:.1e}", (epochs[k] - 0.5, np.nanmin(corr)), fontsize=7,
-                     rotation=90, va="bottom", ha="right", color="0.4")
+        top.text(epochs[k] - 0.5, 0.97, f"lr {lr[k]:.1e}", transform=top.get_xaxis_transform(),
+                 fontsize=7, rotation=90, va="top", ha="right", color="0.4")
     top.set_ylabel(f"{val_tier} single-trial corr.")
     top.set_title(f"{model}: learning curves")
     top.grid(alpha=0.3)
