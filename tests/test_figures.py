@@ -32,6 +32,17 @@ def test_the_datasets_may_be_keyed_by_any_name(trained_run, datasets, tmp_path):
     assert len(paths) == 5
 
 
+def test_a_recording_without_ground_truth_gets_no_truth_figures(trained_run, datasets, tmp_path):
+    recorded = {}
+    for name, ds in datasets.items():
+        ds = ds.drop_vars("rates")
+        ds.attrs = {k: v for k, v in ds.attrs.items() if k != "source"}  # no simulation files
+        recorded[name] = ds
+    paths = sm.plot_run(trained_run, recorded, out=tmp_path, device="cpu")
+    assert [p.name for p in paths] == ["learning_curves.png", "traces.png", "correlations.png",
+                                       "readout_positions.png"]
+
+
 def test_figures_are_never_written_over_silently(trained_run, datasets, tmp_path):
     out = tmp_path / "figs"
     out.mkdir()
