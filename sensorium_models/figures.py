@@ -139,12 +139,13 @@ def receptive_fields(learned: Mapping[str, np.ndarray], truth: Mapping[str, np.n
     return path
 
 
-def readout_pixels(model: VideoEncoder, mouse: str, video_shape: tuple[int, int]
-                   ) -> np.ndarray:
+def readout_pixels(model: VideoEncoder, mouse: str, video_shape: tuple[int, int], *,
+                   pupil: np.ndarray | None = None) -> np.ndarray:
     """(N, 2) the readout's positions of ``mouse`` as (row, column) in video pixels.
 
     The readout's mean position ``mu`` (x along the width, y along the height, in [-1, 1]),
-    plus the shifter's offset at the mean pupil position (0 after normalization), indexes
+    plus the shifter's offset at the mean pupil position (``pupil``, x and y in the model's
+    input units; default 0, the mean after the loaders' normalization), indexes
     the core's output grid of H' x W' with ``align_corners=True``: column
     ``(x + 1) / 2 * (W' - 1)`` of the grid. A core without padding or stride shrinks the
     image by the same number of pixels on each side (the factorized baseline: 36 x 64 ->
@@ -159,8 +160,9 @@ def readout_pixels(model: VideoEncoder, mouse: str, video_shape: tuple[int, int]
         readout: Any = model.readouts[mouse]
         mu = readout.mu.cpu().numpy().astype(np.float64)  # (N, 2): x, y
         if model.shifters is not None:
-            pupil = torch.zeros(1, 2, 1)  # (B, 2, T): the mean pupil position
-            mu = mu + model.shifters[mouse](pupil).reshape(2).cpu().numpy()  # (N, 2)
+            at = torch.zeros(1, 2, 1) if pupil is None else torch.as_tensor(
+                np.asarray(pupil, dtype=np.float32).reshape(1, 2, 1))  # (B, 2, T)
+            mu = mu + model.shifters[mouse](at).reshape(2).cpu().numpy()  # (N, 2)
         probe = torch.zeros(1, model.in_channels, model.burn_in + 1, height, width)
         out_h, out_w = model.core(probe).shape[-2:]  # the core's output grid
     cols = (mu[:, 0] + 1) / 2 * (out_w - 1) + (width - out_w) / 2
@@ -256,7 +258,7 @@ RUN_FIGURES = ("learning_curves.png", "traces.png", "correlations.png",
                "readout_positions.png", "receptive_fields.png")
 
 
-def plot_run(run: str | os.PathLike[str], datasets: Mapping[str, xr.Dataset] | None = None, *,
+def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
              out: str | os.PathLike[str] | None = None, mouse: str | None = None,
              tier: str | None = None, device: str = "auto", batch_size: int = 8,
              data_dir: str | os.PathLike[str] | None = None, overwrite: bool = False,
@@ -268,9 +270,9 @@ def plot_run(run: str | os.PathLike[str], datasets: Mapping[str, xr.Dataset] | N
     run
         A run directory written by :func:`sensorium_models.train`.
     datasets
-        The run's recordings (a mapping; the model knows them by ``ds.attrs["mouse"]``);
-        default: opened again from the run's config, without downloading (``data_dir``
-        overrides the config's).
+        The run's recordings, as for :func:`sensorium_models.predict` (a Dataset, a list or a
+        mapping; recordings the run was not trained on are left out); default: opened again
+        from the run's config, without downloading (``data_dir`` overrides the config's).
     out
         The folder of the figures, created if needed (default ``RUN/figures``).
     mouse
@@ -306,10 +308,12 @@ def plot_run(run: str | os.PathLike[str], datasets: Mapping[str, xr.Dataset] | N
 
     import pandas as pd
 
+    from sensorium_models.leaderboard import recordings
     from sensorium_models.metrics import single_trial_correlation
-    from sensorium_models.training import load_run, predict, read_config
+    from sensorium_models.training import data, load_run, predict, read_config
     from sensorium_models.training.data import open_mice
 
+    # every check before anything is drawn or written
     config = read_config(run)  # a clear error for a folder that is not a run
     run_dir = Path(run)
     folder = Path(out) if out is not None else run_dir / "figures"
@@ -318,14 +322,25 @@ def plot_run(run: str | os.PathLike[str], datasets: Mapping[str, xr.Dataset] | N
         msg = (f"{folder} already holds figures ({', '.join(p.name for p in existing)}); pass "
                "another folder (--out), or overwrite=True (--overwrite) to replace them.")
         raise FileExistsError(msg)
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    if metrics.empty or not (run_dir / "best.pt").is_file():
+        msg = (f"{run_dir} has no finished epoch yet (metrics.csv has no rows or best.pt is "
+               "missing); plot it after its first epoch (sensorium train --resume RUN).")
+        raise ValueError(msg)
+    model: Any = load_run(run)
     if datasets is None:
         config = dataclasses.replace(config, download=False, progress=False)
         if data_dir is not None:
             config = dataclasses.replace(config, data_dir=str(data_dir))
         datasets = open_mice(config)
-    datasets = {str(d.attrs["mouse"]): d for d in datasets.values()}  # the run's names for them
-    name = pick_mouse(datasets, mouse)
-    ds = datasets[name]
+    given = recordings(datasets)  # by the names the model knows them by
+    known = {m: ds for m, ds in given.items() if m in model.mice}
+    if not known:
+        msg = (f"none of the recordings given ({', '.join(given)}) is one the run was trained "
+               f"on: {', '.join(model.mice)}.")
+        raise ValueError(msg)
+    name = pick_mouse(known, mouse, list(model.mice))
+    ds = known[name]
     tier = config.val_tier if tier is None else tier
     have = labelled_tiers(ds)
     if tier not in have:
@@ -335,11 +350,10 @@ def plot_run(run: str | os.PathLike[str], datasets: Mapping[str, xr.Dataset] | N
 
     folder.mkdir(parents=True, exist_ok=True)
     model_name = config.model
-    metrics = pd.read_csv(run_dir / "metrics.csv")
     paths = [run_curves(metrics, folder / "learning_curves.png", model=model_name,
                         val_tier=config.val_tier)]
-    predictions = predict(run, {name: ds}, tiers=tier, device=device, batch_size=batch_size,
-                          progress=progress)[name]
+    predictions = predict(model, {name: ds}, tiers=tier, device=device, batch_size=batch_size,
+                          progress=progress, **data.loader_options(config))[name]
     paths.append(traces(ds, {model_name: predictions}, folder / "traces.png",
                         best_model=model_name, tier=tier))
     trials = predictions["trial"].values
@@ -353,13 +367,14 @@ def plot_run(run: str | os.PathLike[str], datasets: Mapping[str, xr.Dataset] | N
                               title=f"{model_name} on {name}, {tier} ({len(trials)} trials, "
                                     f"{per_neuron.size} neurons)"))
 
-    model: Any = load_run(run)
+    model = model.cpu()
     shape = (ds.sizes["height"], ds.sizes["width"])
-    pixels = {m: readout_pixels(model, m, shape) for m in datasets}
-    cortex = {m: np.stack([d["x"].values, d["y"].values], axis=1) for m, d in datasets.items()}
+    pixels = {m: readout_pixels(model, m, shape, pupil=mean_pupil(d, config))
+              for m, d in known.items()}
+    cortex = {m: np.stack([d["x"].values, d["y"].values], axis=1) for m, d in known.items()}
     paths.append(readout_map(pixels, cortex, folder / "readout_positions.png", model=model_name,
                              video_shape=shape))
-    truth = {m: t for m, d in datasets.items() if (t := true_receptive_fields(d)) is not None}
+    truth = {m: t for m, d in known.items() if (t := true_receptive_fields(d)) is not None}
     if truth:
         paths.append(receptive_fields({m: pixels[m] for m in truth}, truth,
                                       folder / "receptive_fields.png", model=model_name,
@@ -367,18 +382,33 @@ def plot_run(run: str | os.PathLike[str], datasets: Mapping[str, xr.Dataset] | N
     return paths
 
 
-def pick_mouse(datasets: Mapping[str, xr.Dataset], mouse: str | None) -> str:
-    """The name in ``datasets`` that ``mouse`` (a name, letter or short name) refers to."""
+def mean_pupil(ds: xr.Dataset, config: Any) -> np.ndarray | None:
+    """The mean pupil position of the train tier in the model's input units: None (zero)
+    where the loader centres it (``official``, ``per_neuron``), raw x, y for ``none``."""
+    if config.normalize != "none":
+        return None
+    train = ds["behavior"].isel(behavior_variable=[2, 3]).where(ds["tier"] == config.train_tier)
+    return np.asarray(train.mean(("trial", "frame")).values, dtype=np.float64)
+
+
+def pick_mouse(datasets: Mapping[str, xr.Dataset], mouse: str | None,
+               trained: list[str] | None = None) -> str:
+    """The name in ``datasets`` that ``mouse`` (a name, letter or short name) refers to;
+    ``trained`` (the run's recordings) makes the error say which exist but were not given."""
     if mouse is None:
         return next(iter(datasets))
-    if mouse in datasets:
-        return mouse
     from sensorium_data import find
 
     rec = find(mouse)
-    if rec is not None and rec.name in datasets:
-        return rec.name
-    msg = f"mouse {mouse!r} is not one of the run's recordings: {', '.join(datasets)}."
+    wanted = rec.name if rec is not None and mouse not in datasets else mouse
+    if wanted in datasets:
+        return wanted
+    trained = list(datasets) if trained is None else trained
+    if wanted in trained:
+        msg = (f"mouse {mouse!r} is one of the run's recordings but was not given; pass its "
+               f"Dataset too (given: {', '.join(datasets)}).")
+    else:
+        msg = f"mouse {mouse!r} is not one of the run's recordings: {', '.join(trained)}."
     raise ValueError(msg)
 
 

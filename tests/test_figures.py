@@ -63,15 +63,41 @@ def test_an_unknown_mouse_or_a_tier_without_responses_is_named(trained_run, data
     assert not list(tmp_path.iterdir())  # nothing drawn before the checks
 
 
-def test_the_mouse_and_its_labelled_tiers(datasets):
-    assert pick_mouse(datasets, None) == next(iter(datasets))
-    assert pick_mouse(datasets, "tiny-B") == "tiny-B"
+def test_a_tier_without_responses_is_refused(trained_run, datasets, tmp_path):
     ds = datasets["tiny-A"]
-    tiers = labelled_tiers(ds)
-    assert {"train", "oracle"} <= tiers and "none" not in tiers
-    unlabelled = set(ds["tier"].values[~ds["labelled"].values.astype(bool)].astype(str))
-    assert not tiers & (unlabelled - set(ds["tier"].values[ds["labelled"].values.astype(bool)]
-                                             .astype(str)))
+    hidden = ds.assign_coords(labelled=ds["labelled"].where(ds["tier"] != "oracle", False))
+    assert "oracle" in labelled_tiers(ds) and "oracle" not in labelled_tiers(hidden)
+    assert "train" in labelled_tiers(hidden) and "none" not in labelled_tiers(hidden)
+    with pytest.raises(ValueError, match=r"tiny-A has no trials of tier 'oracle' with responses"):
+        sm.plot_run(trained_run, {**datasets, "tiny-A": hidden}, out=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_recordings_the_run_was_not_trained_on_are_left_out(trained_run, datasets, tmp_path):
+    stranger = datasets["tiny-C"].copy()
+    stranger.attrs = {**stranger.attrs, "mouse": "stranger"}
+    only_a = {"tiny-A": datasets["tiny-A"], "stranger": stranger}
+    with pytest.raises(ValueError, match=r"'tiny-B' is one of the run's recordings but was "
+                       r"not given; pass its Dataset too \(given: tiny-A\)"):
+        sm.plot_run(trained_run, only_a, out=tmp_path, mouse="tiny-B")
+    with pytest.raises(ValueError, match=r"none of the recordings given \(stranger\)"):
+        sm.plot_run(trained_run, [stranger], out=tmp_path)
+    assert not list(tmp_path.iterdir())
+    paths = sm.plot_run(trained_run, list(only_a.values()), out=tmp_path, device="cpu")
+    assert len(paths) == 5
+    assert pick_mouse(datasets, None) == "tiny-A" and pick_mouse(datasets, "tiny-B") == "tiny-B"
+
+
+def test_a_run_without_a_finished_epoch_is_named(trained_run, datasets, tmp_path):
+    import shutil
+
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    (run / "best.pt").unlink()
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    (run / "metrics.csv").write_text(header + "\n")
+    with pytest.raises(ValueError, match=r"has no finished epoch yet .* after its first epoch"):
+        sm.plot_run(run, datasets)
+    assert not (run / "figures").exists()
 
 
 def test_sensorium_plot_writes_into_the_run_by_default(trained_run, tmp_path, capsys):
@@ -86,3 +112,30 @@ def test_sensorium_plot_writes_into_the_run_by_default(trained_run, tmp_path, ca
                ("traces.png", "correlations.png", "readout_positions.png"))
     assert main(["plot", str(run)]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_readout_positions_follow_the_shifter_at_the_mean_pupil(trained_run, datasets):
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from sensorium_models.figures import mean_pupil, readout_pixels
+
+    model = sm.load_run(trained_run)
+    with torch.no_grad():
+        for p in model.shifters["tiny-A"].parameters():
+            p.copy_(torch.linspace(-1, 1, p.numel()).reshape(p.shape))
+    centred = readout_pixels(model, "tiny-A", (36, 64))
+    np.testing.assert_array_equal(centred,
+                                  readout_pixels(model, "tiny-A", (36, 64), pupil=np.zeros(2)))
+    moved = readout_pixels(model, "tiny-A", (36, 64), pupil=np.array([3.0, -2.0]))
+    shift = moved - centred
+    assert np.abs(shift).max() > 0.1 and np.allclose(shift, shift[0])  # one shift, all neurons
+
+    config = sm.read_config(trained_run)
+    ds = datasets["tiny-A"]
+    assert config.normalize == "official" and mean_pupil(ds, config) is None
+    raw = mean_pupil(ds, dataclasses.replace(config, normalize="none"))
+    train = ds["behavior"].values[ds["tier"].values == "train"][:, 2:4]
+    np.testing.assert_allclose(raw, np.nanmean(train, axis=(0, 2)), rtol=1e-5)

@@ -123,3 +123,18 @@ def test_runs_with_other_loader_options_are_not_ensembled(trained_run, second_ru
         path.write_text(original)
     with pytest.raises(TypeError, match="a non-empty list of run directories"):
         sm.predict([], datasets)
+    with pytest.raises(TypeError, match=r"is a list of PosixPath, VideoEncoder: pass a run"):
+        sm.predict([trained_run, sm.load_run(trained_run)], datasets)
+
+
+def test_runs_of_other_recipes_are_not_ensembled_and_named(trained_run, simulated_stores,
+                                                           datasets, tmp_path):
+    config = sm.TrainConfig(model="ln", mice=tuple(str(s) for s in simulated_stores),
+                            model_config={"channels": 2, "spatial_kernel": 5,
+                                          "temporal_kernel": 3},
+                            max_epochs=1, batch_size=4, device="cpu", progress=False,
+                            score=False, out=str(tmp_path / "ln"))
+    ln = sm.train(config)
+    with pytest.raises(ValueError, match=rf"cannot ensemble these runs \(model 0 = "
+                       rf"{trained_run}, model 1 = {ln}\): model 1 has burn_in="):
+        sm.predict([trained_run, ln], datasets)

@@ -80,6 +80,11 @@ def test_resume_continues_the_epoch_count(trained_run, tmp_path):
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["epoch"] == 3 and len(state["history"]) == 3
     assert sm.read_config(run).max_epochs == 3
+    # the third epoch read from the stores is the one read from RAM
+    plain = Path(shutil.copytree(trained_run, tmp_path / "plain"))
+    sm.train(dataclasses.replace(config, in_memory=False, out=str(plain)), resume=plain)
+    pd.testing.assert_frame_equal(pd.read_csv(plain / "metrics.csv").drop(columns="seconds"),
+                                  after.drop(columns="seconds"))
 
 
 def test_resume_with_another_config_names_the_differing_keys(trained_run):

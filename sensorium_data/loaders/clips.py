@@ -125,7 +125,7 @@ class ClipDataset(torch.utils.data.Dataset):
         Add pupil position (x, y) as two more video channels.
     in_memory
         Load the tier's valid frames into RAM once (normalized, float32, about
-        ``frames x (neurons + 36 x 64) x 4`` bytes per trial); items are then slices.
+        ``n_frames x (neurons + 36 x 64 + 4) x 4`` bytes per trial); items are then slices.
     seed
         With an int, the window of item ``i`` depends only on ``(seed, epoch, i)``: the same in
         every run and worker; call :meth:`set_epoch` each epoch for new windows. With None,

@@ -134,7 +134,11 @@ def predict(
     if runs:
         options = shared_loader_options(runs)
         models: list[Any] = [load_run(run, device="cpu") for run in runs]
-        model = models[0] if len(models) == 1 else Ensemble(models)
+        try:
+            model = models[0] if len(models) == 1 else Ensemble(models)
+        except ValueError as e:
+            named = ", ".join(f"model {i} = {run}" for i, run in enumerate(runs))
+            raise ValueError(f"cannot ensemble these runs ({named}): {e}") from e
     else:
         model = run_or_model
         options = {"normalize": normalize, "behavior_channels": behavior_channels,
@@ -189,8 +193,9 @@ def run_paths(run_or_model: Any) -> list[RunPath]:
     if isinstance(run_or_model, Sequence):
         runs = list(run_or_model)
         if not runs or not all(isinstance(r, str | os.PathLike) for r in runs):
-            msg = (f"run_or_model={run_or_model!r}: pass a run directory, a non-empty list of "
-                   "run directories (an ensemble), or a model.")
+            kinds = ", ".join(type(r).__name__ for r in runs) or "nothing"
+            msg = (f"run_or_model is a {type(run_or_model).__name__} of {kinds}: pass a run "
+                   "directory, a non-empty list of run directories (an ensemble), or a model.")
             raise TypeError(msg)
         return runs
     return []
