@@ -31,6 +31,7 @@ examples:
   sensorium train --model factorized_baseline --mice F G H I J --out runs/fact
   sensorium evaluate runs/fact         the leaderboard table of the trained model
   sensorium plot runs/fact             figures of what it learned, in runs/fact/figures/
+  sensorium compare runs/fact runs/ln  two runs' tables side by side
   sensorium submit runs/fact --out submission/   the competition's files
 
 The cache folder is $SENSORIUM_DATA_DIR (default: the OS cache, e.g. ~/.cache/sensorium).
@@ -152,6 +153,49 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from sensorium_models.demo.results import format_side_by_side, side_by_side
+    from sensorium_models.leaderboard import evaluate
+    from sensorium_models.training.run import scored_tiers
+
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        msg = f"--out {args.out} exists; pass a new path, or --overwrite to replace it."
+        raise FileExistsError(msg)
+    labels = run_labels(args.run)
+    if len(set(labels)) < len(labels):
+        msg = f"a run is named twice: {', '.join(args.run)}; compare each run once."
+        raise ValueError(msg)
+    tables, mice = {}, {}
+    for run_dir, label in zip(args.run, labels, strict=True):
+        datasets = run_datasets(run_dir, args.data_dir)
+        mice[label] = sorted(str(ds.attrs.get("mouse", m)) for m, ds in datasets.items())
+        args_one = argparse.Namespace(**{**vars(args), "run": run_dir})
+        predictions = _predict(args_one, datasets, args.tiers or scored_tiers(datasets))
+        tables[label] = evaluate(predictions, datasets, scale=args.scale)
+    table = side_by_side(tables)
+    print(f"single-trial correlation and correlation to average ({args.scale} scale), neurons "
+          "of each run's mice pooled\n")
+    print(format_side_by_side(table))
+    first = labels[0]
+    if any(m != mice[first] for m in mice.values()):
+        print(f"\nnote: the runs were trained on different recordings; each is scored on its "
+              f"own, and the ceiling is {first}'s.")
+    if args.out:
+        flat = table.copy()
+        flat.columns = [c if isinstance(c, str) else f"{c[0]}:{c[1]}" for c in table.columns]
+        flat.to_csv(args.out, index=False)
+        print(f"\nwritten to {args.out}")
+    return 0
+
+
+def run_labels(runs: Sequence[str]) -> list[str]:
+    """Short names of runs for a table: the folder names, or the paths where two share one."""
+    names = [Path(r).name or str(r) for r in runs]
+    if len(set(names)) == len(names):
+        return names
+    return [str(Path(r)) for r in runs]
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from sensorium_models.figures import plot_run
 
@@ -240,14 +284,12 @@ BUILTIN_MODELS = ("factorized_baseline", "gru_baseline", "ln")
 
 
 def add_model_commands(add: Adder) -> None:
-    """Register ``train``, ``evaluate``, ``predict`` and ``submit``."""
+    """Register ``train``, ``evaluate``, ``compare``, ``plot``, ``predict`` and ``submit``."""
+    one = "a run directory written by `sensorium train`"
+    ensembled = f"{one}; several are ensembled (their mean prediction)"
 
-    def common(p: argparse.ArgumentParser, several: bool = True) -> None:
-        if several:
-            p.add_argument("run", nargs="+", help="a run directory written by `sensorium "
-                           "train`; several are ensembled (their mean prediction)")
-        else:
-            p.add_argument("run", help="a run directory written by `sensorium train`")
+    def common(p: argparse.ArgumentParser, runs: str = ensembled) -> None:
+        p.add_argument("run", help=runs, nargs=None if runs == one else "+")
         p.add_argument("--device", default="auto", help="auto (default: CUDA if available), "
                        "cpu, cuda, cuda:1, ...")
         p.add_argument("--batch-size", type=positive_int, default=8, help="trials per "
@@ -302,6 +344,23 @@ def add_model_commands(add: Adder) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_evaluate)
 
+    p = add("compare", "the leaderboard tables of several runs side by side",
+            examples=[("sensorium compare runs/fact runs/gru runs/ln", "every labelled tier "
+                       "but train"),
+                      ("sensorium compare runs/a runs/b --tiers oracle --out compare.csv", "")],
+            notes="Per tier and stimulus type, each run's single-trial correlation and "
+                  "correlation to average\n(neurons of its mice pooled, as the leaderboard "
+                  "does), with the ceiling on simulated data.\nEach run is scored on its own "
+                  "recordings. To average runs into one model: sensorium evaluate\nRUN RUN ...")
+    common(p, runs="run directories written by `sensorium train`, each scored on its own")
+    p.add_argument("--tiers", nargs="+", help="tiers to score (default: every labelled tier "
+                   "but train)")
+    p.add_argument("--scale", choices=["official", "raw"], default="official",
+                   help="official (default: the leaderboard's) or raw response units")
+    p.add_argument("--out", help="also write the table as CSV (a new file)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=_cmd_compare)
+
     p = add("plot", "draw what a trained run learned: learning curves, traces, readout positions",
             examples=[("sensorium plot runs/fact", "into runs/fact/figures/"),
                       ("sensorium plot runs/fact --mouse G --out figs/", "traces of mouse G"),
@@ -314,7 +373,7 @@ def add_model_commands(add: Adder) -> None:
                   "its cortical position) and, on simulated recordings, "
                   "receptive_fields.png\n(learned against true). Predicts one tier of one "
                   "mouse (sensorium_models.plot_run).")
-    common(p, several=False)
+    common(p, runs=one)
     p.add_argument("--out", help="folder of the figures (default RUN/figures)")
     p.add_argument("--mouse", help="the recording of the traces and correlations: a letter, "
                    "short or folder name (default: the run's first)")

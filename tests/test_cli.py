@@ -14,8 +14,8 @@ from sensorium_data.store import quiet_zarr
 from sensorium_models.cli import build_parser, main, run_datasets
 from tests.conftest import TINY_FACTORIZED
 
-COMMANDS = ["demo", "simulate", "fetch", "convert", "info", "list", "train", "evaluate", "plot",
-            "predict", "submit"]
+COMMANDS = ["demo", "simulate", "fetch", "convert", "info", "list", "train", "evaluate",
+            "compare", "plot", "predict", "submit"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -159,6 +159,36 @@ def test_evaluate_ensembles_several_runs(trained_run, tmp_path, capsys):
     column = "single_trial_correlation"
     assert not tables["both"][column].equals(tables["one"][column])
     assert not tables["both"][column].equals(tables["other"][column])
+
+
+def test_compare_prints_runs_side_by_side(trained_run, tmp_path, capsys):
+    import shutil
+
+    import torch
+
+    other = shutil.copytree(trained_run, tmp_path / "shifted")
+    payload = torch.load(other / "best.pt", weights_only=True)
+    for key, value in payload["state_dict"].items():
+        if key.startswith("readouts.") and key.endswith(".bias"):
+            value -= 1.0
+    torch.save(payload, other / "best.pt")
+    out = tmp_path / "compare.csv"
+    assert main(["compare", str(trained_run), str(other), "--tiers", "oracle",
+                 "--scale", "raw", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "(raw scale)" in printed and "different recordings" not in printed
+    header = printed.splitlines()[3].split()
+    assert header == [trained_run.name, "shifted", "ceiling", trained_run.name, "shifted",
+                      "ceiling"]
+    table = pd.read_csv(out)
+    assert list(table["tier"]) == ["oracle"]
+    one = table[f"single_trial_correlation:{trained_run.name}"].iloc[0]
+    two = table["single_trial_correlation:shifted"].iloc[0]
+    assert one != two and -1 < one < 1 and -1 < two < 1
+    assert main(["compare", str(trained_run), str(other), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["compare", str(trained_run), str(trained_run)]) == 2
+    assert "a run is named twice" in capsys.readouterr().err
 
 
 def test_unknown_tiers_and_bad_batch_sizes_are_named(trained_run, tmp_path, capsys):
