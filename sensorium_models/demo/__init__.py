@@ -44,8 +44,9 @@ class DemoPlan:
     note: str = ""
 
 
-# Two CPU cores train the published baseline (32-64-128 channels) at about 8 s per batch of
-# eight 80-frame clips; the demo narrows it and trains a few minutes. With 16 train trials
+# Two CPU cores train the published baseline (32-64-128 channels) at about 19 s per batch of
+# eight 80-frame clips of 80 neurons (benchmarks/gpu.py --device cpu, docs/benchmarks.md); the
+# demo narrows it and trains a few minutes. With 16 train trials
 # per mouse the competition's per-frame response statistics are noisy (a frame that no
 # train trial of a neuron fires in gets a 100x precision), so the demo normalizes per neuron.
 # The LN model has no normalization after its filters and diverges at lr 5e-3: it gets 5e-4.
