@@ -36,8 +36,8 @@ from typing import Any
 # Narrowed for two CPU cores (s per batch of 8 clips of 80 frames, 1,600 neurons, forward and
 # backward, on this project's 2-core VM: published factorized 20 s, GRU 123 s, LN 4.7 s; these:
 # 1.9, 3.8 and 2.2 s; the LN's before its core convolved through the FFT; the published
-# factorized measured again with benchmarks/gpu.py --device cpu: 26 s, optimizer step included). Everything else
-# is the published setting (TrainConfig's defaults).
+# factorized measured again with benchmarks/gpu.py --device cpu: 26 s, optimizer step
+# included). Everything else is the published setting (TrainConfig's defaults).
 # The factorized baseline starts at lr 5e-4, not the published 5e-3: at 5e-3 it learned the
 # behaviour gain in its first epoch and little after (best oracle 0.097 in 30 epochs); at 5e-4
 # it learned the stimulus (0.132, correlation to average 0.17 on final_test_main; docs/models.md).
