@@ -134,7 +134,7 @@ def train_one(model: str, stores: list[Path], args: argparse.Namespace) -> dict[
 
 def score(model: str, datasets: dict, args: argparse.Namespace) -> dict[str, Any]:
     import sensorium_models as sm
-    from sensorium_models.demo.results import by_stimulus
+    from sensorium_models.tables import by_stimulus
 
     run = args.out / f"runs{suffix(args)}" / model
     predictions = sm.predict(run, datasets, progress=False)

@@ -154,8 +154,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from sensorium_models.demo.results import format_side_by_side, side_by_side
     from sensorium_models.leaderboard import evaluate
+    from sensorium_models.tables import format_side_by_side, side_by_side
     from sensorium_models.training.run import scored_tiers
 
     if args.out and Path(args.out).exists() and not args.overwrite:

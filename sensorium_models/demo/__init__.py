@@ -92,8 +92,9 @@ def run_demo(out: str | os.PathLike[str] | None = None, *, seed: int = 0, quick:
 
     import sensorium_data as sd
     from sensorium_data.cli import describe
-    from sensorium_models.demo.results import format_side_by_side, results, side_by_side
+    from sensorium_models.demo.results import results
     from sensorium_models.leaderboard import evaluate
+    from sensorium_models.tables import format_side_by_side, side_by_side
     from sensorium_models.training import TrainConfig, load_run, predict, train
 
     plan = QUICK if quick else FULL
