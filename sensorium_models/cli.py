@@ -116,23 +116,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def run_datasets(run_dir: str, data_dir: str | None) -> dict[str, xr.Dataset]:
     """The recordings a run was trained on, opened again (no download)."""
-    import dataclasses
+    from sensorium_models.training.data import open_run_mice
 
-    from sensorium_models.training import read_config
-    from sensorium_models.training.data import open_mice
-
-    config = read_config(run_dir)
-    config = dataclasses.replace(config, download=False, progress=False)
-    if data_dir is not None:
-        config = dataclasses.replace(config, data_dir=data_dir)
-    return open_mice(config)
+    return open_run_mice(run_dir, data_dir)
 
 
-def _predict(args: argparse.Namespace, datasets: dict[str, xr.Dataset],
-             tiers: Sequence[str] | None) -> dict[str, xr.DataArray]:
+def _predict(args: argparse.Namespace, run: str | Sequence[str],
+             datasets: dict[str, xr.Dataset], tiers: Sequence[str] | None
+             ) -> dict[str, xr.DataArray]:
     from sensorium_models.training import predict
 
-    return predict(args.run, datasets, tiers=tiers, device=args.device,
+    return predict(run, datasets, tiers=tiers, device=args.device,
                    batch_size=args.batch_size, progress=sys.stderr.isatty())
 
 
@@ -144,7 +138,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         msg = f"--out {args.out} exists; pass a new path, or --overwrite to replace it."
         raise FileExistsError(msg)
     datasets = run_datasets(args.run[0], args.data_dir)
-    predictions = _predict(args, datasets, args.tiers or scored_tiers(datasets))
+    predictions = _predict(args, args.run, datasets, args.tiers or scored_tiers(datasets))
     table = evaluate(predictions, datasets, scale="official")
     print(format_table(table))
     if args.out:
@@ -169,8 +163,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     for run_dir, label in zip(args.run, labels, strict=True):
         datasets = run_datasets(run_dir, args.data_dir)
         mice[label] = sorted(str(ds.attrs.get("mouse", m)) for m, ds in datasets.items())
-        args_one = argparse.Namespace(**{**vars(args), "run": run_dir})
-        predictions = _predict(args_one, datasets, args.tiers or scored_tiers(datasets))
+        predictions = _predict(args, run_dir, datasets, args.tiers or scored_tiers(datasets))
         tables[label] = evaluate(predictions, datasets, scale=args.scale)
     table = side_by_side(tables)
     print(f"single-trial correlation and correlation to average ({args.scale} scale), neurons "
@@ -210,7 +203,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     if Path(args.out).exists():
         raise FileExistsError(_EXISTS.format(out=args.out))
-    predictions = _predict(args, run_datasets(args.run[0], args.data_dir), args.tiers)
+    predictions = _predict(args, args.run, run_datasets(args.run[0], args.data_dir),
+                           args.tiers)
     path = write_predictions(predictions, args.out)
     print(path)
     return 0
@@ -264,7 +258,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
     check_free(submission_paths(args.out, args.track), args.overwrite)  # before predicting
     datasets = run_datasets(args.run[0], args.data_dir)
-    predictions = _predict(args, datasets, list(FILES[args.track]))
+    predictions = _predict(args, args.run, datasets, list(FILES[args.track]))
     for path in write_submission(predictions, datasets, args.out, track=args.track,
                                  scale="official", overwrite=args.overwrite):
         print(path)

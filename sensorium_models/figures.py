@@ -66,12 +66,14 @@ def best_neurons(ds: xr.Dataset, predictions: Mapping[str, xr.DataArray], model:
 
 
 def traces(ds: xr.Dataset, predictions: Mapping[str, xr.DataArray], path: Path, *,
-           best_model: str, tier: str = "oracle", n: int = 3) -> Path:
+           best_model: str, tier: str = "oracle", n: int = 3,
+           neurons: np.ndarray | None = None) -> Path:
     """Recorded responses, each model's prediction and the true rates of the ``n`` neurons
-    ``best_model`` predicts best, over the trial of ``tier`` where they vary most (raw
-    units)."""
+    ``best_model`` predicts best (or of the positions ``neurons``), over the trial of ``tier``
+    where they vary most (raw units)."""
     plt = pyplot()
-    neurons = best_neurons(ds, predictions, best_model, tier, n)
+    if neurons is None:
+        neurons = best_neurons(ds, predictions, best_model, tier, n)
     trials = predictions[best_model]["trial"].values[predictions[best_model]["tier"].values == tier]
     truth = ds["rates"] if "rates" in ds else ds["responses"]
     spread = truth.sel(trial=trials).isel(neuron=neurons).std("frame").sum("neuron").values
@@ -304,14 +306,11 @@ def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
     >>> [p.name for p in paths]  # doctest: +SKIP
     ['learning_curves.png', 'traces.png', 'correlations.png', 'readout_positions.png']
     """
-    import dataclasses
-
     import pandas as pd
 
     from sensorium_models.leaderboard import recordings
     from sensorium_models.metrics import single_trial_correlation
     from sensorium_models.training import data, load_run, predict, read_config
-    from sensorium_models.training.data import open_mice
 
     # every check before anything is drawn or written
     config = read_config(run)  # a clear error for a folder that is not a run
@@ -329,10 +328,7 @@ def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
         raise ValueError(msg)
     model: Any = load_run(run)
     if datasets is None:
-        config = dataclasses.replace(config, download=False, progress=False)
-        if data_dir is not None:
-            config = dataclasses.replace(config, data_dir=str(data_dir))
-        datasets = open_mice(config)
+        datasets = data.open_run_mice(run, data_dir)
     given = recordings(datasets)  # by the names the model knows them by
     known = {m: ds for m, ds in given.items() if m in model.mice}
     if not known:
@@ -354,11 +350,11 @@ def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
                         val_tier=config.val_tier)]
     predictions = predict(model, {name: ds}, tiers=tier, device=device, batch_size=batch_size,
                           progress=progress, **data.loader_options(config))[name]
-    paths.append(traces(ds, {model_name: predictions}, folder / "traces.png",
-                        best_model=model_name, tier=tier))
     trials = predictions["trial"].values
     responses = ds["responses"].sel(trial=trials).transpose("trial", "neuron", "frame").values
     per_neuron = single_trial_correlation(responses, predictions.values, per_neuron=True)
+    paths.append(traces(ds, {model_name: predictions}, folder / "traces.png",
+                        best_model=model_name, tier=tier, neurons=np.argsort(-per_neuron)[:3]))
     ceiling = None
     if "rates" in ds:
         rates = ds["rates"].sel(trial=trials).transpose("trial", "neuron", "frame").values

@@ -279,3 +279,19 @@ def trained_run(simulated_stores: list[Path], tmp_path_factory: pytest.TempPathF
         progress=False, out=str(tmp_path_factory.mktemp("runs") / "factorized"),
     )
     return sm.train(config)
+
+
+def shifted_copy(run: Path, folder: Path, by: float) -> Path:
+    """A copy of the run directory ``run`` in ``folder`` whose readout biases are moved by
+    ``by``: another model of the same recipe (an ensemble member, a run to compare)."""
+    import shutil
+
+    import torch
+
+    copy = Path(shutil.copytree(run, folder))
+    payload = torch.load(copy / "best.pt", weights_only=True)
+    for key, value in payload["state_dict"].items():
+        if key.startswith("readouts.") and key.endswith(".bias"):
+            value += by
+    torch.save(payload, copy / "best.pt")
+    return copy

@@ -12,7 +12,7 @@ import xarray as xr
 import sensorium_models as sm
 from sensorium_data.store import quiet_zarr
 from sensorium_models.cli import build_parser, main, run_datasets
-from tests.conftest import TINY_FACTORIZED
+from tests.conftest import TINY_FACTORIZED, shifted_copy
 
 COMMANDS = ["demo", "simulate", "fetch", "convert", "info", "list", "train", "evaluate",
             "compare", "plot", "predict", "submit"]
@@ -139,16 +139,7 @@ def test_evaluate_prints_the_leaderboard_table(trained_run, tmp_path, capsys):
 
 
 def test_evaluate_ensembles_several_runs(trained_run, tmp_path, capsys):
-    import shutil
-
-    import torch
-
-    other = shutil.copytree(trained_run, tmp_path / "other")
-    payload = torch.load(other / "best.pt", weights_only=True)
-    for key, value in payload["state_dict"].items():
-        if key.startswith("readouts.") and key.endswith(".bias"):
-            value -= 1.0
-    torch.save(payload, other / "best.pt")
+    other = shifted_copy(trained_run, tmp_path / "other", by=-1.0)
     tables = {}
     for name, runs in {"one": [trained_run], "other": [other],
                        "both": [trained_run, other]}.items():
@@ -162,16 +153,7 @@ def test_evaluate_ensembles_several_runs(trained_run, tmp_path, capsys):
 
 
 def test_compare_prints_runs_side_by_side(trained_run, tmp_path, capsys):
-    import shutil
-
-    import torch
-
-    other = shutil.copytree(trained_run, tmp_path / "shifted")
-    payload = torch.load(other / "best.pt", weights_only=True)
-    for key, value in payload["state_dict"].items():
-        if key.startswith("readouts.") and key.endswith(".bias"):
-            value -= 1.0
-    torch.save(payload, other / "best.pt")
+    other = shifted_copy(trained_run, tmp_path / "shifted", by=-1.0)
     out = tmp_path / "compare.csv"
     assert main(["compare", str(trained_run), str(other), "--tiers", "oracle",
                  "--scale", "raw", "--out", str(out)]) == 0

@@ -9,6 +9,7 @@ import torch
 import sensorium_data as sd
 import sensorium_models as sm
 from sensorium_models.submission import FILES
+from tests.conftest import shifted_copy
 
 
 @pytest.fixture(scope="module")
@@ -86,15 +87,7 @@ def test_mice_the_model_does_not_know_are_an_error(trained_run, make_tree, data_
 @pytest.fixture(scope="module")
 def second_run(trained_run, tmp_path_factory):
     """A copy of ``trained_run`` whose readout biases are moved by 0.5: another member."""
-    import shutil
-
-    run = shutil.copytree(trained_run, tmp_path_factory.mktemp("member") / "run")
-    payload = torch.load(run / "best.pt", weights_only=True)
-    for key, value in payload["state_dict"].items():
-        if key.startswith("readouts.") and key.endswith(".bias"):
-            value += 0.5
-    torch.save(payload, run / "best.pt")
-    return run
+    return shifted_copy(trained_run, tmp_path_factory.mktemp("member") / "run", by=0.5)
 
 
 def test_several_runs_predict_as_their_ensemble(trained_run, second_run, predictions, datasets):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,20 @@ if TYPE_CHECKING:
     from sensorium_models.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
+
+
+def open_run_mice(run: str | os.PathLike[str],
+                  data_dir: str | os.PathLike[str] | None = None) -> dict[str, xr.Dataset]:
+    """The recordings a run was trained on, opened again without downloading (``data_dir``,
+    if given, instead of the run's)."""
+    import dataclasses
+
+    from sensorium_models.training.checkpoint import read_config
+
+    config = dataclasses.replace(read_config(run), download=False, progress=False)
+    if data_dir is not None:
+        config = dataclasses.replace(config, data_dir=str(data_dir))
+    return open_mice(config)
 
 
 def open_mice(config: TrainConfig) -> dict[str, xr.Dataset]:
