@@ -18,9 +18,11 @@ from sensorium_models.models import (
     MouseSpec,
     create_model,
     list_models,
+    list_readouts,
     model_config,
     mouse_specs,
     register_model,
+    register_readout,
 )
 from sensorium_models.submission import (
     read_submission,
@@ -51,6 +53,7 @@ __all__ = [
     "evaluate",
     "feve",
     "list_models",
+    "list_readouts",
     "load_run",
     "model_config",
     "mouse_specs",
@@ -61,6 +64,7 @@ __all__ = [
     "read_config",
     "read_submission",
     "register_model",
+    "register_readout",
     "score_submission",
     "single_trial_correlation",
     "train",

@@ -1,8 +1,10 @@
-"""The shape every model of the zoo shares: core -> per-mouse readout and shifter -> ELU + 1.
+"""The shape every model of the zoo shares: core -> per-mouse readout and shifter -> output.
 
 A core turns a clip (B, C, T, H, W) into features (B, C', T - burn_in, H', W'), shared by all
-mice. Each mouse has its own Gaussian readout (:mod:`.readout`) and pupil-driven shifter
-(:mod:`.shifter`). A model family only defines its core and a config dataclass.
+mice. Each mouse has its own readout, chosen by name from the readout registry (the Gaussian
+readout of :mod:`.readout` by default), and pupil-driven shifter (:mod:`.shifter`); an output
+nonlinearity (ELU + 1 by default) makes the predictions positive. A model family defines its
+core and a config dataclass, and a readout family its module and a registered builder.
 """
 
 from __future__ import annotations
@@ -13,12 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sensorium_models.models.readout import GaussianReadout
 from sensorium_models.models.shifter import Shifter
-from sensorium_models.models.specs import MouseSpec
 
 
 class Core(nn.Module, abc.ABC):
@@ -33,6 +34,48 @@ class Core(nn.Module, abc.ABC):
     @abc.abstractmethod
     def regularizer(self) -> Tensor:
         """The core's penalty, a differentiable scalar added to the loss."""
+
+
+class Readout(nn.Module, abc.ABC):
+    """One mouse's readout: core features -> the drive of each of its neurons per frame.
+
+    Built per mouse by a builder registered with
+    :func:`~sensorium_models.models.registry.register_readout`; the config's ``readout``
+    names it.
+    """
+
+    @abc.abstractmethod
+    def forward(self, x: Tensor, shift: Tensor | None = None,
+                behavior: Tensor | None = None) -> Tensor:
+        """(B, C, T, H, W) features, optional (B, T, 2) shift of the positions and (B, 4, T)
+        behaviour of the same frames -> (B, N, T) drive, before the output nonlinearity."""
+
+    @abc.abstractmethod
+    def regularizer(self) -> Tensor:
+        """The readout's penalty, a differentiable scalar added to the loss."""
+
+
+def _elu1(x: Tensor) -> Tensor:
+    return F.elu(x) + 1
+
+
+def _elu1_inverse(m: np.ndarray) -> np.ndarray:
+    return np.where(m > 1, m - 1, np.log(np.clip(m, 1e-3, 1)))
+
+
+def _softplus_inverse(m: np.ndarray) -> np.ndarray:
+    m = np.clip(m, 1e-3, None)
+    return np.where(m > 20, m, np.log(np.expm1(m)))
+
+
+#: Output nonlinearities by name: the function on the drive, and its inverse on a mean
+#: response (where the readout's bias starts).
+OUTPUTS: dict[str, tuple[typing.Callable[[Tensor], Tensor],
+                         typing.Callable[[np.ndarray], np.ndarray]]] = {
+    "elu1": (_elu1, _elu1_inverse),
+    "exp": (torch.exp, lambda m: np.log(np.clip(m, 1e-3, None))),
+    "softplus": (F.softplus, _softplus_inverse),
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +95,11 @@ class ModelConfig(abc.ABC):
         Shift the readout positions by an MLP of the pupil position (behaviour rows 2:4).
     shifter_hidden
         Hidden units of the shifter's two hidden layers.
+    readout
+        The registered readout family (:func:`~sensorium_models.models.registry.list_readouts`).
+    output
+        The output nonlinearity, one of :data:`OUTPUTS`: ``"elu1"`` (ELU + 1), ``"exp"``,
+        ``"softplus"``.
     """
 
     init_sigma: float = 1.0
@@ -59,6 +107,8 @@ class ModelConfig(abc.ABC):
     feature_reg: float = 0.0
     shifter: bool = True
     shifter_hidden: int = 5
+    readout: str = "gaussian"
+    output: str = "elu1"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -68,18 +118,21 @@ class ModelConfig(abc.ABC):
                    for v in values):
                 msg = f"{f.name}={value!r} is negative; every option of a model is >= 0."
                 raise ValueError(msg)
+        if self.output not in OUTPUTS:
+            msg = f"output={self.output!r}; choose one of {', '.join(OUTPUTS)}."
+            raise ValueError(msg)
 
     @abc.abstractmethod
     def build_core(self, in_channels: int) -> Core:
         """The family's core for clips of ``in_channels`` channels."""
 
 
-def initial_bias(mean_response: np.ndarray | None) -> np.ndarray | None:
-    """The readout bias whose ELU + 1 is ``mean_response``, so training starts at the mean."""
+def initial_bias(mean_response: np.ndarray | None, output: str = "elu1") -> np.ndarray | None:
+    """The readout bias whose ``output`` nonlinearity is ``mean_response``, so training starts
+    at the mean."""
     if mean_response is None:
         return None
-    m = np.asarray(mean_response, dtype=np.float64)
-    return np.where(m > 1, m - 1, np.log(np.clip(m, 1e-3, 1)))
+    return OUTPUTS[output][1](np.asarray(mean_response, dtype=np.float64))
 
 
 def check_inputs(videos: Tensor, behavior: Tensor | None, *, mouse: str, mice: Sequence[str],
@@ -117,7 +170,7 @@ def check_inputs(videos: Tensor, behavior: Tensor | None, *, mouse: str, mice: S
 
 
 class VideoEncoder(nn.Module):
-    """A full model: shared core, one Gaussian readout and shifter per mouse, ELU + 1.
+    """A full model: shared core, one readout and shifter per mouse, output nonlinearity.
 
     Build one with :func:`sensorium_models.create_model`.
 
@@ -135,13 +188,13 @@ class VideoEncoder(nn.Module):
         Input frames consumed before the first output frame.
     """
 
-    def __init__(self, core: Core, *, mice: Mapping[str, MouseSpec], in_channels: int,
+    def __init__(self, core: Core, *, readouts: Mapping[str, Readout], in_channels: int,
                  config: ModelConfig, name: str) -> None:
         super().__init__()
-        if not mice:
+        if not readouts:
             msg = "a model needs at least one mouse; pass mice=mouse_specs(datasets)."
             raise ValueError(msg)
-        for mouse in mice:
+        for mouse in readouts:
             if not mouse or "." in mouse:
                 msg = f"mouse name {mouse!r} cannot name a readout: it must be non-empty, no '.'."
                 raise ValueError(msg)
@@ -149,18 +202,12 @@ class VideoEncoder(nn.Module):
         self.config = config
         self.in_channels = in_channels
         self.core = core
-        self.readouts = nn.ModuleDict({
-            mouse: GaussianReadout(
-                core.out_channels, spec.coords, bias=initial_bias(spec.mean_response),
-                init_sigma=config.init_sigma, grid_mean_hidden=config.grid_mean_hidden,
-                feature_reg=config.feature_reg,
-            )
-            for mouse, spec in mice.items()
-        })
+        self.readouts = nn.ModuleDict(dict(readouts))
         self.shifters = (
-            nn.ModuleDict({mouse: Shifter(config.shifter_hidden) for mouse in mice})
+            nn.ModuleDict({mouse: Shifter(config.shifter_hidden) for mouse in readouts})
             if config.shifter else None
         )
+        self.output = OUTPUTS[config.output][0]
 
     @property
     def mice(self) -> list[str]:
@@ -193,15 +240,16 @@ class VideoEncoder(nn.Module):
         features = self.core(videos)  # (B, C', T_out, H', W')
         t_out = features.shape[2]
         shift = None
-        if self.shifters is not None and behavior is not None:
-            shift = self.shifters[mouse](behavior[:, 2:4, -t_out:])  # (B, T_out, 2)
-        drive = self.readouts[mouse](features, shift)  # (B, N, T_out)
-        return F.elu(drive) + 1  # (B, N, T_out)
+        state = None if behavior is None else behavior[:, :, -t_out:]  # (B, 4, T_out)
+        if self.shifters is not None and state is not None:
+            shift = self.shifters[mouse](state[:, 2:4])  # (B, T_out, 2)
+        drive = self.readouts[mouse](features, shift, state)  # (B, N, T_out)
+        return self.output(drive)  # (B, N, T_out)
 
     def regularizer(self, mouse: str) -> Tensor:
         """The core's penalty plus ``mouse``'s readout penalty (the shifter has none)."""
         if mouse not in self.readouts:
             msg = f"unknown mouse {mouse!r}; this model has readouts for {self.mice}."
             raise ValueError(msg)
-        readout = typing.cast(GaussianReadout, self.readouts[mouse])
+        readout = typing.cast(Readout, self.readouts[mouse])
         return self.core.regularizer() + readout.regularizer()

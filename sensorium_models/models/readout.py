@@ -6,6 +6,8 @@ cortical position by a small network shared by the mouse's neurons (retinotopy i
 neighbours get neighbouring positions); its full 2x2 covariance is learned per neuron. Training
 samples a position (the reparameterisation trick), evaluation uses the mean. The feature
 vector at the position, weighted per neuron, plus a bias is the neuron's drive.
+
+Registered as the readout ``"gaussian"``, the default of every model config.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sensorium_models.models.encoder import ModelConfig, Readout, initial_bias
+from sensorium_models.models.registry import register_readout
+from sensorium_models.models.specs import MouseSpec
+
 
 def standardise(coords: np.ndarray) -> Tensor:
     """Cortical positions centred and scaled into [-1, 1] (largest absolute value 1)."""
@@ -23,7 +29,7 @@ def standardise(coords: np.ndarray) -> Tensor:
     return torch.as_tensor(centred / (scale if scale > 0 else 1.0), dtype=torch.float32)
 
 
-class GaussianReadout(nn.Module):
+class GaussianReadout(Readout):
     """Full-covariance Gaussian readout of one mouse, for (B, C, T, H, W) features.
 
     Parameters
@@ -85,7 +91,8 @@ class GaussianReadout(nn.Module):
         noise = torch.randn(samples, *mu.shape, device=mu.device, dtype=mu.dtype)  # (S, N, 2)
         return (mu + torch.einsum("nij,snj->sni", self.sigma, noise)).clamp(-1, 1)
 
-    def forward(self, x: Tensor, shift: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, shift: Tensor | None = None,
+                behavior: Tensor | None = None) -> Tensor:
         """Read every neuron out of every frame.
 
         Parameters
@@ -94,6 +101,8 @@ class GaussianReadout(nn.Module):
             (B, C, T, H, W) core features.
         shift
             Optional (B, T, 2) offset of all positions per frame (from the shifter).
+        behavior
+            Not used: this readout sees behaviour only through the shift.
 
         Returns
         -------
@@ -115,3 +124,13 @@ class GaussianReadout(nn.Module):
     def regularizer(self) -> Tensor:
         """``feature_reg`` times the L1 norm of the feature weights."""
         return self.feature_reg * self.features.abs().sum()
+
+
+@register_readout("gaussian")
+def gaussian(in_channels: int, spec: MouseSpec, config: ModelConfig) -> GaussianReadout:
+    """The full Gaussian readout of one mouse, from the config's shared readout options."""
+    return GaussianReadout(
+        in_channels, spec.coords, bias=initial_bias(spec.mean_response, config.output),
+        init_sigma=config.init_sigma, grid_mean_hidden=config.grid_mean_hidden,
+        feature_reg=config.feature_reg,
+    )

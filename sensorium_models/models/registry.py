@@ -1,7 +1,11 @@
-"""Models by name: ``register_model``, ``create_model``, ``list_models``, ``model_config``.
+"""Models by name: ``register_model``, ``create_model``, ``list_models``, ``model_config``;
+readouts by name: ``register_readout``, ``list_readouts``.
 
 A model variant is a registered function that returns its config (a frozen dataclass of
-hyperparameters); the config builds the core, and :class:`VideoEncoder` adds the readouts.
+hyperparameters); the config builds the core, its ``readout`` names the registered builder of
+each mouse's readout, and :class:`VideoEncoder` puts them together. Every module of
+:mod:`sensorium_models.models` is imported with the package, so a new model or readout is one
+new file.
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from sensorium_models.models.encoder import ModelConfig, VideoEncoder
+from sensorium_models.models.encoder import ModelConfig, Readout, VideoEncoder
 from sensorium_models.models.specs import MouseSpec
 
 C = TypeVar("C", bound=ModelConfig)
+R = TypeVar("R", bound=Readout)
+ReadoutBuilder = Callable[[int, MouseSpec, ModelConfig], Readout]
 
 _MODELS: dict[str, Callable[[], ModelConfig]] = {}
+_READOUTS: dict[str, ReadoutBuilder] = {}
 
 
 def register_model(variant: Callable[[], C]) -> Callable[[], C]:
@@ -41,6 +48,44 @@ def register_model(variant: Callable[[], C]) -> Callable[[], C]:
         raise ValueError(msg)
     _MODELS[name] = variant
     return variant
+
+
+def register_readout(
+    name: str,
+) -> Callable[[Callable[[int, MouseSpec, ModelConfig], R]],
+              Callable[[int, MouseSpec, ModelConfig], R]]:
+    """Register a readout family under ``name``, for a model config's ``readout`` option.
+
+    The decorated builder takes the core's output channels, one mouse's :class:`MouseSpec`
+    and the model's config, and returns that mouse's :class:`~.encoder.Readout`.
+
+    Examples
+    --------
+    In a readout file, after the module:
+
+    >>> @register_readout("mean_pool")  # doctest: +SKIP
+    ... def mean_pool(in_channels: int, spec: MouseSpec, config: ModelConfig) -> MeanPool:
+    ...     return MeanPool(in_channels, spec.n_neurons)
+    """
+    def register(builder: Callable[[int, MouseSpec, ModelConfig], R],
+                 ) -> Callable[[int, MouseSpec, ModelConfig], R]:
+        if name in _READOUTS:
+            msg = f"a readout named {name!r} is already registered; give it another name."
+            raise ValueError(msg)
+        _READOUTS[name] = builder
+        return builder
+    return register
+
+
+def list_readouts() -> list[str]:
+    """The registered readout names, sorted.
+
+    Examples
+    --------
+    >>> "gaussian" in list_readouts()
+    True
+    """
+    return sorted(_READOUTS)
 
 
 def list_models() -> list[str]:
@@ -107,9 +152,15 @@ def create_model(name: str, *, mice: Mapping[str, MouseSpec], in_channels: int =
     if not isinstance(in_channels, numbers.Integral) or in_channels < 1:
         msg = f"in_channels={in_channels!r}; it must be a positive int (the clips' channels)."
         raise ValueError(msg)
+    if not mice:
+        msg = "a model needs at least one mouse; pass mice=mouse_specs(datasets)."
+        raise ValueError(msg)
     core = resolved.build_core(int(in_channels))
-    return VideoEncoder(core, mice=mice, in_channels=int(in_channels), config=resolved,
-                        name=name)
+    build_readout = _READOUTS[resolved.readout]
+    readouts = {mouse: build_readout(core.out_channels, spec, resolved)
+                for mouse, spec in mice.items()}
+    return VideoEncoder(core, readouts=readouts, in_channels=int(in_channels),
+                        config=resolved, name=name)
 
 
 def resolve_config(name: str, **config: Any) -> ModelConfig:
@@ -125,9 +176,16 @@ def resolve_config(name: str, **config: Any) -> ModelConfig:
         )
         raise TypeError(msg)
     hints = typing.get_type_hints(type(defaults))
-    return dataclasses.replace(
+    resolved = dataclasses.replace(
         defaults, **{k: _coerce(name, k, v, hints[k]) for k, v in config.items()}
     )
+    if resolved.readout not in _READOUTS:
+        msg = (
+            f"readout={resolved.readout!r} for model {name!r}; registered readouts: "
+            f"{', '.join(list_readouts())}."
+        )
+        raise ValueError(msg)
+    return resolved
 
 
 def _coerce(model: str, key: str, value: Any, hint: Any) -> Any:
@@ -140,6 +198,10 @@ def _coerce(model: str, key: str, value: Any, hint: Any) -> Any:
         if isinstance(value, bool):
             return value
         kind = "true or false"
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+        kind = "a string"
     elif hint is int:
         if _is_int(value):
             return int(value)
