@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tomllib
 import types
@@ -30,10 +31,13 @@ from typing import Any
 
 MODEL_KEY = "model_config"
 NORMALIZE = ("official", "per_neuron", "none")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("plateau", "warmup_cosine")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Keys that may change when a run is resumed: where and how fast it runs, and how long.
 RUNTIME_KEYS = frozenset(
-    {"device", "num_workers", "in_memory", "progress", "out", "compile", "amp", "max_epochs",
-     "data_dir", "download", "score"}
+    {"device", "num_workers", "in_memory", "progress", "out", "compile", "amp", "precision",
+     "max_epochs", "data_dir", "download", "score"}
 )
 
 
@@ -76,8 +80,21 @@ class TrainConfig:
         run's oracle correlation from 0.244 to 0.143). The starter kit keeps such batches.
     in_memory, num_workers
         Hold the training tier in RAM; DataLoader worker processes.
-    lr, weight_decay
-        AdamW's learning rate and weight decay.
+    optimizer, lr, weight_decay
+        ``"adamw"`` (decoupled weight decay) or ``"adam"`` (``weight_decay`` as an L2 term
+        of the gradient); the learning rate and weight decay of every parameter but the
+        readouts' (and of those too unless ``readout_lr``, ``readout_weight_decay`` are set).
+    readout_lr, readout_weight_decay
+        The learning rate and weight decay of the readouts and shifters, a second parameter
+        group; ``None``: ``lr``, ``weight_decay``.
+    schedule
+        ``"plateau"``: ReduceLROnPlateau and early stopping in rounds (below).
+        ``"warmup_cosine"``: per optimizer step, a linear warm-up from 0 over
+        ``warmup_epochs``, ``constant_epochs`` at ``lr``, then a cosine down to ``min_lr``
+        (each group to its LR times ``min_lr / lr``) at the end of ``max_epochs``; no early
+        stopping: every epoch trains, ``best.pt`` keeps the best validation epoch.
+    warmup_epochs, constant_epochs
+        The warm-up and constant parts of ``"warmup_cosine"``, in epochs (fractions allowed).
     max_epochs, patience, lr_decay_steps, factor, threshold, min_lr
         As the starter kit's early stopping: a round ends after ``patience`` epochs in a
         row without improving the validation correlation by more than ``threshold``, and
@@ -85,11 +102,33 @@ class TrainConfig:
         ended, or after ``max_epochs``. ReduceLROnPlateau (mode max, absolute
         ``threshold``, never reset) multiplies the LR by ``factor`` (not below ``min_lr``)
         after more than ``patience`` epochs without improvement.
+    mixed_mice
+        Batches that mix mice (one shuffle of every mouse's train clips): the core sees the
+        whole batch, each readout only its mouse's clips, and the loss counts each clip for
+        its own mouse only. Otherwise one mouse per batch and one batch of each mouse per
+        optimizer step, as the baselines train.
+    cutmix
+        The probability that a clip gets CutMix: a box of another clip of the same mouse
+        in the batch (Beta(1, 1) area, every channel, every frame) pasted over it, the
+        targets mixed by the box's share of the frame. 0: off.
+    ema
+        The decay of an exponential moving average of the weights (buffers included),
+        updated after every optimizer step; validation, ``best.pt`` and the scores use it.
+        0: off.
+    precision
+        Autocast of the forward passes: ``"fp32"`` (none), ``"bf16"``, ``"fp16"`` (with a
+        gradient scaler), or ``"auto"``: bf16 on a GPU when ``amp``, fp32 otherwise.
+    accumulate
+        Optimizer steps sum the gradients of this many rounds of batches (a round: one
+        batch of each mouse; with ``mixed_mice``, one batch). The loss scale counts
+        ``batch_size * accumulate`` clips, so ``batch_size=4, accumulate=2`` trains as
+        ``batch_size=8`` does.
     seed
         Seeds the weights, the clip windows and the batch order.
     device, amp, compile
         ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; bf16 autocast
-        and ``torch.compile`` of the training forward pass (both only on a GPU).
+        on a GPU (with ``precision="auto"``) and ``torch.compile`` of the training forward
+        pass (only on a GPU).
     progress
         Show progress bars.
     score
@@ -122,9 +161,20 @@ class TrainConfig:
     factor: float = 0.3
     threshold: float = 1e-6
     min_lr: float = 1e-4
+    optimizer: str = "adamw"
+    readout_lr: float | None = None
+    readout_weight_decay: float | None = None
+    schedule: str = "plateau"
+    warmup_epochs: float = 0.0
+    constant_epochs: float = 0.0
+    mixed_mice: bool = False
+    cutmix: float = 0.0
+    ema: float = 0.0
+    accumulate: int = 1
     seed: int = 0
     device: str = "auto"
     amp: bool = True
+    precision: str = "auto"
     compile: bool = False
     progress: bool = True
     score: bool = True
@@ -134,6 +184,7 @@ class TrainConfig:
         for f in fields(self):
             setattr(self, f.name, _coerce(f.name, getattr(self, f.name), _hints()[f.name]))
         self._check()
+        self._check_recipe()
 
     def _check(self) -> None:
         if self.normalize not in NORMALIZE:
@@ -159,6 +210,45 @@ class TrainConfig:
         if self.min_lr > self.lr:
             msg = (f"min_lr={self.min_lr} is above lr={self.lr}: the schedule could never "
                    "decay; lower min_lr (default 1e-4) or raise lr.")
+            raise ConfigError(msg)
+
+    def _check_recipe(self) -> None:
+        """The optimizer, schedule, batches, augmentation, averaging and precision keys."""
+        for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                              ("precision", PRECISIONS)):
+            if getattr(self, name) not in choices:
+                msg = f"{name}={getattr(self, name)!r}; choose one of {list(choices)}."
+                raise ConfigError(msg)
+        for name in ("weight_decay", "readout_weight_decay", "warmup_epochs", "constant_epochs"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < math.inf:
+                msg = f"{name}={value}; it must be a finite number >= 0."
+                raise ConfigError(msg)
+        if self.readout_lr is not None and not 0 < self.readout_lr < math.inf:
+            msg = (f"readout_lr={self.readout_lr}; a learning rate must be positive (or leave "
+                   "it unset: the readouts then train at lr).")
+            raise ConfigError(msg)
+        if self.schedule == "warmup_cosine":
+            if self.warmup_epochs + self.constant_epochs > self.max_epochs:
+                msg = (f"warmup_epochs={self.warmup_epochs} + constant_epochs="
+                       f"{self.constant_epochs} exceed max_epochs={self.max_epochs}: the "
+                       "cosine would never start; raise max_epochs or shorten them.")
+                raise ConfigError(msg)
+        elif self.warmup_epochs or self.constant_epochs:
+            msg = (f"warmup_epochs={self.warmup_epochs}, constant_epochs={self.constant_epochs} "
+                   f"with schedule={self.schedule!r}: they shape schedule='warmup_cosine' "
+                   "only; set schedule='warmup_cosine' or leave them at 0.")
+            raise ConfigError(msg)
+        if not 0 <= self.cutmix <= 1:
+            msg = f"cutmix={self.cutmix}; it is a probability per clip, in [0, 1] (0: off)."
+            raise ConfigError(msg)
+        if not 0 <= self.ema < 1:
+            msg = (f"ema={self.ema}; the decay of the weights' moving average must lie in "
+                   "[0, 1) (0: off; the 2023 winner used 0.999).")
+            raise ConfigError(msg)
+        if self.accumulate < 1:
+            msg = (f"accumulate={self.accumulate}; it must be a positive integer (rounds of "
+                   "batches per optimizer step; 1: one round).")
             raise ConfigError(msg)
 
     @classmethod

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from sensorium_models.accumulators import RunningSingleTrialCorrelation
-from sensorium_models.training import data
+from sensorium_models.training import augment, data, mixed
 from sensorium_models.training.predict import Autocast, evaluating, whole_trials
 
 if TYPE_CHECKING:
@@ -47,41 +47,77 @@ def train_epoch(
     device: torch.device,
     autocast: Autocast,
     on_batch: Any = None,
+    on_step: Callable[[], None] | None = None,
+    cutmix: float = 0.0,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> float:
     """Train one epoch; return the mean loss per batch (Poisson term scaled, plus the
     regularizers).
 
     Gradients of ``batches_per_step`` consecutive batches (one per mouse, as
-    :class:`sensorium_data.MouseBatchSampler` orders them) are summed into one optimizer
-    step. ``forward`` is ``model`` or its compiled version.
+    :class:`sensorium_data.MouseBatchSampler` orders them, times ``accumulate``) are summed
+    into one optimizer step, after which ``on_step()`` runs (a per-step LR schedule, the
+    weights' moving average). ``forward`` is ``model`` or its compiled version. A batch
+    whose ``mouse`` is a list mixes mice (:mod:`.mixed`). ``cutmix``: the probability of
+    CutMix per clip (:mod:`.augment`). ``scaler``: fp16's gradient scaler.
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
     total, count = 0.0, 0
     pending = 0
     for batch in batches:
-        mouse = batch["mouse"]
-        videos = batch["videos"].to(device, non_blocking=True)  # (B, C, F, H, W)
-        behavior = batch["behavior"].to(device, non_blocking=True)  # (B, 4, F)
-        responses = batch["responses"].to(device, non_blocking=True)  # (B, N, F)
-        with autocast():
-            out = forward(videos, mouse=mouse, behavior=behavior)  # (B, N, T_out)
-        target = responses[..., -out.shape[-1]:]  # the model's output is end-aligned
-        loss = poisson_loss(out.float(), target) * loss_scale[mouse] + model.regularizer(mouse)
-        loss.backward()
+        loss = batch_loss(model, forward, batch, loss_scale=loss_scale, device=device,
+                          autocast=autocast, cutmix=cutmix)
+        (loss if scaler is None else scaler.scale(loss)).backward()
         pending += 1
         if pending == batches_per_step:
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            _step(optimizer, scaler, on_step)
             pending = 0
         value = float(loss.detach())
         total, count = total + value, count + 1
         if on_batch is not None:
             on_batch(value)
     if pending:
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        _step(optimizer, scaler, on_step)
     return total / max(count, 1)
+
+
+def batch_loss(model: VideoEncoder, forward: nn.Module, batch: Mapping[str, Any], *,
+               loss_scale: Mapping[str, float], device: torch.device, autocast: Autocast,
+               cutmix: float = 0.0) -> torch.Tensor:
+    """The loss of one batch: each mouse's summed Poisson loss times its ``loss_scale``, plus
+    the regularizers."""
+    mouse = batch["mouse"]
+    videos = batch["videos"].to(device, non_blocking=True)  # (B, C, F, H, W)
+    behavior = batch["behavior"].to(device, non_blocking=True)  # (B, 4, F)
+    responses = batch["responses"]  # (B, N, F), or B (N_i, F) of mixed mice
+    responses = (responses.to(device, non_blocking=True) if isinstance(responses, torch.Tensor)
+                 else [r.to(device, non_blocking=True) for r in responses])
+    if cutmix:
+        videos, responses, _ = augment.cutmix(videos, responses, mouse, cutmix)
+    if isinstance(mouse, str):
+        with autocast():
+            out = forward(videos, mouse=mouse, behavior=behavior)  # (B, N, T_out)
+        target = responses[..., -out.shape[-1]:]  # the model's output is end-aligned
+        return poisson_loss(out.float(), target) * loss_scale[mouse] + model.regularizer(mouse)
+    with autocast():
+        outs = mixed.mixed_forward(model, videos, behavior, mouse)  # mouse -> (B_m, N_m, T_out)
+    frames = next(iter(outs.values())).shape[-1]
+    targets = mixed.mixed_targets(responses, mouse, frames)  # mouse -> (B_m, N_m, T_out)
+    losses = {m: poisson_loss(out.float(), targets[m]) for m, out in outs.items()}
+    return mixed.scaled_sum(losses, loss_scale) + mixed.mixed_regularizer(model, mouse)
+
+
+def _step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
+          on_step: Callable[[], None] | None) -> None:
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    if on_step is not None:
+        on_step()
 
 
 def validate(model: nn.Module, dataset: TrialDataset, *, batch_size: int, device: torch.device,

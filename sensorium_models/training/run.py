@@ -26,11 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from sensorium_models.training import checkpoint, data
+from sensorium_models.training import checkpoint, data, schedule
 from sensorium_models.training.config import ConfigError, TrainConfig, resolve_model_config
+from sensorium_models.training.ema import WeightAverage
 from sensorium_models.training.loop import train_epoch, validate
-from sensorium_models.training.predict import autocast_for, predict, resolve_device
-from sensorium_models.training.stopping import EarlyStopping
+from sensorium_models.training.optim import build_optimizer
+from sensorium_models.training.precision import resolve_precision
+from sensorium_models.training.predict import predict, resolve_device
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -48,9 +50,12 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
           resume: str | os.PathLike[str] | None = None) -> Path:
     """Train a model on recordings; return the run directory.
 
-    AdamW with ReduceLROnPlateau and early stopping on the validation tier's single-trial
-    correlation (see :class:`TrainConfig`); one optimizer step sums the Poisson losses of one
-    batch of random clips of each mouse. Every epoch writes ``last.pt`` and ``metrics.csv``
+    By default AdamW with ReduceLROnPlateau and early stopping on the validation tier's
+    single-trial correlation; one optimizer step sums the Poisson losses of one batch of
+    random clips of each mouse. The config's recipe keys change that (see
+    :class:`TrainConfig`): Adam, separate LR and weight decay for the readouts, a per-step
+    warm-up + cosine schedule, batches mixing mice, CutMix, a moving average of the weights,
+    fp16/bf16, gradient accumulation. Every epoch writes ``last.pt`` and ``metrics.csv``
     (and ``best.pt`` when the validation correlation improves); at the end the best model
     predicts every labelled tier but train, and ``scores.csv`` holds its leaderboard table
     (``sensorium_models.evaluate``, official scale).
@@ -61,10 +66,11 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
         A :class:`TrainConfig`, or a path to a TOML or JSON file of one.
     resume
         A run directory to continue from its ``last.pt`` (weights, optimizer, scheduler,
-        early stopping, RNG, epoch). ``config`` must equal the run's, except for the keys
-        of where and how fast it runs and how long (``RUNTIME_KEYS``: ``max_epochs``,
-        ``device``, ``amp``, ``compile``, ``num_workers``, ``in_memory``, ``progress``,
-        ``data_dir``, ``download``, ``score``, ``out``).
+        early stopping, moving average, gradient scaler, RNG, epoch). ``config`` must equal
+        the run's, except for the keys of where and how fast it runs and how long
+        (``RUNTIME_KEYS``: ``max_epochs`` (not with ``schedule="warmup_cosine"``, whose
+        cosine it sets), ``device``, ``amp``, ``precision``, ``compile``, ``num_workers``,
+        ``in_memory``, ``progress``, ``data_dir``, ``download``, ``score``, ``out``).
 
     Returns
     -------
@@ -103,6 +109,7 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
                 "options) or start a new run."
             )
             raise ConfigError(msg)
+        schedule.check_resume(saved, config)
         state = checkpoint.load(folder / checkpoint.LAST)
     else:
         folder = new_run_dir(config)
@@ -155,10 +162,7 @@ class Trainer:
 
         self.config, self.folder = config, folder
         self.device = resolve_device(config.device)
-        if config.amp and self.device.type != "cuda":
-            log.info("amp=true is ignored on %s: bf16 autocast runs on CUDA devices only",
-                     self.device)
-        self.autocast = autocast_for(self.device, config.amp)
+        self.autocast, self.scaler = resolve_precision(config, self.device)
         torch.manual_seed(config.seed)
         self.datasets = data.open_mice(config)
         self.clips = data.clips(config, self.datasets)
@@ -185,23 +189,27 @@ class Trainer:
                 self.forward = torch.compile(self.model)  # type: ignore[assignment]
             else:
                 log.info("compile=true is ignored on %s (only worth it on a GPU)", self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
-                                           weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="max", factor=config.factor, patience=config.patience,
-            threshold=config.threshold, threshold_mode="abs", min_lr=config.min_lr)
-        self.stopping = EarlyStopping(config.patience, config.lr_decay_steps, config.threshold)
+        self.optimizer = build_optimizer(self.model, config)
+        self.stopping = schedule.build_stopping(config)
         try:
-            self.sampler = MouseBatchSampler(self.clips, config.batch_size, mode="per_mouse",
-                                             drop_last=config.drop_last, seed=config.seed)
+            self.sampler = MouseBatchSampler(
+                self.clips, config.batch_size, mode="mixed" if config.mixed_mice else "per_mouse",
+                drop_last=config.drop_last, seed=config.seed)
         except ValueError as e:  # a mouse with fewer train clips than batch_size
             msg = f"{e} (in the config: batch_size, drop_last)"
             raise ConfigError(msg) from e
         self.loader = data.loader(self.clips, self.sampler, config.num_workers)
-        # sqrt(trials / batch_size) per mouse, counting every trial with files (all tiers), as
-        # the starter kit's len(dataset) does
+        # a round: one batch of each mouse, or one batch of mixed mice
+        rounds = 1 if config.mixed_mice else len(self.clips.mice)
+        self.batches_per_step = rounds * config.accumulate
+        self.scheduler = schedule.build_scheduler(
+            config, self.optimizer, -(-len(self.sampler) // self.batches_per_step))
+        self.average = WeightAverage(self.model, config.ema) if config.ema else None
+        # sqrt(trials / clips per step and mouse) per mouse, counting every trial with files
+        # (all tiers), as the starter kit's len(dataset) does
         n_trials = {m: int((ds["tier"] != "none").sum()) for m, ds in self.datasets.items()}
-        self.loss_scale = {m: math.sqrt(n / config.batch_size) for m, n in n_trials.items()}
+        clips = config.batch_size * config.accumulate
+        self.loss_scale = {m: math.sqrt(n / clips) for m, n in n_trials.items()}
         self.history: list[dict[str, float]] = []
         self.epoch = 0
         self.best: dict[str, torch.Tensor] | None = None
@@ -213,6 +221,10 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.stopping.load_state_dict(state["stopping"])
+        if self.average is not None and "ema" in state:
+            self.average.load_state_dict(state["ema"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         self.history = [dict(row) for row in state["history"]]
         self.epoch = int(state["epoch"])
         if (self.folder / checkpoint.BEST).exists():
@@ -261,25 +273,38 @@ class Trainer:
                                 refresh=False)
 
         loss = train_epoch(self.model, self.forward, self.loader, self.optimizer,
-                           loss_scale=self.loss_scale, batches_per_step=len(self.clips.mice),
-                           device=self.device, autocast=self.autocast, on_batch=on_batch)
+                           loss_scale=self.loss_scale, batches_per_step=self.batches_per_step,
+                           device=self.device, autocast=self.autocast, on_batch=on_batch,
+                           on_step=self._after_step, cutmix=config.cutmix, scaler=self.scaler)
         bar.set_description(f"training {config.model}", refresh=False)
-        correlation = validate(self.model, self.validation, batch_size=config.batch_size,
+        evaluated = self.model if self.average is None else self.average.module
+        correlation = validate(evaluated, self.validation, batch_size=config.batch_size,
                                device=self.device, autocast=self.autocast,
                                num_workers=config.num_workers)
-        decision = self.stopping.step(correlation, self.epoch, self.scheduler)
+        # EarlyStopping comes with the plateau scheduler, KeepBest ignores the scheduler
+        decision = self.stopping.step(correlation, self.epoch,
+                                      self.scheduler)  # type: ignore[arg-type]
         if decision == "improved" or self.best is None:
-            self.best = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            payload = self._model_payload()
+            self.best = {k: v.detach().clone() for k, v in evaluated.state_dict().items()}
+            payload = checkpoint.model_payload(evaluated, self.specs, self.clips.in_channels)
             payload.update(epoch=self.epoch, validation_correlation=correlation)
             checkpoint.save(self.folder / checkpoint.BEST, payload)
         elif decision in ("restored", "stop"):
             self.model.load_state_dict(self.best)
+            if self.average is not None:
+                self.average.reset(self.best)
         log.info("epoch %d: loss %.5g, %s correlation %.4f (%s)", self.epoch, loss,
                  config.val_tier, correlation, decision)
         return {"epoch": self.epoch, "lr": lr, "train_loss": loss,
                 "validation_correlation": correlation,
                 "seconds": round(time.perf_counter() - start, 3)}
+
+    def _after_step(self) -> None:
+        """After each optimizer step: a per-step schedule steps, the moving average moves."""
+        if schedule.per_step(self.config):
+            self.scheduler.step()  # type: ignore[call-arg]
+        if self.average is not None:
+            self.average.update(self.model)
 
     def _model_payload(self) -> dict[str, Any]:
         return checkpoint.model_payload(self.model, self.specs, self.clips.in_channels)
@@ -296,6 +321,10 @@ class Trainer:
             "epoch": self.epoch,
             "rng": checkpoint.rng_state(),
         }
+        if self.average is not None:
+            payload["ema"] = self.average.state_dict()
+        if self.scaler is not None:
+            payload["scaler"] = self.scaler.state_dict()
         checkpoint.save(self.folder / checkpoint.LAST, payload)
         write_metrics(self.folder / METRICS, self.history)
 
