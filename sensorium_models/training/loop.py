@@ -50,6 +50,7 @@ def train_epoch(
     on_step: Callable[[], None] | None = None,
     cutmix: float = 0.0,
     scaler: torch.amp.GradScaler | None = None,
+    regularizer_scale: float = 1.0,
 ) -> float:
     """Train one epoch; return the mean loss per batch (Poisson term scaled, plus the
     regularizers).
@@ -60,6 +61,8 @@ def train_epoch(
     weights' moving average). ``forward`` is ``model`` or its compiled version. A batch
     whose ``mouse`` is a list mixes mice (:mod:`.mixed`). ``cutmix``: the probability of
     CutMix per clip (:mod:`.augment`). ``scaler``: fp16's gradient scaler.
+    ``regularizer_scale``: the regularizers' weight per batch (``1 / accumulate``, so that
+    accumulated batches count them as one bigger batch would).
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
@@ -67,7 +70,8 @@ def train_epoch(
     pending = 0
     for batch in batches:
         loss = batch_loss(model, forward, batch, loss_scale=loss_scale, device=device,
-                          autocast=autocast, cutmix=cutmix)
+                          autocast=autocast, cutmix=cutmix,
+                          regularizer_scale=regularizer_scale)
         (loss if scaler is None else scaler.scale(loss)).backward()
         pending += 1
         if pending == batches_per_step:
@@ -84,9 +88,9 @@ def train_epoch(
 
 def batch_loss(model: VideoEncoder, forward: nn.Module, batch: Mapping[str, Any], *,
                loss_scale: Mapping[str, float], device: torch.device, autocast: Autocast,
-               cutmix: float = 0.0) -> torch.Tensor:
+               cutmix: float = 0.0, regularizer_scale: float = 1.0) -> torch.Tensor:
     """The loss of one batch: each mouse's summed Poisson loss times its ``loss_scale``, plus
-    the regularizers."""
+    the regularizers times ``regularizer_scale``."""
     mouse = batch["mouse"]
     videos = batch["videos"].to(device, non_blocking=True)  # (B, C, F, H, W)
     behavior = batch["behavior"].to(device, non_blocking=True)  # (B, 4, F)
@@ -99,13 +103,15 @@ def batch_loss(model: VideoEncoder, forward: nn.Module, batch: Mapping[str, Any]
         with autocast():
             out = forward(videos, mouse=mouse, behavior=behavior)  # (B, N, T_out)
         target = responses[..., -out.shape[-1]:]  # the model's output is end-aligned
-        return poisson_loss(out.float(), target) * loss_scale[mouse] + model.regularizer(mouse)
+        return (poisson_loss(out.float(), target) * loss_scale[mouse]
+                + model.regularizer(mouse) * regularizer_scale)
     with autocast():
         outs = mixed.mixed_forward(model, videos, behavior, mouse)  # mouse -> (B_m, N_m, T_out)
     frames = next(iter(outs.values())).shape[-1]
     targets = mixed.mixed_targets(responses, mouse, frames)  # mouse -> (B_m, N_m, T_out)
     losses = {m: poisson_loss(out.float(), targets[m]) for m, out in outs.items()}
-    return mixed.scaled_sum(losses, loss_scale) + mixed.mixed_regularizer(model, mouse)
+    return (mixed.scaled_sum(losses, loss_scale)
+            + mixed.mixed_regularizer(model, mouse) * regularizer_scale)
 
 
 def _step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,

@@ -275,7 +275,8 @@ class Trainer:
         loss = train_epoch(self.model, self.forward, self.loader, self.optimizer,
                            loss_scale=self.loss_scale, batches_per_step=self.batches_per_step,
                            device=self.device, autocast=self.autocast, on_batch=on_batch,
-                           on_step=self._after_step, cutmix=config.cutmix, scaler=self.scaler)
+                           on_step=self._after_step, cutmix=config.cutmix, scaler=self.scaler,
+                           regularizer_scale=1 / config.accumulate)
         bar.set_description(f"training {config.model}", refresh=False)
         evaluated = self.model if self.average is None else self.average.module
         correlation = validate(evaluated, self.validation, batch_size=config.batch_size,
