@@ -224,3 +224,16 @@ def test_a_run_from_before_the_recipe_keys_still_resumes(trained_run, tmp_path):
     assert (config.optimizer, config.schedule, config.weight_decay) == ("adamw", "plateau", 0.01)
     sm.train(config, resume=run)
     assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2, 3]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_the_recipe_on_a_gpu_with_compile(simulated_stores, tmp_path, precision):
+    config = dataclasses.replace(recipe_config(simulated_stores, tmp_path / precision),
+                                 device="cuda", precision=precision, compile=True, accumulate=2)
+    run = sm.train(config)
+    assert pd.read_csv(run / "metrics.csv")["validation_correlation"].notna().all()
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert ("scaler" in state) == (precision == "fp16")
+    assert state["ema"]["updates"] == state["scheduler"]["last_epoch"]

@@ -51,6 +51,7 @@ def train_epoch(
     cutmix: float = 0.0,
     scaler: torch.amp.GradScaler | None = None,
     regularizer_scale: float = 1.0,
+    core: nn.Module | None = None,
 ) -> float:
     """Train one epoch; return the mean loss per batch (Poisson term scaled, plus the
     regularizers).
@@ -62,7 +63,8 @@ def train_epoch(
     whose ``mouse`` is a list mixes mice (:mod:`.mixed`). ``cutmix``: the probability of
     CutMix per clip (:mod:`.augment`). ``scaler``: fp16's gradient scaler.
     ``regularizer_scale``: the regularizers' weight per batch (``1 / accumulate``, so that
-    accumulated batches count them as one bigger batch would).
+    accumulated batches count them as one bigger batch would). ``core``: ``model.core`` or
+    its compiled version, for batches that mix mice.
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
@@ -71,7 +73,7 @@ def train_epoch(
     for batch in batches:
         loss = batch_loss(model, forward, batch, loss_scale=loss_scale, device=device,
                           autocast=autocast, cutmix=cutmix,
-                          regularizer_scale=regularizer_scale)
+                          regularizer_scale=regularizer_scale, core=core)
         (loss if scaler is None else scaler.scale(loss)).backward()
         pending += 1
         if pending == batches_per_step:
@@ -88,7 +90,8 @@ def train_epoch(
 
 def batch_loss(model: VideoEncoder, forward: nn.Module, batch: Mapping[str, Any], *,
                loss_scale: Mapping[str, float], device: torch.device, autocast: Autocast,
-               cutmix: float = 0.0, regularizer_scale: float = 1.0) -> torch.Tensor:
+               cutmix: float = 0.0, regularizer_scale: float = 1.0,
+               core: nn.Module | None = None) -> torch.Tensor:
     """The loss of one batch: each mouse's summed Poisson loss times its ``loss_scale``, plus
     the regularizers times ``regularizer_scale``."""
     mouse = batch["mouse"]
@@ -106,7 +109,8 @@ def batch_loss(model: VideoEncoder, forward: nn.Module, batch: Mapping[str, Any]
         return (poisson_loss(out.float(), target) * loss_scale[mouse]
                 + model.regularizer(mouse) * regularizer_scale)
     with autocast():
-        outs = mixed.mixed_forward(model, videos, behavior, mouse)  # mouse -> (B_m, N_m, T_out)
+        outs = mixed.mixed_forward(model, videos, behavior, mouse,
+                                   core=core)  # mouse -> (B_m, N_m, T_out)
     frames = next(iter(outs.values())).shape[-1]
     targets = mixed.mixed_targets(responses, mouse, frames)  # mouse -> (B_m, N_m, T_out)
     losses = {m: poisson_loss(out.float(), targets[m]) for m, out in outs.items()}

@@ -17,6 +17,8 @@ from torch import Tensor
 from sensorium_models.models.encoder import Readout, check_inputs
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from sensorium_models.models import VideoEncoder
 
 
@@ -34,8 +36,8 @@ def rows_by_mouse(mice: Sequence[str]) -> dict[str, list[int]]:
     return out
 
 
-def mixed_forward(model: VideoEncoder, videos: Tensor, behavior: Tensor, mice: Sequence[str]
-                  ) -> dict[str, Tensor]:
+def mixed_forward(model: VideoEncoder, videos: Tensor, behavior: Tensor, mice: Sequence[str],
+                  *, core: nn.Module | None = None) -> dict[str, Tensor]:
     """Each mouse's predictions for its own clips of a batch that mixes mice.
 
     Parameters
@@ -48,6 +50,8 @@ def mixed_forward(model: VideoEncoder, videos: Tensor, behavior: Tensor, mice: S
         (B, 4, T) behaviour of the clips.
     mice
         The B clips' mice.
+    core
+        ``model.core`` (the default) or its compiled version.
 
     Returns
     -------
@@ -60,7 +64,7 @@ def mixed_forward(model: VideoEncoder, videos: Tensor, behavior: Tensor, mice: S
     for mouse in rows:
         check_inputs(videos, behavior, mouse=mouse, mice=model.mice,
                      in_channels=model.in_channels, burn_in=model.burn_in)
-    features = model.core(videos)  # (B, C', T_out, H', W')
+    features = (model.core if core is None else core)(videos)  # (B, C', T_out, H', W')
     state = behavior[:, :, -features.shape[2]:]  # (B, 4, T_out)
     out = {}
     for mouse, index in rows.items():

@@ -189,6 +189,9 @@ class Trainer:
                 self.forward = torch.compile(self.model)  # type: ignore[assignment]
             else:
                 log.info("compile=true is ignored on %s (only worth it on a GPU)", self.device)
+        # batches that mix mice run the core alone, then each mouse's readout on its clips
+        self.core: nn.Module = (self.model.core if self.forward is self.model
+                                else torch.compile(self.model.core))  # type: ignore[assignment]
         self.optimizer = build_optimizer(self.model, config)
         self.stopping = schedule.build_stopping(config)
         try:
@@ -276,7 +279,7 @@ class Trainer:
                            loss_scale=self.loss_scale, batches_per_step=self.batches_per_step,
                            device=self.device, autocast=self.autocast, on_batch=on_batch,
                            on_step=self._after_step, cutmix=config.cutmix, scaler=self.scaler,
-                           regularizer_scale=1 / config.accumulate)
+                           regularizer_scale=1 / config.accumulate, core=self.core)
         bar.set_description(f"training {config.model}", refresh=False)
         evaluated = self.model if self.average is None else self.average.module
         correlation = validate(evaluated, self.validation, batch_size=config.batch_size,
