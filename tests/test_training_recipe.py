@@ -237,3 +237,14 @@ def test_the_recipe_on_a_gpu_with_compile(simulated_stores, tmp_path, precision)
     state = torch.load(run / "last.pt", weights_only=True)
     assert ("scaler" in state) == (precision == "fp16")
     assert state["ema"]["updates"] == state["scheduler"]["last_epoch"]
+
+
+def test_the_winners_recipes_in_the_docs_are_valid_configs():
+    import re
+    import tomllib
+
+    text = (Path(__file__).parents[1] / "docs" / "training.md").read_text()
+    blocks = re.findall(r"```toml\n(# (?:DwiseNeuro|Dynamic-V1FM|ViV1T).*?)```", text, re.S)
+    configs = [sm.TrainConfig.from_dict(tomllib.loads(b)) for b in blocks]
+    assert [(c.schedule, c.mixed_mice, c.ema) for c in configs] == [
+        ("warmup_cosine", True, 0.999), ("warmup_cosine", False, 0.0), ("plateau", False, 0.0)]
