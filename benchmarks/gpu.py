@@ -91,13 +91,14 @@ def build(model_name: str, mice: dict[str, Any], args: argparse.Namespace, devic
     import torch
 
     import sensorium_models as sm
+    from sensorium_models.training.compiling import compile_model
     from sensorium_models.training.predict import autocast_for
 
     torch.manual_seed(args.seed)
     model = sm.create_model(model_name, mice=mice, in_channels=in_channels,
                             **widths(model_name, args.width)).to(device)
     compiled = mode == "bf16-compile" and device.type == "cuda"  # as the trainer does
-    forward = torch.compile(model) if compiled else model
+    forward = compile_model(model) if compiled else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
     autocast = autocast_for(device, amp=mode != "fp32")
     return model, forward, optimizer, autocast

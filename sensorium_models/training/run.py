@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from sensorium_models.training import checkpoint, data, schedule
+from sensorium_models.training.compiling import compile_model
 from sensorium_models.training.config import ConfigError, TrainConfig, resolve_model_config
 from sensorium_models.training.ema import WeightAverage
 from sensorium_models.training.loop import train_epoch, validate
@@ -186,7 +187,7 @@ class Trainer:
         self.forward: nn.Module = self.model
         if config.compile:
             if self.device.type == "cuda":
-                self.forward = torch.compile(self.model)  # type: ignore[assignment]
+                self.forward = compile_model(self.model)
             else:
                 log.info("compile=true is ignored on %s (only worth it on a GPU)", self.device)
         # batches that mix mice run the core alone, then each mouse's readout on its clips
