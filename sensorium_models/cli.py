@@ -316,8 +316,9 @@ def add_model_commands(add: Adder) -> None:
                    "the keys: docs/training.md)")
     p.add_argument("--out", help="the run directory (default runs/<model>-<date>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last.pt; the config "
-                   "must be the run's (max_epochs, device, amp, compile, num_workers, in_memory, "
-                   "progress, data_dir, download and score may change)")
+                   "must be the run's (max_epochs, device, amp, precision, compile, "
+                   "num_workers, in_memory, progress, data_dir, download and score may change; "
+                   "max_epochs not with schedule=warmup_cosine)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--max-epochs", type=int, help="stop after this many epochs at the latest")
     p.set_defaults(func=_cmd_train)
