@@ -190,9 +190,10 @@ class Trainer:
                 self.forward = compile_model(self.model)
             else:
                 log.info("compile=true is ignored on %s (only worth it on a GPU)", self.device)
-        # batches that mix mice run the core alone, then each mouse's readout on its clips
-        self.core: nn.Module = (self.model.core if self.forward is self.model
-                                else torch.compile(self.model.core))  # type: ignore[assignment]
+        self.core: nn.Module = self.model.core
+        if config.mixed_mice and self.forward is not self.model:
+            # batches that mix mice run the core alone, then each mouse's readout on its clips
+            self.core = torch.compile(self.model.core)  # type: ignore[assignment]
         self.optimizer = build_optimizer(self.model, config)
         self.stopping = schedule.build_stopping(config)
         try:
