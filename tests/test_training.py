@@ -140,6 +140,38 @@ def test_wrong_types_are_named():
         sm.TrainConfig(lr=5e-4, min_lr=1e-3)
 
 
+@pytest.mark.parametrize(("assignment", "match"), [
+    ("lr=inf", r"lr=inf; it must be a finite number \(default 0.005, e.g. --set lr=0.005\)"),
+    ("threshold=nan", r"threshold=nan; it must be a finite number \(default 1e-06"),
+    ("min_lr=-inf", r"min_lr=-inf; it must be a finite number \(default 0.0001"),
+    ("factor=nan", r"factor=nan; it must be a finite number \(default 0.3"),
+    ("weight_decay=inf", r"weight_decay=inf; it must be a finite number \(default 0.01"),
+    ("weight_decay=-0.1", r"weight_decay=-0.1; AdamW's weight decay must be 0 or more"),
+    ("threshold=-1e-3", r"threshold=-0.001; the improvement an epoch must make to count must "
+                        r"be 0 or more"),
+])
+def test_numbers_not_finite_or_out_of_range_are_named_before_anything_is_written(
+        assignment, match, tmp_path):
+    # as `sensorium train --set lr=inf` parses it; the run folder is never made
+    config = sm.TrainConfig(mice=("F",), download=False, out=str(tmp_path / "run"))
+    with pytest.raises(sm.ConfigError, match=match):
+        config.with_overrides(dict([parse_assignment(assignment)]))
+    key, value = parse_assignment(assignment)
+    with pytest.raises(sm.ConfigError, match=match):
+        sm.TrainConfig.from_dict({**config.to_dict(), key: value})  # a config file: the same
+    assert not (tmp_path / "run").exists()
+
+
+def test_model_options_that_are_not_finite_are_named(tmp_path):
+    for value in (float("nan"), float("inf")):
+        config = sm.TrainConfig(mice=("F",), download=False, model_config={"momentum": value},
+                                out=str(tmp_path / "run"))
+        with pytest.raises(sm.ConfigError, match=rf"model_config.momentum={value}; a model "
+                           r"option must be a finite number \(default 0.7\)"):
+            sm.train(config)
+    assert not (tmp_path / "run").exists()
+
+
 def test_bad_model_options_are_named_before_the_data_opens(tmp_path):
     # mouse F is not in the test cache: opening the data first would fail differently
     for options, match in (
