@@ -29,6 +29,7 @@ from sensorium_models.submission import (
     write_submission,
 )
 from sensorium_models.training import (
+    CheckpointError,
     ConfigError,
     TrainConfig,
     load_run,
@@ -38,6 +39,7 @@ from sensorium_models.training import (
 )
 
 __all__ = [
+    "CheckpointError",
     "ConfigError",
     "Ensemble",
     "MouseSpec",

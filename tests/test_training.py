@@ -13,7 +13,6 @@ import torch
 
 import sensorium_models as sm
 from sensorium_data import UnknownMouseError
-from sensorium_models.training.checkpoint import CheckpointError
 from sensorium_models.training.config import parse_assignment
 from sensorium_models.training.loop import poisson_loss
 from sensorium_models.training.stopping import EarlyStopping
@@ -344,27 +343,27 @@ def test_damaged_checkpoints_are_named_with_the_fix(trained_run, tmp_path):
     best, last = run / "best.pt", run / "last.pt"
     data = best.read_bytes()
     best.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match=rf"{best} cannot be read as a checkpoint, "
+    with pytest.raises(sm.CheckpointError, match=rf"{best} cannot be read as a checkpoint, "
                        rf"it is truncated or damaged \(.*\): {fix}"):
         sm.load_run(run)
     torch.save(torch.zeros(3), best)
-    with pytest.raises(CheckpointError, match=rf"{best} holds a Tensor, not a sensorium "
+    with pytest.raises(sm.CheckpointError, match=rf"{best} holds a Tensor, not a sensorium "
                        rf"checkpoint \(a dict of format 1 .*\): {fix}"):
         sm.load_run(run)
     payload = torch.load(trained_run / "best.pt", weights_only=True)
     del payload["state_dict"]["readouts.tiny-A.bias"]  # a file of another version, say
     torch.save(payload, best)
-    with pytest.raises(CheckpointError, match=rf"the weights in {best} do not fit the model that "
-                       r"its run's config builds \(Error\(s\) in loading state_dict .*Missing "
+    with pytest.raises(sm.CheckpointError, match=rf"the weights in {best} do not fit the model "
+                       r"that its run's config builds \(Error\(s\) in loading state_dict .*Missing "
                        r"key\(s\).*readouts.tiny-A.bias"):
         sm.load_run(run)
     shutil.copy(trained_run / "best.pt", last)
-    with pytest.raises(CheckpointError, match=rf"{last} lacks \['optimizer', 'scheduler', "
+    with pytest.raises(sm.CheckpointError, match=rf"{last} lacks \['optimizer', 'scheduler', "
                        r"'stopping', 'history', 'rng'\], which a last.pt holds"):
         sm.load_run(run, checkpoint="last")
     last.write_bytes((trained_run / "last.pt").read_bytes()[:1000])
     config = dataclasses.replace(sm.read_config(run), score=False)
-    with pytest.raises(CheckpointError, match=rf"{last} cannot be read as a checkpoint"):
+    with pytest.raises(sm.CheckpointError, match=rf"{last} cannot be read as a checkpoint"):
         sm.train(config, resume=run)
 
 
@@ -373,8 +372,8 @@ def test_an_empty_best_checkpoint_stops_a_resume_before_anything_changes(trained
     (run / "best.pt").write_bytes(b"")
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     config = dataclasses.replace(sm.read_config(run), max_epochs=3, score=False)
-    with pytest.raises(CheckpointError, match=rf"{run / 'best.pt'} is empty \(0 bytes\): copy it "
-                       "again from where the run was trained, or train a new run"):
+    with pytest.raises(sm.CheckpointError, match=rf"{run / 'best.pt'} is empty \(0 bytes\): copy "
+                       "it again from where the run was trained, or train a new run"):
         sm.train(config, resume=run)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
@@ -412,7 +411,7 @@ def test_a_store_replaced_under_a_run_is_named_on_resume(trained_run, simulated_
              r"the 24 neurons' coordinates differ from the recording's now")):
         shutil.rmtree(stores[0])
         convert(tree, stores[0], progress=False)
-        with pytest.raises(CheckpointError, match=match):
+        with pytest.raises(sm.CheckpointError, match=match):
             sm.train(config, resume=run)
 
 
