@@ -31,6 +31,7 @@ from sensorium_models.submission import (
     write_submission,
 )
 from sensorium_models.training import (
+    CheckpointError,
     ConfigError,
     TrainConfig,
     load_run,
@@ -40,6 +41,7 @@ from sensorium_models.training import (
 )
 
 __all__ = [
+    "CheckpointError",
     "ConfigError",
     "Ensemble",
     "MouseSpec",

@@ -7,7 +7,9 @@ Memory is bounded by the neurons (single-trial correlation) or by neurons x fram
 groups (the metrics over repeats), never by the number of trials.
 
 Moments are merged with Chan et al.'s pairwise update (means and centred sums of squares),
-which stays accurate where sums of raw squares lose digits.
+which stays accurate where sums of raw squares lose digits. The single-trial correlation's
+sums of squares are held in units of a per-neuron power of two, so values whose squares
+leave float64's range (float64 predictions of 1e200) score as the same values scaled down.
 """
 
 from __future__ import annotations
@@ -56,14 +58,38 @@ def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a, b)
 
 
-def pearson(n: float | np.ndarray, cxy: np.ndarray, cxx: np.ndarray, cyy: np.ndarray) -> np.ndarray:
+def pearson(
+    n: float | np.ndarray,
+    cxy: np.ndarray,
+    cxx: np.ndarray,
+    cyy: np.ndarray,
+    kx: float | np.ndarray = 1.0,
+    ky: float | np.ndarray = 1.0,
+) -> np.ndarray:
     """Per-neuron correlation from co-moments: cov / ((std_x + eps)(std_y + eps)), ddof=0.
 
-    A neuron without variance scores 0; NaN becomes 0.
+    The co-moments may be in units of ``kx`` and ``ky`` (the true ``cxx`` is ``cxx * kx**2``,
+    ``cxy`` is ``cxy * kx * ky``): the formula is evaluated in those units, never forming a
+    product beyond float64's range. A neuron without variance scores 0; NaN becomes 0.
     """
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = (cxy / n) / ((np.sqrt(cxx / n) + EPS) * (np.sqrt(cyy / n) + EPS))
+        r = (cxy / n) / ((np.sqrt(cxx / n) + EPS / kx) * (np.sqrt(cyy / n) + EPS / ky))
     return np.nan_to_num(r, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _power_of_two(v: np.ndarray) -> np.ndarray:
+    """The smallest power of two above each (finite, non-negative) value, 1 for 0: dividing by
+    it is exact, so sums taken in its units round as the unscaled ones would."""
+    return np.ldexp(1.0, np.frexp(v)[1])
+
+
+def _neurons(n: int, what: str, shape: tuple[int, ...]) -> None:
+    if n == 0:
+        msg = (
+            f"{what} have no neurons (shape {shape}): a metric is a mean over neurons; select "
+            "at least one (e.g. responses.isel(neuron=slice(0, 100)) keeps the first 100)."
+        )
+        raise ValueError(msg)
 
 
 class _Running:
@@ -79,6 +105,7 @@ class _Running:
 
     def _start(self, responses: Trials) -> None:
         n, static = responses.shape[1], len(responses.shape) == 2
+        _neurons(n, responses.name, responses.shape)
         if self.n_neurons is None:
             self.n_neurons, self.static = n, static
         elif (n, static) != (self.n_neurons, self.static):
@@ -153,8 +180,9 @@ class _Running:
 class RunningSingleTrialCorrelation(_Running):
     """Single-trial correlation, accumulated batch by batch.
 
-    Holds per neuron the frame count, both means and the centred sums of squares and
-    products, in float64: 5 x neurons numbers whatever the number of trials.
+    Holds per neuron the frame count, both means, the centred sums of squares and products,
+    and the powers of two they are counted in (``kx``, ``ky``: 1 unless the squares of the
+    values would overflow), in float64: 7 x neurons numbers whatever the number of trials.
 
     Examples
     --------
@@ -174,6 +202,7 @@ class RunningSingleTrialCorrelation(_Running):
         super().__init__(skip=skip, max_frames=max_frames)
         self.n = 0  # frames accumulated (the same for every neuron)
         self.mean_x = self.mean_y = self.cxx = self.cyy = self.cxy = np.zeros(0)
+        self.kx = self.ky = np.ones(0)  # cxx is in units of kx**2, cyy of ky**2, cxy of kx * ky
 
     def update(self, responses: Any, predictions: Any, *, n_frames: Any = None) -> Self:
         """Add a batch of trials: (trial, neuron, frame) or (trial, neuron) arrays."""
@@ -188,6 +217,7 @@ class RunningSingleTrialCorrelation(_Running):
 
         ``on_error`` is called (to raise a precise error) when a value is not finite.
         """
+        _neurons(x.shape[0], "responses", x.shape)
         nb = x.shape[1]
         mx = x.mean(axis=1, dtype=np.float64)
         my = y.mean(axis=1, dtype=np.float64)
@@ -198,10 +228,18 @@ class RunningSingleTrialCorrelation(_Running):
             raise ValueError(msg)
         dx = np.subtract(x, mx[:, None], out=_scratch(0, x.shape))
         dy = np.subtract(y, my[:, None], out=_scratch(1, x.shape))
-        batch = (nb, mx, my, _rowdot(dx, dx), _rowdot(dy, dy), _rowdot(dx, dy))
+        kx = ky = np.ones(x.shape[0])
+        with np.errstate(over="ignore", invalid="ignore"):
+            cxx, cyy, cxy = _rowdot(dx, dx), _rowdot(dy, dy), _rowdot(dx, dy)
+        if not (np.isfinite(cxx).all() and np.isfinite(cyy).all() and np.isfinite(cxy).all()):
+            # squares past float64's range (values beyond ~1e154): count in powers of two
+            kx, ky = _power_of_two(np.abs(dx).max(axis=1)), _power_of_two(np.abs(dy).max(axis=1))
+            dx /= kx[:, None]
+            dy /= ky[:, None]
+            cxx, cyy, cxy = _rowdot(dx, dx), _rowdot(dy, dy), _rowdot(dx, dy)
         if self.n_neurons is None:
             self.n_neurons, self.static = x.shape[0], False
-        self._combine(*batch)
+        self._combine(nb, mx, my, cxx, cyy, cxy, kx, ky)
 
     def _combine(
         self,
@@ -211,35 +249,46 @@ class RunningSingleTrialCorrelation(_Running):
         cxx: np.ndarray,
         cyy: np.ndarray,
         cxy: np.ndarray,
+        kx: np.ndarray,
+        ky: np.ndarray,
     ) -> None:
+        """Fold in the moments of ``nb`` frames (co-moments in units of ``kx``, ``ky``)."""
         na = self.n
         if na == 0:
             self.n = nb
             self.mean_x, self.mean_y = mx.copy(), my.copy()
             self.cxx, self.cyy, self.cxy = cxx.copy(), cyy.copy(), cxy.copy()
+            self.kx, self.ky = kx.copy(), ky.copy()
             return
         n = na + nb
         dx, dy = mx - self.mean_x, my - self.mean_y
         w = na * nb / n
+        # common units, large enough for both sides and for the spread between their means
+        ux = np.maximum(np.maximum(self.kx, kx), _power_of_two(np.abs(dx) * np.sqrt(w)))
+        uy = np.maximum(np.maximum(self.ky, ky), _power_of_two(np.abs(dy) * np.sqrt(w)))
+        ax, ay, bx, by = self.kx / ux, self.ky / uy, kx / ux, ky / uy
+        dx_u, dy_u = dx / ux, dy / uy
         self.mean_x = self.mean_x + dx * (nb / n)
         self.mean_y = self.mean_y + dy * (nb / n)
-        self.cxx = self.cxx + cxx + dx * dx * w
-        self.cyy = self.cyy + cyy + dy * dy * w
-        self.cxy = self.cxy + cxy + dx * dy * w
+        self.cxx = self.cxx * ax * ax + cxx * bx * bx + dx_u * dx_u * w
+        self.cyy = self.cyy * ay * ay + cyy * by * by + dy_u * dy_u * w
+        self.cxy = self.cxy * ax * ay + cxy * bx * by + dx_u * dy_u * w
+        self.kx, self.ky = ux, uy
         self.n = n
 
     def merge(self, other: RunningSingleTrialCorrelation) -> Self:
         """Fold ``other`` (built with the same window) into this accumulator."""
         self._absorb(other)
         if other.n:
-            self._combine(other.n, other.mean_x, other.mean_y, other.cxx, other.cyy, other.cxy)
+            self._combine(other.n, other.mean_x, other.mean_y, other.cxx, other.cyy, other.cxy,
+                          other.kx, other.ky)
         return self
 
     def compute(self, *, per_neuron: bool = False) -> Any:
         """The correlation per neuron (``per_neuron``) or its mean over neurons."""
         if self.n == 0:
             raise self._nothing()
-        r = pearson(self.n, self.cxy, self.cxx, self.cyy)
+        r = pearson(self.n, self.cxy, self.cxx, self.cyy, self.kx, self.ky)
         return r if per_neuron else float(r.mean())
 
 

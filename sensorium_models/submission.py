@@ -339,14 +339,84 @@ def _files(path: str | os.PathLike[str]) -> Iterator[tuple[str, Any]]:
         yield path.name, path
 
 
-def _read_rows(source: Any) -> Iterator[_Row]:
-    """The rows of one parquet file, read a record batch at a time."""
-    _, pq = _pyarrow()
+def _layout(path: str | os.PathLike[str]) -> list[str]:
+    """Problems of the container at ``path``: members of a zip that are not competition files
+    at its top level, and a main track without both of its files."""
+    path = Path(path)
+    problems = []
+    if path.is_dir():
+        names = [p.name for p in path.iterdir() if p.is_file()]
+        strays = [n for n in names if n not in TIER_OF and n.endswith((".parquet", ".brotli"))]
+    elif zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            members = [n for n in z.namelist() if not n.endswith("/") and not _hidden(n)]
+        names = [n for n in members if Path(n).name in TIER_OF]
+        strays = [n for n in members if Path(n).name not in TIER_OF]
+        for n in sorted({n for n in members if n not in TIER_OF and Path(n).name in TIER_OF}):
+            problems.append(
+                f"{path.name}: {n} is inside a folder; the competition reads the files at the "
+                "top of the zip (zip the files themselves, not their folder)"
+            )
+        for n in sorted({n for n in members if members.count(n) > 1}):
+            problems.append(f"{path.name}: {n} is in the zip {members.count(n)} times")
+    else:
+        return problems
+    for n in sorted(set(strays)):
+        problems.append(
+            f"{path.name}: {n} is not a competition file name; expected one of {sorted(TIER_OF)}"
+        )
+    main = FILES["main"].values()
+    found = {Path(n).name for n in names} & set(main)
+    if found and len(found) < len(main):
+        (missing,) = set(main) - found
+        problems.append(
+            f"{path.name}: the main track is submitted as both {' and '.join(main)}; "
+            f"{missing} is missing (write_submission(..., track='main') writes both)"
+        )
+    return problems
+
+
+def _hidden(member: str) -> bool:
+    """Zip members a Mac adds: ``__MACOSX/...`` and ``._name``."""
+    return member.startswith("__MACOSX/") or Path(member).name.startswith("._")
+
+
+def _open(source: Any) -> tuple[Any, list[str]]:
+    """The parquet file of a submission, its columns checked; and its extra columns."""
+    pa, pq = _pyarrow()
     parquet = pq.ParquetFile(source)
-    missing = [c for c in COLUMNS if c not in parquet.schema_arrow.names]
+    schema = parquet.schema_arrow
+    missing = [c for c in COLUMNS if c not in schema.names]
     if missing:
         msg = f"missing columns {missing}; a submission has columns {list(COLUMNS)}."
         raise ValueError(msg)
+    numbers = (pa.types.is_floating, pa.types.is_integer)
+    kind = schema.field("prediction").type
+    if not (_is_list(kind) and _is_list(kind.value_type)
+            and any(f(kind.value_type.value_type) for f in numbers)):
+        msg = (
+            f"column 'prediction' holds {kind}; it must hold one list of lists of numbers per "
+            "row (neurons x frames, list<list<float32>> as write_submission writes it; the "
+            "starter kit's list<list<double>> reads too)."
+        )
+        raise ValueError(msg)
+    kind = schema.field("neuron_ids").type
+    if not (_is_list(kind) and pa.types.is_integer(kind.value_type)):
+        msg = (
+            f"column 'neuron_ids' holds {kind}; it must hold one list of integer unit ids per "
+            "row (list<uint32>, the recording's unit ids in the order of the prediction's rows)."
+        )
+        raise ValueError(msg)
+    return parquet, [c for c in schema.names if c not in COLUMNS]
+
+
+def _is_list(kind: pa.DataType) -> bool:
+    pa, _ = _pyarrow()
+    return bool(pa.types.is_list(kind) or pa.types.is_large_list(kind))
+
+
+def _read_rows(parquet: Any) -> Iterator[_Row]:
+    """The rows of one parquet file (opened by :func:`_open`), a record batch at a time."""
     for batch in parquet.iter_batches(batch_size=ROWS_PER_GROUP, columns=list(COLUMNS)):
         mice = batch.column("mouse").to_pylist()
         trials = batch.column("trial_indices").to_pylist()
@@ -404,7 +474,11 @@ def read_submission(path: str | os.PathLike[str]) -> pd.DataFrame:
 
     records = []
     for file_name, source in _files(path):
-        for row in _read_rows(source):
+        parquet, extra = _open(source)
+        if extra:
+            log.warning("%s: extra columns %s are not read (a submission has columns %s)",
+                        file_name, extra, list(COLUMNS))
+        for row in _read_rows(parquet):
             if row.values is None:
                 msg = (
                     f"{file_name}: trial {row.trial} of {row.mouse} is not rectangular "
@@ -445,7 +519,7 @@ def _validate(
     path: str | os.PathLike[str], recs: Mapping[str, xr.Dataset], *, keep: bool
 ) -> tuple[list[str], dict[str, dict[int, np.ndarray]]]:
     """Problems, and (``keep``) the well-shaped predictions by mouse and trial."""
-    problems: list[str] = []
+    problems = _layout(path)
     kept: dict[str, dict[int, np.ndarray]] = {name: {} for name in recs}
     for file_name, source in _files(path):
         tier = TIER_OF.get(file_name)
@@ -478,7 +552,14 @@ def _check_file(
     seen: dict[str, list[int]] = {name: [] for name in recs}
     n_frames = {name: _by_trial(ds, "n_frames") for name, ds in recs.items()}
     tiers = {name: _by_trial(ds, "tier") for name, ds in recs.items()}
-    for row in _read_rows(source):
+    parquet, extra = _open(source)
+    problems = []
+    if extra:
+        problems.append(
+            f"{file_name}: extra columns {extra}; a submission has exactly the columns "
+            f"{list(COLUMNS)}: drop the others"
+        )
+    for row in _read_rows(parquet):
         mouse = str(row.mouse)
         trial = _trial(row.trial)
         if mouse not in recs:
@@ -521,7 +602,6 @@ def _check_file(
                 report(mouse, "duplicated trials", f"{t} ({c} rows)")
         for t in sorted(wanted - set(counts)):
             report(mouse, f"missing trials of tier {tier}", str(t))
-    problems = []
     for (mouse, kind), details in issues.items():
         problems.append(f"{file_name}: {mouse}: {len(details)} {kind}: {', '.join(details)}")
     return problems

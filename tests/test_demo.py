@@ -27,7 +27,7 @@ def test_demo_trains_scores_and_plots(tmp_path, capsys):
     for model in ("factorized_baseline", "ln"):
         run = tmp_path / "runs" / model
         assert {p.name for p in run.iterdir()} == {
-            "config.json", "metrics.csv", "best.pt", "last.pt", "scores.csv"}
+            "config.json", "metrics.csv", "best.pt", "last.pt", "scores.csv", ".lock"}
     assert len(list((tmp_path / "stores").glob("*.zarr"))) == 3
 
 

@@ -214,6 +214,62 @@ def test_feve_threshold_leaves_out_noisy_neurons():
     assert feve(r, r, [0, 0, 1, 1]) == pytest.approx(per_neuron[0])
 
 
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e150])
+def test_correlations_of_values_whose_squares_overflow_float64(scale):
+    # 1e200 ** 2 is past float64's 1.8e308: the sums are held in units of a power of two,
+    # so the correlation is that of the unscaled values (up to the 1e-8 added to each std)
+    rng = np.random.default_rng(3)
+    r = rng.poisson(2.0, (20, 5, 120)).astype(np.float64)  # 20 trials: two blocks of reads
+    p = r + rng.normal(0, 1, r.shape) + np.arange(20)[:, None, None] * 7  # means differ
+    ids = np.repeat(np.arange(10), 2)
+    for big in (p * 1e200, p * 1e150):
+        assert single_trial_correlation(r, big) == pytest.approx(
+            single_trial_correlation(r, p), rel=1e-7)
+        assert correlation_to_average(r, big, ids) == pytest.approx(
+            correlation_to_average(r, p, ids), rel=1e-7)
+    both = single_trial_correlation(r * scale, p * scale, per_neuron=True)
+    if scale > 1:  # tiny values score ~0, as the benchmark's eps in the denominator has it
+        np.testing.assert_allclose(both, single_trial_correlation(r, p, per_neuron=True),
+                                   rtol=1e-7)
+    # batch by batch, merged: the same
+    a = RunningSingleTrialCorrelation().update(r[:7] * scale, p[:7] * 1e200)
+    b = RunningSingleTrialCorrelation().update(r[7:] * scale, p[7:])  # another scale: merges
+    whole = RunningSingleTrialCorrelation().update(
+        np.concatenate([r[:7] * scale, r[7:] * scale]), np.concatenate([p[:7] * 1e200, p[7:]]))
+    assert a.merge(b).compute() == pytest.approx(whole.compute(), rel=1e-7)
+
+
+def test_scaled_units_at_ordinary_scales_match_the_direct_formula():
+    # the units are powers of two: dividing by them is exact, so nothing rounds differently
+    # (the pinned values elsewhere in this file stay as they were)
+    rng = np.random.default_rng(4)
+    r = rng.gamma(0.5, 3.0, (9, 4, 90)).astype(np.float32)
+    p = (r + rng.normal(0, 2, r.shape) + 1e3).astype(np.float32)
+    acc = RunningSingleTrialCorrelation(skip=10).update(r, p)
+    assert (acc.kx > 1).any()  # the means differ by more than 1: scaled units in use
+    x = np.concatenate(list(r[:, :, 10:].astype(np.float64)), axis=1)
+    y = np.concatenate(list(p[:, :, 10:].astype(np.float64)), axis=1)
+    dx, dy = x - x.mean(1, keepdims=True), y - y.mean(1, keepdims=True)
+    n = x.shape[1]
+    direct = (dx * dy).sum(1) / n / ((np.sqrt((dx * dx).sum(1) / n) + 1e-8)
+                                     * (np.sqrt((dy * dy).sum(1) / n) + 1e-8))
+    np.testing.assert_allclose(acc.compute(per_neuron=True), direct, rtol=1e-12)
+
+
+def test_zero_neurons_are_named():
+    r, p = _data()
+    match = (r"responses have no neurons \(shape \(3, 0, 60\)\): a metric is a mean over "
+             r"neurons; select at least one")
+    for call in (lambda: single_trial_correlation(r[:, :0], p[:, :0]),
+                 lambda: correlation_to_average(r[:, :0], p[:, :0], [0, 0, 1]),
+                 lambda: oracle_correlation(r[:, :0], [0, 0, 1]),
+                 lambda: feve(r[:, :0], p[:, :0], [0, 0, 1])):
+        with pytest.raises(ValueError, match=match):
+            call()
+    with pytest.raises(ValueError, match=r"responses have no neurons \(shape \(0, 70\)\)"):
+        RunningSingleTrialCorrelation().add(np.zeros((0, 70)), np.zeros((0, 70)))
+
+
 def test_zero_padded_responses_with_n_frames():
     rng = np.random.default_rng(1)
     r = rng.random((3, 4, 20)).astype(np.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 
 import numpy as np
@@ -303,3 +304,107 @@ def test_an_earlier_submission_is_never_overwritten_silently(recording, tmp_path
     second = write_submission({"F": pred + 1}, {"F": ds}, tmp_path, overwrite=True)
     assert second == first and second[0].read_bytes() != before[second[0].name]
     assert validate_submission(second[-1], [ds]) == []
+
+
+LIVE, FINAL = "predictions_live_main.parquet.brotli", "predictions_final_main.parquet.brotli"
+
+
+@pytest.mark.parametrize(("column", "holds"), [
+    (["abc"], "large_string|string"),  # a string per row
+    ([[0.1, 0.2]], r"list<(element|item): double>"),  # a flat list: no neuron axis
+    ([0.5], "double"),  # a plain float per row
+])
+def test_a_prediction_column_of_another_type_is_reported(recording, tmp_path, column, holds):
+    ds, _ = recording
+    trials = ds.trial[ds.tier == "final_test_main"].values.tolist()
+    path = tmp_path / FINAL
+    pd.DataFrame({"mouse": MOUSE, "trial_indices": trials, "prediction": column * len(trials),
+                  "neuron_ids": [ds.neuron.values.astype(np.uint32)] * len(trials)}
+                 ).to_parquet(path, compression="brotli")
+    problems = validate_submission(path, [ds])
+    assert len(problems) == 1
+    assert re.fullmatch(
+        rf"{FINAL}: column 'prediction' holds ({holds}); it must hold one list of lists of "
+        r"numbers per row \(neurons x frames, list<list<float32>> as write_submission writes "
+        r"it; the starter kit's list<list<double>> reads too\).", problems[0])
+    with pytest.raises(ValueError, match=r"column 'prediction' holds .*; it must hold one list "
+                       "of lists of numbers per row"):
+        read_submission(path)
+    with pytest.raises(ValueError, match=r"invalid submission:\n  .*column 'prediction' holds"):
+        score_submission(path, [ds])
+
+
+def test_a_neuron_ids_column_that_is_not_lists_is_reported(main_track, recording, tmp_path):
+    folder, _ = main_track
+    ds, _ = recording
+    frame = pd.read_parquet(folder / FINAL)
+    frame["neuron_ids"] = 1
+    frame.to_parquet(tmp_path / FINAL, compression="brotli")
+    assert validate_submission(tmp_path / FINAL, [ds]) == [
+        f"{FINAL}: column 'neuron_ids' holds int64; it must hold one list of integer unit ids "
+        "per row (list<uint32>, the recording's unit ids in the order of the prediction's rows)."]
+
+
+def test_extra_columns_are_reported(main_track, recording, tmp_path, caplog):
+    folder, _ = main_track
+    ds, _ = recording
+    frame = pd.read_parquet(folder / FINAL)
+    frame["responses"] = 1.0
+    frame.to_parquet(tmp_path / FINAL, compression="brotli")
+    assert validate_submission(tmp_path / FINAL, [ds]) == [
+        f"{FINAL}: extra columns ['responses']; a submission has exactly the columns "
+        "['mouse', 'trial_indices', 'prediction', 'neuron_ids']: drop the others"]
+    with caplog.at_level("WARNING", logger="sensorium_models.submission"):
+        assert len(read_submission(tmp_path / FINAL)) == len(frame)  # read, not silently
+    assert f"{FINAL}: extra columns ['responses'] are not read" in caplog.text
+
+
+def _zip(path, members):
+    with zipfile.ZipFile(path, "w") as z:
+        for source, name in members:
+            z.write(source, arcname=name)
+    return path
+
+
+def test_an_incomplete_main_track_fails_validation(main_track, recording, tmp_path):
+    folder, _ = main_track
+    ds, _ = recording
+    missing = (f"the main track is submitted as both {LIVE} and {FINAL}; {LIVE} is missing "
+               "(write_submission(..., track='main') writes both)")
+    only_final = _zip(tmp_path / "submission_main.zip", [(folder / FINAL, FINAL)])
+    assert validate_submission(only_final, [ds]) == [f"submission_main.zip: {missing}"]
+    misnamed = _zip(tmp_path / "misnamed.zip", [(folder / FINAL, FINAL),
+                                                 (folder / LIVE, "predictions_live.parquet")])
+    assert validate_submission(misnamed, [ds]) == [
+        "misnamed.zip: predictions_live.parquet is not a competition file name; expected one of "
+        "['predictions_final_main.parquet.brotli', 'predictions_final_test_bonus_ood.parquet."
+        "brotli', 'predictions_live_main.parquet.brotli', "
+        "'predictions_live_test_bonus_ood.parquet.brotli']",
+        f"misnamed.zip: {missing}"]
+    (tmp_path / "only_final").mkdir()
+    (tmp_path / "only_final" / FINAL).write_bytes((folder / FINAL).read_bytes())
+    assert validate_submission(tmp_path / "only_final", [ds]) == [f"only_final: {missing}"]
+    with pytest.raises(ValueError,
+                       match=re.escape(f"invalid submission:\n  only_final: {missing}")):
+        score_submission(tmp_path / "only_final", [ds])
+    # one file on its own is checked as that file; the bonus track uploads one zip per file
+    assert validate_submission(folder / FINAL, [ds]) == []
+
+
+def test_files_in_a_folder_of_the_zip_or_twice_in_it_are_reported(main_track, recording,
+                                                                   tmp_path):
+    folder, _ = main_track
+    ds, _ = recording
+    nested = _zip(tmp_path / "nested.zip", [(folder / LIVE, f"submission/{LIVE}"),
+                                             (folder / FINAL, f"submission/{FINAL}")])
+    assert validate_submission(nested, [ds]) == [
+        f"nested.zip: submission/{name} is inside a folder; the competition reads the files at "
+        "the top of the zip (zip the files themselves, not their folder)"
+        for name in sorted([LIVE, FINAL])]
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        twice = _zip(tmp_path / "twice.zip", [(folder / LIVE, LIVE), (folder / FINAL, FINAL),
+                                              (folder / FINAL, FINAL)])
+    assert validate_submission(twice, [ds])[0] == f"twice.zip: {FINAL} is in the zip 2 times"
+    mac = _zip(tmp_path / "mac.zip", [(folder / LIVE, LIVE), (folder / FINAL, FINAL),
+                                      (folder / LIVE, f"__MACOSX/._{LIVE}")])
+    assert validate_submission(mac, [ds]) == []

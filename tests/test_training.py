@@ -21,7 +21,7 @@ from tests.conftest import TINY_FACTORIZED
 
 def test_the_run_directory_holds_config_metrics_checkpoints_and_scores(trained_run):
     assert {p.name for p in trained_run.iterdir()} == {
-        "config.json", "metrics.csv", "best.pt", "last.pt", "scores.csv"}
+        "config.json", "metrics.csv", "best.pt", "last.pt", "scores.csv", ".lock"}
     metrics = pd.read_csv(trained_run / "metrics.csv")
     assert list(metrics.columns) == ["epoch", "lr", "train_loss", "validation_correlation",
                                      "seconds"]
@@ -138,6 +138,38 @@ def test_wrong_types_are_named():
     with pytest.raises(sm.ConfigError, match=r"min_lr=0.001 is above lr=0.0005: the schedule "
                        "could never decay; lower min_lr"):
         sm.TrainConfig(lr=5e-4, min_lr=1e-3)
+
+
+@pytest.mark.parametrize(("assignment", "match"), [
+    ("lr=inf", r"lr=inf; it must be a finite number \(default 0.005, e.g. --set lr=0.005\)"),
+    ("threshold=nan", r"threshold=nan; it must be a finite number \(default 1e-06"),
+    ("min_lr=-inf", r"min_lr=-inf; it must be a finite number \(default 0.0001"),
+    ("factor=nan", r"factor=nan; it must be a finite number \(default 0.3"),
+    ("weight_decay=inf", r"weight_decay=inf; it must be a finite number \(default 0.01"),
+    ("weight_decay=-0.1", r"weight_decay=-0.1; it must be a finite number >= 0"),
+    ("threshold=-1e-3", r"threshold=-0.001; the improvement an epoch must make to count must "
+                        r"be 0 or more"),
+])
+def test_numbers_not_finite_or_out_of_range_are_named_before_anything_is_written(
+        assignment, match, tmp_path):
+    # as `sensorium train --set lr=inf` parses it; the run folder is never made
+    config = sm.TrainConfig(mice=("F",), download=False, out=str(tmp_path / "run"))
+    with pytest.raises(sm.ConfigError, match=match):
+        config.with_overrides(dict([parse_assignment(assignment)]))
+    key, value = parse_assignment(assignment)
+    with pytest.raises(sm.ConfigError, match=match):
+        sm.TrainConfig.from_dict({**config.to_dict(), key: value})  # a config file: the same
+    assert not (tmp_path / "run").exists()
+
+
+def test_model_options_that_are_not_finite_are_named(tmp_path):
+    for value in (float("nan"), float("inf")):
+        config = sm.TrainConfig(mice=("F",), download=False, model_config={"momentum": value},
+                                out=str(tmp_path / "run"))
+        with pytest.raises(sm.ConfigError, match=rf"model_config.momentum={value}; a model "
+                           r"option must be a finite number \(default 0.7\)"):
+            sm.train(config)
+    assert not (tmp_path / "run").exists()
 
 
 def test_bad_model_options_are_named_before_the_data_opens(tmp_path):
@@ -299,3 +331,163 @@ def test_the_loss_scale_counts_every_trial_of_the_mouse(simulated_stores, tmp_pa
     with_files = int((ds["tier"] != "none").sum())
     assert with_files > int((ds["tier"] == "train").sum())  # the test tiers count too
     assert trainer.loss_scale == {ds.attrs["mouse"]: pytest.approx(math.sqrt(with_files / 4))}
+
+
+def _copy(run: Path, folder: Path) -> Path:
+    return Path(shutil.copytree(run, folder))
+
+
+def test_damaged_checkpoints_are_named_with_the_fix(trained_run, tmp_path):
+    run = _copy(trained_run, tmp_path / "run")
+    fix = r"copy it again from where the run was trained, or train a new run"
+    best, last = run / "best.pt", run / "last.pt"
+    data = best.read_bytes()
+    best.write_bytes(data[: len(data) // 2])
+    with pytest.raises(sm.CheckpointError, match=rf"{best} cannot be read as a checkpoint, "
+                       rf"it is truncated or damaged \(.*\): {fix}"):
+        sm.load_run(run)
+    torch.save(torch.zeros(3), best)
+    with pytest.raises(sm.CheckpointError, match=rf"{best} holds a Tensor, not a sensorium "
+                       rf"checkpoint \(a dict of format 1 .*\): {fix}"):
+        sm.load_run(run)
+    payload = torch.load(trained_run / "best.pt", weights_only=True)
+    del payload["state_dict"]["readouts.tiny-A.bias"]  # a file of another version, say
+    torch.save(payload, best)
+    with pytest.raises(sm.CheckpointError, match=rf"the weights in {best} do not fit the model "
+                       r"that its run's config builds \(Error\(s\) in loading state_dict .*Missing "
+                       r"key\(s\).*readouts.tiny-A.bias"):
+        sm.load_run(run)
+    shutil.copy(trained_run / "best.pt", last)
+    with pytest.raises(sm.CheckpointError, match=rf"{last} lacks \['optimizer', 'scheduler', "
+                       r"'stopping', 'history', 'rng'\], which a last.pt holds"):
+        sm.load_run(run, checkpoint="last")
+    last.write_bytes((trained_run / "last.pt").read_bytes()[:1000])
+    config = dataclasses.replace(sm.read_config(run), score=False)
+    with pytest.raises(sm.CheckpointError, match=rf"{last} cannot be read as a checkpoint"):
+        sm.train(config, resume=run)
+
+
+def test_an_empty_best_checkpoint_stops_a_resume_before_anything_changes(trained_run, tmp_path):
+    run = _copy(trained_run, tmp_path / "run")
+    (run / "best.pt").write_bytes(b"")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    config = dataclasses.replace(sm.read_config(run), max_epochs=3, score=False)
+    with pytest.raises(sm.CheckpointError, match=rf"{run / 'best.pt'} is empty \(0 bytes\): copy "
+                       "it again from where the run was trained, or train a new run"):
+        sm.train(config, resume=run)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def _moved(trained_run: Path, stores: list[Path], folder: Path) -> tuple[Path, list[Path]]:
+    """A copy of the run and of its recordings, its config.json pointing at the copies."""
+    run = _copy(trained_run, folder / "run")
+    copies = [Path(shutil.copytree(s, folder / "stores" / s.name)) for s in stores]
+    config = json.loads((run / "config.json").read_text())
+    config.update(mice=[str(c) for c in copies], out=str(run))
+    (run / "config.json").write_text(json.dumps(config))
+    return run, copies
+
+
+def test_a_store_replaced_under_a_run_is_named_on_resume(trained_run, simulated_stores,
+                                                         make_tree, tmp_path):
+    from sensorium_data import convert
+
+    run, stores = _moved(trained_run, simulated_stores, tmp_path)
+    config = dataclasses.replace(sm.read_config(run), score=False)  # 2 epochs done: no training
+    assert sm.train(config, resume=run) == run  # the copies are the run's recordings
+    name = sm.read_config(trained_run).mice[0].rsplit("/", 1)[-1].removesuffix(".zarr")
+    last = run / "last.pt"
+    for tree, match in (
+            (make_tree("dynamic9-9-9-Video-x", frames=200),
+             rf"{last} was trained on \['tiny-A', 'tiny-B', 'tiny-C'\]; the run's mice now open "
+             rf"as other recordings: dynamic9-9-9-Video-x \(opened from {stores[0]}\) instead of "
+             r"tiny-A: put the run's recordings back where its config.json points \(mice\), or "
+             r"train a new run on these"),
+            (make_tree(name, n_neurons=5, frames=200),
+             rf"{last} was trained with 24 neurons of mouse tiny-A \(opened from {stores[0]}\); "
+             r"its recording now has 5: put the run's recordings back"),
+            (make_tree(name, n_neurons=24, frames=200),  # the same count, other neurons
+             rf"{last} was trained on other neurons of mouse tiny-A \(opened from {stores[0]}\): "
+             r"the 24 neurons' coordinates differ from the recording's now")):
+        shutil.rmtree(stores[0])
+        convert(tree, stores[0], progress=False)
+        with pytest.raises(sm.CheckpointError, match=match):
+            sm.train(config, resume=run)
+
+
+def _hold(lock: Path):
+    """Another process holding a run directory's lock, as a training one does."""
+    import subprocess
+    import sys
+
+    code = ("import sys, filelock; lock = filelock.FileLock(sys.argv[1]); lock.acquire(); "
+            "print('held', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(lock)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_a_run_directory_another_process_trains_into_is_refused(trained_run, simulated_stores,
+                                                                tmp_path):
+    run = _copy(trained_run, tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    holder = _hold(run / ".lock")
+    try:
+        config = dataclasses.replace(sm.read_config(run), max_epochs=3, score=False)
+        with pytest.raises(FileExistsError, match=rf"another process is training into {run} \(it "
+                           rf"holds {run / '.lock'}\); wait for it to end \(then --resume {run} "
+                           r"continues from its last epoch\), or pass another --out"):
+            sm.train(config, resume=run)
+        new = tmp_path / "new"
+        new.mkdir()
+        holder2 = _hold(new / ".lock")  # a new run started a moment earlier into the same --out
+        try:
+            config = sm.TrainConfig(mice=(str(simulated_stores[0]),), out=str(new),
+                                    model_config=TINY_FACTORIZED, device="cpu", progress=False)
+            with pytest.raises(FileExistsError, match=rf"another process is training into {new} "
+                               r"\(it holds .*\); wait for it to end, or pass another --out"):
+                sm.train(config)
+            assert [p.name for p in new.iterdir()] == [".lock"]  # nothing written
+        finally:
+            holder2.communicate("")
+    finally:
+        holder.communicate("")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_default_run_names_are_unique_within_one_second(tmp_path, monkeypatch):
+    from datetime import datetime
+
+    from sensorium_models.training import run as run_module
+    from sensorium_models.training.lock import claim
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 11, 22, 10, 15, 0)
+
+    monkeypatch.setattr(run_module, "datetime", Frozen)
+    monkeypatch.chdir(tmp_path)
+    config = sm.TrainConfig(model="ln")
+    first, second = run_module.new_run_dir(config), run_module.new_run_dir(config)
+    assert first == second == Path("runs/ln-20261122-101500")  # started in the same second
+    with claim(first, new=True, numbered=True) as a, claim(second, new=True, numbered=True) as b:
+        assert (a, b) == (first, Path("runs/ln-20261122-101500-1"))
+        with claim(first, new=True, numbered=True) as c:
+            assert c == Path("runs/ln-20261122-101500-2")
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "ln-20261122-101500", "ln-20261122-101500-1", "ln-20261122-101500-2"]
+
+
+def test_a_run_that_fails_before_training_leaves_no_folder(simulated_stores, tmp_path,
+                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnknownMouseError):
+        sm.train(sm.TrainConfig(mice=("K",)))  # the default folder runs/<model>-<time>
+    assert list(tmp_path.iterdir()) == []
+    empty = tmp_path / "mine"
+    empty.mkdir()  # a user's empty folder stays, empty
+    with pytest.raises(UnknownMouseError):
+        sm.train(sm.TrainConfig(mice=("K",), out=str(empty)))
+    assert list(tmp_path.iterdir()) == [empty] and list(empty.iterdir()) == []

@@ -8,9 +8,10 @@
 See ``docs/training.md``.
 """
 
-from sensorium_models.training.checkpoint import load_run, read_config
+from sensorium_models.training.checkpoint import CheckpointError, load_run, read_config
 from sensorium_models.training.config import ConfigError, TrainConfig
 from sensorium_models.training.predict import predict
 from sensorium_models.training.run import train
 
-__all__ = ["ConfigError", "TrainConfig", "load_run", "predict", "read_config", "train"]
+__all__ = ["CheckpointError", "ConfigError", "TrainConfig", "load_run", "predict",
+           "read_config", "train"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,6 +24,15 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 CONFIG = "config.json"
 BEST, LAST = "best.pt", "last.pt"
+MODEL_KEYS = ("model", "model_config", "in_channels", "mice", "state_dict")
+# What each file must hold: best.pt a model payload, last.pt everything a resume needs.
+REQUIRED = {BEST: MODEL_KEYS,
+            LAST: ("model", "optimizer", "scheduler", "stopping", "history", "epoch", "rng")}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, is not a sensorium checkpoint, or does not fit the
+    recordings or the model of its run."""
 
 
 def model_payload(model: nn.Module, specs: Mapping[str, MouseSpec], in_channels: int
@@ -47,21 +57,94 @@ def save(path: Path, payload: Mapping[str, Any]) -> None:
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The payload of a checkpoint file, checked (tensors only: nothing is unpickled).
+
+    Raises FileNotFoundError where there is no file, and CheckpointError naming the file
+    where it cannot be read (empty, truncated, damaged) or is not a sensorium checkpoint.
+    """
     p = Path(path)
     if not p.is_file():
         msg = (f"no checkpoint at {p}; a run directory holds last.pt from its start and best.pt "
                "after its first epoch (continue an interrupted run with sensorium train "
                "--resume RUN).")
         raise FileNotFoundError(msg)
-    payload = torch.load(p, map_location="cpu", weights_only=True)
-    if payload.get("format") != FORMAT:
-        msg = f"{p} is not a sensorium checkpoint of format {FORMAT}."
-        raise ValueError(msg)
+    fix = ("copy it again from where the run was trained, or train a new run; sensorium "
+           "train writes each checkpoint whole or not at all, so this file was changed "
+           "after it was written")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"{p} is empty (0 bytes): {fix}.")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, KeyError, ValueError) as e:
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = f"{p} cannot be read as a checkpoint, it is truncated or damaged ({detail}): {fix}."
+        raise CheckpointError(msg) from e
+    if not isinstance(payload, dict) or "format" not in payload:
+        what = "a dict without 'format'" if isinstance(payload, dict) else (
+            f"a {type(payload).__name__}")
+        msg = (f"{p} holds {what}, not a sensorium checkpoint (a dict of format {FORMAT} that "
+               f"sensorium train writes as {BEST} and {LAST}): {fix}.")
+        raise CheckpointError(msg)
+    if payload["format"] != FORMAT:
+        msg = (f"{p} is a checkpoint of format {payload['format']!r}; this version of "
+               f"sensorium_models reads format {FORMAT}: load it with the version that wrote "
+               "it, or train a new run.")
+        raise CheckpointError(msg)
+    missing = [k for k in REQUIRED.get(p.name, ()) if k not in payload]
+    if missing:
+        msg = (f"{p} lacks {missing}, which a {p.name} holds (is it another file renamed?): "
+               f"{fix}.")
+        raise CheckpointError(msg)
     return payload
 
 
-def build(payload: Mapping[str, Any]) -> nn.Module:
-    """The model of a checkpoint, with its weights, in eval mode on the CPU."""
+def check_mice(payload: Mapping[str, Any], specs: Mapping[str, MouseSpec], path: Path,
+               sources: Mapping[str, str]) -> None:
+    """Refuse to continue from ``path`` (a model payload) on recordings other than its own.
+
+    ``specs`` are the recordings the run's config opens now, ``sources`` what each was opened
+    from (the config's ``mice`` entry): a store replaced under a run since it was trained
+    shows as another recording name, another neuron count or other neuron coordinates.
+    """
+    saved = payload["mice"]
+    fix = ("put the run's recordings back where its config.json points (mice), or train a "
+           "new run on these")
+    if set(saved) != set(specs):
+        new = [f"{m} (opened from {sources.get(m, m)})" for m in specs if m not in saved]
+        gone = [m for m in saved if m not in specs]
+        msg = (f"{path} was trained on {sorted(saved)}; the run's mice now open as other "
+               f"recordings: {', '.join(new)} instead of {', '.join(gone)}: {fix}.")
+        raise CheckpointError(msg)
+    for mouse, spec in specs.items():
+        n = int(saved[mouse]["n_neurons"])
+        where = f"mouse {mouse} (opened from {sources.get(mouse, mouse)})"
+        if n != spec.n_neurons:
+            msg = (f"{path} was trained with {n} neurons of {where}; its recording now has "
+                   f"{spec.n_neurons}: {fix}.")
+            raise CheckpointError(msg)
+        coords = saved[mouse]["coords"].numpy()
+        if not np.allclose(coords, np.asarray(spec.coords, dtype=coords.dtype), equal_nan=True):
+            msg = (f"{path} was trained on other neurons of {where}: the {n} neurons' "
+                   f"coordinates differ from the recording's now: {fix}.")
+            raise CheckpointError(msg)
+
+
+def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], path: Path) -> None:
+    """``model.load_state_dict``, with an error naming the file where the weights do not fit."""
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())
+        msg = (f"the weights in {path} do not fit the model that its run's config builds "
+               f"({detail[:300]}); was the file written by another version of "
+               "sensorium_models, or copied from another run? Load it with the version and "
+               "run that wrote it, or train a new run.")
+        raise CheckpointError(msg) from e
+
+
+def build(payload: Mapping[str, Any], path: Path) -> nn.Module:
+    """The model of a checkpoint (``payload``, read from ``path``), with its weights, in eval
+    mode on the CPU."""
     from sensorium_models.models import MouseSpec, create_model
     from sensorium_models.training.config import resolve_model_config
 
@@ -70,7 +153,7 @@ def build(payload: Mapping[str, Any]) -> nn.Module:
             for m, v in payload["mice"].items()}
     model = create_model(payload["model"], mice=mice, in_channels=int(payload["in_channels"]),
                          **options)
-    model.load_state_dict(payload["state_dict"])
+    load_weights(model, payload["state_dict"], path)
     return model.eval()
 
 
@@ -100,8 +183,9 @@ def load_run(run: str | os.PathLike[str], *, checkpoint: Literal["best", "last"]
         raise ValueError(msg)
     folder = _run_dir(run)
     if checkpoint == "best":
-        return build(load(folder / BEST)).to(device)
-    return build(load(folder / LAST)["model"]).to(device)  # last.pt also holds the optimizer
+        return build(load(folder / BEST), folder / BEST).to(device)
+    # last.pt also holds the optimizer
+    return build(load(folder / LAST)["model"], folder / LAST).to(device)
 
 
 def read_config(run: str | os.PathLike[str]) -> TrainConfig:

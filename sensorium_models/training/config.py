@@ -200,6 +200,12 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 msg = f"{name}={getattr(self, name)}; it must be a non-negative integer."
                 raise ConfigError(msg)
+        for f in fields(self):  # inf or nan would train, then fail or never improve
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                msg = (f"{f.name}={value}; it must be a finite number (default {f.default}, "
+                       f"e.g. --set {f.name}={f.default}).")
+                raise ConfigError(msg)
         if not 0 < self.factor < 1:
             msg = f"factor={self.factor}; the LR decay factor must lie in (0, 1)."
             raise ConfigError(msg)
@@ -207,6 +213,10 @@ class TrainConfig:
             if getattr(self, name) <= 0:
                 msg = f"{name}={getattr(self, name)}; a learning rate must be positive."
                 raise ConfigError(msg)
+        if self.threshold < 0:  # weight_decay: with the recipe keys (_check_recipe)
+            msg = (f"threshold={self.threshold}; the improvement an epoch must make to count "
+                   "must be 0 or more.")
+            raise ConfigError(msg)
         if self.min_lr > self.lr:
             msg = (f"min_lr={self.min_lr} is above lr={self.lr}: the schedule could never "
                    "decay; lower min_lr (default 1e-4) or raise lr.")
@@ -394,9 +404,15 @@ def resolve_model_config(name: str, overrides: Mapping[str, Any]) -> dict[str, A
             )
             raise ConfigError(msg)
     try:  # types and ranges, before any data is opened
-        resolve_config(name, **overrides)
+        resolved = resolve_config(name, **overrides)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"model_config: {e}") from e
+    for key in overrides:
+        value = getattr(resolved, key)
+        if isinstance(value, float) and not math.isfinite(value):
+            msg = (f"model_config.{key}={value}; a model option must be a finite number "
+                   f"(default {getattr(defaults, key)}).")
+            raise ConfigError(msg)
     values = {f: getattr(defaults, f) for f in valid}
     for key, value in overrides.items():
         if isinstance(values[key], tuple) and isinstance(value, list):

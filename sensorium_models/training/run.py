@@ -30,6 +30,7 @@ from sensorium_models.training import checkpoint, data, schedule
 from sensorium_models.training.compiling import compile_model
 from sensorium_models.training.config import ConfigError, TrainConfig, resolve_model_config
 from sensorium_models.training.ema import WeightAverage
+from sensorium_models.training.lock import check_free, claim
 from sensorium_models.training.loop import train_epoch, validate
 from sensorium_models.training.optim import build_optimizer
 from sensorium_models.training.precision import resolve_precision
@@ -96,7 +97,6 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
         config = TrainConfig.from_file(config)
     options = resolve_model_config(config.model, config.model_config)
     config = dataclasses.replace(config, model_config=json.loads(json.dumps(options)))
-    state = None
     if resume is not None:
         folder = Path(resume)
         saved = checkpoint.read_config(folder)
@@ -111,17 +111,18 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
             )
             raise ConfigError(msg)
         schedule.check_resume(saved, config)
-        state = checkpoint.load(folder / checkpoint.LAST)
     else:
         folder = new_run_dir(config)
-    config = dataclasses.replace(config, out=str(folder))
-    trainer = Trainer(config, options, folder, state)  # opens the data: fails before mkdir
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / checkpoint.CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    if state is None:
-        trainer.save()  # epoch 0: a run stopped in its first epoch can be resumed too
-    log.info("run directory %s", folder)
-    trainer.fit()
+    # one process at a time: a new run's folder is made here, and removed if the data fails
+    with claim(folder, new=resume is None, numbered=not config.out) as folder:
+        state = None if resume is None else checkpoint.load(folder / checkpoint.LAST)
+        config = dataclasses.replace(config, out=str(folder))
+        trainer = Trainer(config, options, folder, state)  # opens the data
+        (folder / checkpoint.CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        if state is None:
+            trainer.save()  # epoch 0: a run stopped in its first epoch can be resumed too
+        log.info("run directory %s", folder)
+        trainer.fit()
     return folder
 
 
@@ -132,25 +133,13 @@ def _get(values: Mapping[str, Any], key: str) -> Any:
 
 def new_run_dir(config: TrainConfig) -> Path:
     """``config.out`` (empty or missing), else ``runs/<model>-<date>-<time>`` (not created
-    here)."""
+    here; :func:`~sensorium_models.training.lock.claim` numbers it ``-1``, ``-2``... if
+    taken)."""
     if config.out:
         folder = Path(config.out)
-        if (folder / checkpoint.CONFIG).exists():
-            msg = (
-                f"{folder} already holds a run; continue it with --resume {folder} "
-                "(train(config, resume=...)), or pass another --out."
-            )
-            raise FileExistsError(msg)
-        if folder.is_dir() and any(folder.iterdir()):
-            msg = f"{folder} is not empty; pass a new or empty folder as the run directory."
-            raise FileExistsError(msg)
-    else:
-        stem = f"{config.model}-{datetime.now():%Y%m%d-%H%M%S}"
-        folder = Path("runs") / stem
-        k = 1
-        while folder.exists():
-            folder, k = Path("runs") / f"{stem}-{k}", k + 1
-    return folder
+        check_free(folder)
+        return folder
+    return Path("runs") / f"{config.model}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 class Trainer:
@@ -222,7 +211,10 @@ class Trainer:
             self._restore(state)
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"]["state_dict"])
+        sources = dict(zip(self.datasets, self.config.mice, strict=True))
+        last, best_path = self.folder / checkpoint.LAST, self.folder / checkpoint.BEST
+        checkpoint.check_mice(state["model"], self.specs, last, sources)
+        checkpoint.load_weights(self.model, state["model"]["state_dict"], last)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.stopping.load_state_dict(state["stopping"])
@@ -232,9 +224,10 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.history = [dict(row) for row in state["history"]]
         self.epoch = int(state["epoch"])
-        if (self.folder / checkpoint.BEST).exists():
-            best = checkpoint.load(self.folder / checkpoint.BEST)["state_dict"]
-            self.best = {k: v.to(self.device) for k, v in best.items()}
+        if best_path.exists():
+            best = checkpoint.load(best_path)
+            checkpoint.check_mice(best, self.specs, best_path, sources)
+            self.best = {k: v.to(self.device) for k, v in best["state_dict"].items()}
         checkpoint.set_rng_state(state["rng"])
         log.info("resumed %s after epoch %d", self.folder, self.epoch)
 
