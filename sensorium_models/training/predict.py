@@ -85,6 +85,8 @@ def predict(
     normalize: str | None = "official",
     behavior_channels: bool = True,
     pupil_channels: bool = False,
+    canvas: int | None = None,
+    relu_responses: bool = False,
     progress: bool = False,
 ) -> dict[str, xr.DataArray]:
     """Predict whole trials, per mouse, in raw response units.
@@ -112,7 +114,7 @@ def predict(
     batch_size, device, progress
         Trials per forward pass; ``"auto"`` (CUDA if available) or a torch device; a progress
         bar over batches.
-    normalize, behavior_channels, pupil_channels
+    normalize, behavior_channels, pupil_channels, canvas, relu_responses
         The loader options the model was trained with (ignored for a run directory, which
         records them).
 
@@ -148,7 +150,8 @@ def predict(
     else:
         model = run_or_model
         options = {"normalize": normalize, "behavior_channels": behavior_channels,
-                   "pupil_channels": pupil_channels}
+                   "pupil_channels": pupil_channels, "canvas": canvas,
+                   "relu_responses": relu_responses}
     dev = resolve_device(device)
     model = model.to(dev)
     recs = recordings(datasets)
