@@ -57,13 +57,16 @@ PLANS: dict[str, dict[str, Any]] = {
     # 64 x 64 canvas, behaviour and pupil planes, raw responses cut at zero. Trained by this
     # trainer (AdamW + plateau at 5e-4, per-mouse batches of 8), not its recipe (mixed-mouse
     # batches, CutMix, EMA, warm-up + cosine: docs/recipes/dwiseneuro.toml), which needs the
-    # general trainer features. Validation predicts every frame of every oracle trial through
-    # its sliding windows (~n_frames windows a trial), which costs more than the training pass.
+    # general trainer features. Validation and prediction run each whole trial through its
+    # sliding windows: at the published stride 1, ~n_frames windows a trial (a 1-epoch run at
+    # --scale 0.02, mouse F, took over 13 minutes on the loaded VM, mostly in validation), so
+    # the plan ends a pair of windows every 15 frames (window_stride 15: ~2 n_frames / 15,
+    # 7x fewer, each frame in one window of each parity instead of up to 16).
     "dwiseneuro": {"max_epochs": 30, "lr": 5e-4, "frames": 16, "frame_step": 2, "canvas": 64,
                    "normalize": "none", "relu_responses": True, "pupil_channels": True,
                    "model_config": {"stem_channels": 8,
                                     "channels": [8, 8, 8, 16, 16, 16, 32, 32, 32],
-                                    "cortex": [128, 256, 512]}},
+                                    "cortex": [128, 256, 512], "window_stride": 15}},
 }
 # Readout positions start tight (init_sigma 0.1, published 1.0): positions sampled that widely
 # read the features almost anywhere, which the published runs outgrow in their ~200 epochs but

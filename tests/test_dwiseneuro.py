@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import sensorium_models as sm
 from sensorium_models.models import dwiseneuro, pooled_readout
-from sensorium_models.models.dwiseneuro import window_slots
+from sensorium_models.models.dwiseneuro import window_ends, window_slots
 from sensorium_models.training.predict import whole_trials
 
 # The ten 2023 mice's neuron counts (notes: winning_models.md section 0), scored ones first.
@@ -84,6 +84,24 @@ def test_a_whole_trial_is_the_mean_of_its_windows_run_one_by_one(window_batch):
             counts[frames] += 1
     assert counts.tolist() == [1, 1, 2, 2, 3, 2, 3, 2, 2, 1, 1]
     torch.testing.assert_close(out, sums / counts, rtol=1e-5, atol=1e-5)
+
+
+def test_a_window_stride_averages_fewer_windows_and_covers_every_frame():
+    model = tiny(window_stride=5)  # span 7: groups of 2 windows every 5 frames
+    trial = torch.randn(1, 5, 20, 36, 64, generator=torch.Generator().manual_seed(3))
+    ends = window_ends(20, 4, 2, stride=5).tolist()
+    assert ends == [6, 7, 11, 12, 16, 17, 18, 19]
+    with torch.no_grad():
+        out = model(trial, mouse="A")
+        sums, counts = torch.zeros(1, 5, 20), torch.zeros(20)
+        for end in ends:
+            frames = list(range(end - 6, end + 1, 2))
+            sums[..., frames] += model(trial[:, :, frames], mouse="A")
+            counts[frames] += 1
+    assert bool((counts > 0).all())
+    torch.testing.assert_close(out, sums / counts, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"window_stride=7; at most span - 1 = 6"):
+        tiny(window_stride=7)
 
 
 def test_padding_of_a_shorter_trial_does_not_change_its_prediction():

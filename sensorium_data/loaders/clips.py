@@ -222,14 +222,16 @@ class ClipDataset(torch.utils.data.Dataset):
         if self.span is not None:
             long_enough = rec.n_frames >= self.span
             if not long_enough.any():
+                longest = int(rec.n_frames.max())
                 step = self.shaping.frame_step
                 at = f" at frame_step={step} (a span of {self.span})" if step > 1 else ""
+                fix = (f"frames <= {longest}" if step == 1 else
+                       f"fewer frames or a smaller frame_step (span = (frames - 1) * frame_step "
+                       f"+ 1 <= {longest})")
                 msg = (
                     f"frames={self.frames}{at} is longer than every trial of tier "
-                    f"{self.tier!r} of {rec.mouse} (the longest has {int(rec.n_frames.max())} "
-                    f"valid frames); pass fewer frames or a smaller frame_step (span = (frames "
-                    f"- 1) * frame_step + 1 <= {int(rec.n_frames.max())}), or frames=None for "
-                    "whole trials."
+                    f"{self.tier!r} of {rec.mouse} (the longest has {longest} valid frames); "
+                    f"pass {fix}, or frames=None for whole trials."
                 )
                 raise ValueError(msg)
             if not long_enough.all():

@@ -70,6 +70,10 @@ class DwiseNeuroConfig(ModelConfig):
         ``frame_step``; a whole trial is cut into such windows.
     window_batch
         Windows per forward pass when predicting whole trials (memory, not results).
+    window_stride
+        1: every frame ends a window (published). k > 1: a group of ``frame_step`` windows
+        every k frames (:func:`window_ends`), about k / frame_step times fewer windows per
+        trial, fewer per frame; at most ``span - 1`` so that every frame is in one.
     """
 
     stem_channels: int
@@ -88,6 +92,7 @@ class DwiseNeuroConfig(ModelConfig):
     window: int
     frame_step: int
     window_batch: int
+    window_stride: int = 1
     shifter: bool = False
     readout: str = "pooled"
     output: str = "identity"
@@ -101,7 +106,7 @@ class DwiseNeuroConfig(ModelConfig):
         sizes = {"stem_channels": self.stem_channels, "expansion": self.expansion,
                  "se_reduction": self.se_reduction, "window": self.window,
                  "frame_step": self.frame_step, "window_batch": self.window_batch,
-                 "cortex_groups": self.cortex_groups}
+                 "cortex_groups": self.cortex_groups, "window_stride": self.window_stride}
         small = {k: v for k, v in sizes.items() if v < 1}
         if small or min(self.channels + self.strides) < 1:
             msg = f"sizes must be >= 1; got {small or (self.channels, self.strides)}."
@@ -110,6 +115,10 @@ class DwiseNeuroConfig(ModelConfig):
             msg = (f"spatial_kernel={self.spatial_kernel}, temporal_kernel="
                    f"{self.temporal_kernel}: kernels must be odd (they are padded to keep "
                    "the size).")
+            raise ValueError(msg)
+        if self.window_stride > max(self.span - 1, 1):
+            msg = (f"window_stride={self.window_stride}; at most span - 1 = {self.span - 1} "
+                   "(window - 1) * frame_step, or some frames of a trial are in no window.")
             raise ValueError(msg)
         widths = (self.channels[-1], *self.cortex)
         if any(c % self.cortex_groups for c in widths):
@@ -270,18 +279,42 @@ class ShuffleLayer(nn.Module):
         return drop_path(y, self.rate, self.training) + shortcut
 
 
-def window_slots(frames: int, window: int, step: int, device: torch.device | None = None
-                 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Where each frame of a whole trial sits in the sliding windows.
+def window_ends(frames: int, window: int, step: int, stride: int = 1,
+                device: torch.device | None = None) -> Tensor:
+    """The last frame of each window over a whole trial of ``frames`` frames.
 
-    Window ``w`` ends at frame ``span - 1 + w`` and holds frames ``end - (window - 1 - s) *
-    step`` at slot ``s``. Frame ``t`` is at slot ``s`` of window ``t + (window - 1 - s) *
-    step - (span - 1)``, when that window exists.
+    With ``stride`` 1 every frame from ``span - 1`` on ends a window (the published
+    inference). A larger stride starts a group of ``step`` windows every ``stride`` frames,
+    one ending on each residue modulo ``step`` (so both parities at step 2), plus the group
+    ending at the last frame: every frame stays in a window while ``stride <= span - 1``.
+
+    Examples
+    --------
+    >>> window_ends(9, 3, 2).tolist()  # span 5
+    [4, 5, 6, 7, 8]
+    >>> window_ends(12, 3, 2, stride=4).tolist()
+    [4, 5, 8, 9, 10, 11]
+    """
+    span = (window - 1) * step + 1
+    if stride == 1:
+        return torch.arange(span - 1, frames, device=device)
+    starts = [*range(span - 1, frames - step + 1, stride), frames - step]
+    ends = sorted({s + r for s in starts for r in range(step) if span - 1 <= s + r < frames})
+    return torch.tensor(ends, dtype=torch.long, device=device)
+
+
+def window_slots(frames: int, window: int, step: int, stride: int = 1,
+                 device: torch.device | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Where each frame of a whole trial sits in the windows of :func:`window_ends`.
+
+    Window ``w`` ends at frame ``ends[w]`` and holds frame ``ends[w] - (window - 1 - s) *
+    step`` at slot ``s``: frame ``t`` is at slot ``s`` of the window ending at ``t + (window -
+    1 - s) * step``, when that window exists.
 
     Returns
     -------
     index, slot, valid
-        (frames, window) long window index (clamped), long slot, bool: the window exists.
+        (frames, window) long window index (0 where none), long slot, bool: the window exists.
 
     Examples
     --------
@@ -291,13 +324,15 @@ def window_slots(frames: int, window: int, step: int, device: torch.device | Non
     >>> index[2].tolist(), slot[2].tolist()
     ([2, 0], [0, 1])
     """
-    span = (window - 1) * step + 1
-    n_windows = frames - span + 1
+    ends = window_ends(frames, window, step, stride, device)  # (n_windows,)
+    position = torch.full((frames,), -1, dtype=torch.long, device=device)
+    position[ends] = torch.arange(len(ends), device=device)  # frame -> window ending there
     t = torch.arange(frames, device=device)[:, None]  # (T, 1)
     slot = torch.arange(window, device=device)[None, :].expand(frames, window)  # (T, S)
-    index = t + (window - 1 - slot) * step - (span - 1)  # (T, S)
-    valid = (index >= 0) & (index < n_windows)
-    return index.clamp(0, max(n_windows - 1, 0)), slot, valid
+    end = t + (window - 1 - slot) * step  # (T, S)
+    index = position[end.clamp(max=frames - 1)]  # (T, S)
+    valid = (end < frames) & (index >= 0)
+    return index.clamp(min=0), slot, valid
 
 
 class DwiseNeuroCore(Core):
@@ -351,7 +386,8 @@ class DwiseNeuroCore(Core):
                 f"frame_step={config.frame_step}, or pass whole trials."
             )
             raise ValueError(msg)
-        ends = torch.arange(config.span - 1, t, device=x.device)  # (n_windows,)
+        ends = window_ends(t, config.window, config.frame_step, config.window_stride,
+                           x.device)  # (n_windows,)
         offsets = torch.arange(config.window - 1, -1, -1, device=x.device) * config.frame_step
         per_window = []
         for chunk in ends.split(max(config.window_batch // b, 1)):
@@ -361,7 +397,8 @@ class DwiseNeuroCore(Core):
             out = self.clip_features(clips)  # (B * n, C, S)
             per_window.append(out.view(b, len(chunk), *out.shape[1:]))  # (B, n, C, S)
         windows = torch.cat(per_window, 1).transpose(2, 3)  # (B, n_windows, S, C)
-        index, slot, valid = window_slots(t, config.window, config.frame_step, x.device)
+        index, slot, valid = window_slots(t, config.window, config.frame_step,
+                                          config.window_stride, x.device)
         slots = windows[:, index, slot]  # (B, T, S, C)
         slots = slots * valid[None, :, :, None].to(slots.dtype)  # (B, T, S, C)
         return slots.permute(0, 3, 1, 2)[..., None]  # (B, C, T, S, 1)

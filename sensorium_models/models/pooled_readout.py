@@ -37,9 +37,10 @@ class PooledReadout(Readout):
         drops the extra outputs).
     groups, dropout, beta
         Groups of the 1x1 convolution; channel dropout before it; softplus sharpness.
-    window, frame_step
-        The core's windows: a feature map of S = ``window`` slots per frame is a whole trial
-        whose frames are averaged over the windows that hold them; S = 1 is a clip.
+    window, frame_step, stride
+        The core's windows (:func:`~sensorium_models.models.dwiseneuro.window_ends`): a
+        feature map of S = ``window`` slots per frame is a whole trial whose frames are
+        averaged over the windows that hold them; S = 1 is a clip.
 
     Examples
     --------
@@ -53,10 +54,10 @@ class PooledReadout(Readout):
     """
 
     def __init__(self, in_channels: int, n_neurons: int, *, groups: int, dropout: float,
-                 beta: float, window: int, frame_step: int) -> None:
+                 beta: float, window: int, frame_step: int, stride: int = 1) -> None:
         super().__init__()
         self.n_neurons, self.beta = n_neurons, beta
-        self.window, self.frame_step = window, frame_step
+        self.window, self.frame_step, self.stride = window, frame_step, stride
         self.dropout = nn.Dropout1d(dropout)
         outputs = -(-n_neurons // groups) * groups
         self.conv = nn.Conv1d(in_channels, outputs, 1, groups=groups)
@@ -78,7 +79,8 @@ class PooledReadout(Readout):
         rates = rates.view(b, self.n_neurons, t, s)  # (B, N, T, S)
         if s == 1:
             return rates[..., 0]  # (B, N, T)
-        _, _, valid = window_slots(t, self.window, self.frame_step, x.device)  # (T, S)
+        _, _, valid = window_slots(t, self.window, self.frame_step, self.stride,
+                                   x.device)  # (T, S)
         weights = valid.to(rates.dtype)
         return (rates * weights).sum(-1) / weights.sum(-1)  # (B, N, T)
 
@@ -96,4 +98,5 @@ def pooled(in_channels: int, spec: MouseSpec, config: ModelConfig) -> PooledRead
         raise ValueError(msg)
     return PooledReadout(in_channels, spec.n_neurons, groups=config.cortex_groups,
                          dropout=config.readout_dropout, beta=config.softplus_beta,
-                         window=config.window, frame_step=config.frame_step)
+                         window=config.window, frame_step=config.frame_step,
+                         stride=config.window_stride)
