@@ -185,8 +185,9 @@ def tile_channels(x: Tensor, channels: int) -> Tensor:
     return x.tile(repeats)[:, :channels]  # (B, channels, ...)
 
 
-@lru_cache(maxsize=32)
-def _encoding(channels: int, frames: int, height: int, width: int) -> Tensor:
+@lru_cache(maxsize=64)
+def _encoding(channels: int, frames: int, height: int, width: int, device: torch.device,
+              dtype: torch.dtype) -> Tensor:
     per_axis = math.ceil(channels / 6) * 2
     inv_freq = 1.0 / 10000 ** (torch.arange(0, per_axis, 2, dtype=torch.float32) / per_axis)
     axes = []
@@ -199,7 +200,8 @@ def _encoding(channels: int, frames: int, height: int, width: int) -> Tensor:
         h[None, :, None].expand(frames, height, width, per_axis),
         w[None, None, :].expand(frames, height, width, per_axis),
     ], -1)  # (T, H, W, 3 ch)
-    return grid[..., :channels].permute(3, 0, 1, 2).contiguous()  # (C, T, H, W)
+    out = grid[..., :channels].permute(3, 0, 1, 2)  # (C, T, H, W)
+    return out.to(device=device, dtype=dtype).contiguous()
 
 
 def positional_encoding(x: Tensor) -> Tensor:
@@ -209,7 +211,7 @@ def positional_encoding(x: Tensor) -> Tensor:
     and cosines at geometric frequencies; the three are concatenated and cut to C.
     """
     c, t, h, w = x.shape[1:]
-    return _encoding(c, t, h, w).to(device=x.device, dtype=x.dtype)
+    return _encoding(c, t, h, w, x.device, x.dtype)  # cached per shape, device and dtype
 
 
 class SqueezeExcite(nn.Module):
