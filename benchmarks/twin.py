@@ -58,10 +58,12 @@ PLANS: dict[str, dict[str, Any]] = {
     # trainer (AdamW + plateau at 5e-4, per-mouse batches of 8), not its recipe (mixed-mouse
     # batches, CutMix, EMA, warm-up + cosine: docs/recipes/dwiseneuro.toml), which needs the
     # general trainer features. Validation and prediction run each whole trial through its
-    # sliding windows: at the published stride 1, ~n_frames windows a trial (a 1-epoch run at
-    # --scale 0.02, mouse F, took over 13 minutes on the loaded VM, mostly in validation), so
-    # the plan ends a pair of windows every 15 frames (window_stride 15: ~2 n_frames / 15,
-    # 7x fewer, each frame in one window of each parity instead of up to 16).
+    # sliding windows: at the published stride 1, ~n_frames windows a trial, so the plan ends
+    # a pair of windows every 15 frames (window_stride 15: ~2 n_frames / 15, 7x fewer, each
+    # frame in one window of each parity instead of up to 16). One epoch of this plan at
+    # --scale 0.02, mouse F (7 train, 10 oracle trials), batch 4: 1,231 s wall on the VM at
+    # load 15 on 2 cores, of which the process had ~3.5 CPU-minutes; at stride 1 the same
+    # epoch had not ended after 13 minutes.
     "dwiseneuro": {"max_epochs": 30, "lr": 5e-4, "frames": 16, "frame_step": 2, "canvas": 64,
                    "normalize": "none", "relu_responses": True, "pupil_channels": True,
                    "model_config": {"stem_channels": 8,
