@@ -1,7 +1,9 @@
 """Training throughput on a GPU: fp32 eager against bf16 autocast with ``torch.compile``.
 
 Two measurements, at the real scale of the 2023 benchmark (five mice of ``--neurons`` neurons,
-batches of ``--batch`` clips of 80 frames per mouse, one optimizer step per five batches):
+batches of ``--batch`` clips of 80 frames per mouse, one optimizer step per five batches; each
+model gets its own input, :data:`INPUTS`: DwiseNeuro 5 channels x 16 frames at step 2 on a
+64 x 64 canvas, whatever ``--frames``):
 
 * **step**: the trainer's own epoch function (``train_epoch``) on batches already on the
   device, for each model of ``--models`` and each mode of ``--modes`` (``fp32``: eager float32;
@@ -42,6 +44,22 @@ import numpy as np
 
 MODES = ("fp32", "bf16", "bf16-compile")
 MICE = 5
+#: Input of a model that does not take the baselines' clips: channels, frames (None: --frames),
+#: frame height and width, and the loader options that make them.
+DWISENEURO_INPUT: dict[str, Any] = {
+    "channels": 5, "frames": 16, "size": (64, 64),
+    "loader": {"frame_step": 2, "canvas": 64, "pupil_channels": True, "normalize": None,
+               "relu_responses": True}}
+INPUTS: dict[str, dict[str, Any]] = {"dwiseneuro": DWISENEURO_INPUT,
+                                     "dwiseneuro_distilled": DWISENEURO_INPUT}
+BASELINE_INPUT: dict[str, Any] = {"channels": 3, "frames": None, "size": (36, 64),
+                                  "loader": {"normalize": "official"}}
+
+
+def model_input(model: str, frames: int) -> dict[str, Any]:
+    """The clip shape (channels, frames, height, width) and loader options of ``model``."""
+    spec = INPUTS.get(model, BASELINE_INPUT)
+    return {**spec, "frames": spec["frames"] or frames}
 
 
 def widths(model: str, factor: float) -> dict[str, Any]:
@@ -56,30 +74,42 @@ def widths(model: str, factor: float) -> dict[str, Any]:
     if model == "gru_baseline":
         return {"channels": max(1, round(config.channels * factor)),
                 "gru_channels": max(1, round(config.gru_channels * factor))}
+    if model in INPUTS:  # DwiseNeuro: cortex widths stay multiples of its groups
+        def narrow(c: int) -> int:
+            return max(1, round(c * factor))
+
+        def even(c: int) -> int:
+            return max(config.cortex_groups, round(c * factor / config.cortex_groups)
+                       * config.cortex_groups)
+
+        return {"stem_channels": narrow(config.stem_channels),
+                "channels": [*map(narrow, config.channels[:-1]), even(config.channels[-1])],
+                "cortex": [even(c) for c in config.cortex]}
     return {"channels": max(1, round(config.channels * factor))}
 
 
-def specs(neurons: int, seed: int) -> dict[str, Any]:
+def specs(neurons: int, seed: int, mice: int = MICE) -> dict[str, Any]:
     import sensorium_models as sm
 
     rng = np.random.default_rng(seed)
     return {f"mouse-{k}": sm.MouseSpec(n_neurons=neurons, coords=rng.uniform(0, 1000, (neurons, 2)),
                                        mean_response=np.full(neurons, 0.5, np.float32))
-            for k in range(MICE)}
+            for k in range(mice)}
 
 
-def synthetic_batches(mice: dict[str, Any], args: argparse.Namespace, device: Any
-                      ) -> list[dict[str, Any]]:
+def synthetic_batches(mice: dict[str, Any], args: argparse.Namespace, device: Any,
+                      model: str = "factorized_baseline") -> list[dict[str, Any]]:
     """One batch per mouse, on the device, in the loader's layout (videos, behavior, responses)."""
     import torch
 
     g = torch.Generator().manual_seed(args.seed)
+    shape = model_input(model, args.frames)
     out = []
     for name, spec in mice.items():
-        b, f = args.batch, args.frames
+        b, f = args.batch, shape["frames"]
         out.append({
             "mouse": name,
-            "videos": torch.randn(b, 3, f, 36, 64, generator=g).to(device),
+            "videos": torch.randn(b, shape["channels"], f, *shape["size"], generator=g).to(device),
             "behavior": torch.randn(b, 4, f, generator=g).to(device),
             "responses": torch.rand(b, spec.n_neurons, f, generator=g).to(device),
         })
@@ -113,11 +143,12 @@ def run_steps(model: Any, forward: Any, optimizer: Any, autocast: Any, batches: 
     from sensorium_models.training.loop import train_epoch
 
     scale = dict.fromkeys(model.mice, 1.0)
+    n_mice = len(model.mice)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
     t0 = time.perf_counter()
-    train_epoch(model, forward, itertools.islice(batches, steps * MICE), optimizer,
-                loss_scale=scale, batches_per_step=MICE, device=device, autocast=autocast)
+    train_epoch(model, forward, itertools.islice(batches, steps * n_mice), optimizer,
+                loss_scale=scale, batches_per_step=n_mice, device=device, autocast=autocast)
     sync()
     return time.perf_counter() - t0
 
@@ -126,9 +157,10 @@ def measure_step(model_name: str, mode: str, args: argparse.Namespace, device: A
                  ) -> dict[str, Any]:
     import torch
 
-    mice = specs(args.neurons, args.seed)
-    model, forward, optimizer, autocast = build(model_name, mice, args, device, mode)
-    batches = synthetic_batches(mice, args, device)
+    mice = specs(args.neurons, args.seed, args.mice)
+    model, forward, optimizer, autocast = build(model_name, mice, args, device, mode,
+                                                model_input(model_name, args.frames)["channels"])
+    batches = synthetic_batches(mice, args, device, model_name)
     warmup = run_steps(model, forward, optimizer, autocast, itertools.cycle(batches),
                        args.warmup, device)
     if device.type == "cuda":
@@ -136,7 +168,7 @@ def measure_step(model_name: str, mode: str, args: argparse.Namespace, device: A
     seconds = run_steps(model, forward, optimizer, autocast, itertools.cycle(batches),
                         args.steps, device)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    clips = args.steps * MICE * args.batch
+    clips = args.steps * args.mice * args.batch
     return {"model": model_name, "mode": mode, "warmup_s": warmup, "seconds": seconds,
             "clips_per_s": clips / seconds, "peak_gib": peak,
             "parameters": sum(p.numel() for p in model.parameters())}
@@ -159,7 +191,7 @@ def stores(args: argparse.Namespace) -> list[Path]:
     store = sd.convert(tree, args.out / f"{NAME}.zarr", progress=False)
     copies = args.out / "copies"
     copies.mkdir(exist_ok=True)
-    five_stores(store, copies, MICE - 1)
+    five_stores(store, copies, args.mice - 1)
     return [store, *sorted(copies.glob("mouse-*.zarr"))]
 
 
@@ -173,8 +205,9 @@ def measure_loader(model_name: str, mode: str, workers: int, paths: list[Path],
     for path in paths:
         ds = sd.open_mouse(path)
         datasets[str(ds.attrs["mouse"])] = ds
-    clips = sd.ClipDataset(list(datasets.values()), tier="train", frames=args.frames,
-                           normalize="official", seed=args.seed)
+    shape = model_input(model_name, args.frames)
+    clips = sd.ClipDataset(list(datasets.values()), tier="train", frames=shape["frames"],
+                           seed=args.seed, **shape["loader"])
     sampler = sd.MouseBatchSampler(clips, args.batch, mode="per_mouse", drop_last=True,
                                    seed=args.seed)
     mice = sm.mouse_specs(datasets)
@@ -192,7 +225,7 @@ def measure_loader(model_name: str, mode: str, workers: int, paths: list[Path],
     warmup = run_steps(model, forward, optimizer, autocast, stream, args.warmup, device)
     seconds = run_steps(model, forward, optimizer, autocast, stream, args.steps, device)
     return {"model": model_name, "mode": mode, "workers": workers, "warmup_s": warmup,
-            "seconds": seconds, "clips_per_s": args.steps * MICE * args.batch / seconds}
+            "seconds": seconds, "clips_per_s": args.steps * args.mice * args.batch / seconds}
 
 
 def machine(device: Any) -> str:
@@ -209,7 +242,7 @@ def report(results: dict[str, Any]) -> str:
              "|---|---|---:|---:|---:|"]
     for r in results["step"]:
         peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.1f}"
-        lines.append(f"| {r['model']} | {r['mode']} | {r['clips_per_s']:.1f} | {peak} | "
+        lines.append(f"| {r['model']} | {r['mode']} | {r['clips_per_s']:.3g} | {peak} | "
                      f"{r['warmup_s']:.0f} |")
     if results["loader"]:
         lines += ["", "| model | mode | loader workers | clips / s from the stores | "
@@ -230,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="+", default=["factorized_baseline", "gru_baseline"])
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     p.add_argument("--neurons", type=int, default=8000, help="neurons per mouse")
+    p.add_argument("--mice", type=int, default=MICE, help="mice (one batch each per step)")
     p.add_argument("--batch", type=int, default=8, help="clips per batch (one mouse each)")
     p.add_argument("--frames", type=int, default=80, help="frames per clip")
     p.add_argument("--width", type=float, default=1.0,
@@ -253,8 +287,9 @@ def main(argv: list[str] | None = None) -> None:
               "neither off CUDA): every mode runs fp32 eager", flush=True)
     results: dict[str, Any] = {
         "machine": machine(device),
-        "setting": f"{MICE} mice x {args.neurons} neurons, batches of {args.batch} clips x "
-                   f"{args.frames} frames, widths x {args.width:g}, {args.steps} steps timed "
+        "setting": f"{args.mice} mice x {args.neurons} neurons, batches of {args.batch} clips x "
+                   f"{args.frames} frames (the models of INPUTS: their own), widths x "
+                   f"{args.width:g}, {args.steps} steps timed "
                    f"after {args.warmup}",
         "step": [], "loader": [],
     }

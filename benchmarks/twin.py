@@ -52,6 +52,23 @@ PLANS: dict[str, dict[str, Any]] = {
     # the LN core has nothing after its filters and diverges at lr 5e-3 (docs/training.md)
     "ln": {"max_epochs": 20, "lr": 5e-4,
            "model_config": {"spatial_kernel": 9, "temporal_kernel": 7}},
+    # DwiseNeuro at 1/8 of its widths (stem 8, blocks 8/16/32, cortex 128/256/512; expansion,
+    # kernels, window and drop rates as published) on its own input: 16 frames at step 2 on a
+    # 64 x 64 canvas, behaviour and pupil planes, raw responses cut at zero. Trained by this
+    # trainer (AdamW + plateau at 5e-4, per-mouse batches of 8), not its recipe (mixed-mouse
+    # batches, CutMix, EMA, warm-up + cosine: docs/recipes/dwiseneuro.toml), which needs the
+    # general trainer features. Validation and prediction run each whole trial through its
+    # sliding windows: at the published stride 1, ~n_frames windows a trial, so the plan ends
+    # a pair of windows every 15 frames (window_stride 15: ~2 n_frames / 15, 7x fewer, each
+    # frame in one window of each parity instead of up to 16). One epoch of this plan at
+    # --scale 0.02, mouse F (7 train, 10 oracle trials), batch 4: 1,231 s wall on the VM at
+    # load 15 on 2 cores, of which the process had ~3.5 CPU-minutes; at stride 1 the same
+    # epoch had not ended after 13 minutes.
+    "dwiseneuro": {"max_epochs": 30, "lr": 5e-4, "frames": 16, "frame_step": 2, "canvas": 64,
+                   "normalize": "none", "relu_responses": True, "pupil_channels": True,
+                   "model_config": {"stem_channels": 8,
+                                    "channels": [8, 8, 8, 16, 16, 16, 32, 32, 32],
+                                    "cortex": [128, 256, 512], "window_stride": 15}},
 }
 # Readout positions start tight (init_sigma 0.1, published 1.0): positions sampled that widely
 # read the features almost anywhere, which the published runs outgrow in their ~200 epochs but

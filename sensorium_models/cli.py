@@ -86,7 +86,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         config = TrainConfig()
     overrides: dict[str, Any] = dict(parse_assignment(text) for text in args.set or [])
     for key, value in (("model", args.model), ("mice", args.mice), ("out", args.out),
-                       ("device", args.device), ("max_epochs", args.max_epochs)):
+                       ("device", args.device), ("max_epochs", args.max_epochs),
+                       ("fold", args.fold)):
         if value is not None:
             overrides[key] = value
     return config.with_overrides(overrides)
@@ -274,7 +275,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 # The models sensorium_models registers, named here so that --help does not import torch;
 # tests/test_cli.py checks it against list_models().
-BUILTIN_MODELS = ("factorized_baseline", "gru_baseline", "ln")
+BUILTIN_MODELS = (
+    "dwiseneuro", "dwiseneuro_distilled", "factorized_baseline", "gru_baseline", "ln",
+)
 
 
 def add_model_commands(add: Adder) -> None:
@@ -315,6 +318,8 @@ def add_model_commands(add: Adder) -> None:
                    "'model_config.hidden_channels=[16,32]' (repeatable; values are TOML; "
                    "the keys: docs/training.md)")
     p.add_argument("--out", help="the run directory (default runs/<model>-<date>-<time>)")
+    p.add_argument("--fold", type=int, metavar="K", help="validate on fold K of the trials "
+                   "grouped by video (of folds, default 7), train on the others")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last.pt; the config "
                    "must be the run's (max_epochs, device, amp, precision, compile, "
                    "num_workers, in_memory, progress, data_dir, download and score may change; "

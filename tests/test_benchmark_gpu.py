@@ -24,3 +24,18 @@ def test_gpu_benchmark_runs_on_the_cpu(tmp_path: Path) -> None:
     assert (loaded["workers"], loaded["mode"]) == (0, "fp32")
     assert step["clips_per_s"] > 0 and loaded["clips_per_s"] > 0
     assert "| ln | fp32 | 0 |" in out.stdout  # the loader's row of the printed report
+
+
+def test_gpu_benchmark_gives_dwiseneuro_its_own_input(tmp_path: Path) -> None:
+    args = ["--out", str(tmp_path), "--device", "cpu", "--neurons", "20", "--batch", "1",
+            "--mice", "1", "--steps", "1", "--warmup", "1", "--modes", "fp32",
+            "--models", "dwiseneuro", "--trials", "8", "--workers", "0", "--width", "0.0625"]
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), *args],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    results = json.loads((tmp_path / "gpu.json").read_text())
+    (step,) = results["step"]
+    (loaded,) = results["loader"]  # clips of 16 frames at step 2 on the 64 x 64 canvas
+    assert step["model"] == loaded["model"] == "dwiseneuro"
+    assert step["clips_per_s"] > 0 and loaded["clips_per_s"] > 0
+    assert results["setting"].startswith("1 mice x 20 neurons")

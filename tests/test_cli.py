@@ -35,7 +35,7 @@ def test_train_help_lists_the_registered_models(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "one of factorized_baseline, gru_baseline, ln (docs/models.md" in out
+    assert f"one of {', '.join(sm.list_models())} (docs/models.md" in out
 
 
 def test_the_parser_knows_every_command_in_order():
@@ -109,7 +109,8 @@ def test_train_errors_are_one_line(simulated_stores, tmp_path, capsys):
     mouse = str(simulated_stores[0])
     assert main(["train", "--model", "resnet", "--mice", mouse]) == 2
     assert capsys.readouterr().err.startswith(
-        "sensorium train: error: unknown model 'resnet'; known models: factorized_baseline")
+        "sensorium train: error: unknown model 'resnet'; known models: "
+        f"{', '.join(sm.list_models())}.")
     assert main(["train", "--mice", mouse, "--set", "lrr=1"]) == 2
     assert "error: unknown config key 'lrr'; valid keys:" in capsys.readouterr().err
     assert main(["train", "--mice", mouse, "--set", "lr"]) == 2

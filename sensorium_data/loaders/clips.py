@@ -17,6 +17,7 @@ import xarray as xr
 from sensorium_data.loaders.memory import Resident
 from sensorium_data.loaders.normalize import Normalize, check_normalize
 from sensorium_data.loaders.reader import Fetched, Windows, decode_in_this_thread, open_windows
+from sensorium_data.loaders.shaping import Shaping, check_canvas, check_frame_step
 from sensorium_data.loaders.sources import Recording, Source, Tier, open_sources, recording
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,15 @@ class ClipDataset(torch.utils.data.Dataset):
         With an int, the window of item ``i`` depends only on ``(seed, epoch, i)``: the same in
         every run and worker; call :meth:`set_epoch` each epoch for new windows. With None,
         every read draws a fresh random window (not reproducible).
+    frame_step
+        A clip takes every ``frame_step``-th frame: ``frames`` frames spanning
+        ``(frames - 1) * frame_step + 1`` of the trial (DwiseNeuro: 16 at step 2). Trials
+        shorter than the span are left out. Whole trials are always served at step 1.
+    canvas
+        Centre the frames on a canvas of this side (or (height, width)), zero around them;
+        the behaviour and pupil channels fill it whole. None keeps 36 x 64.
+    relu_responses
+        Responses below zero become zero (DwiseNeuro's targets are ``relu(responses)``).
 
     Attributes
     ----------
@@ -169,8 +179,13 @@ class ClipDataset(torch.utils.data.Dataset):
         pupil_channels: bool = False,
         in_memory: bool = False,
         seed: int | None = None,
+        frame_step: int = 1,
+        canvas: int | tuple[int, int] | None = None,
+        relu_responses: bool = False,
     ):
         check_normalize(normalize)
+        self.shaping = Shaping(check_frame_step(frame_step), check_canvas(canvas),
+                               bool(relu_responses))
         integer = isinstance(frames, int | np.integer) and not isinstance(frames, bool)
         if frames is not None and (not integer or frames <= 0):
             msg = (
@@ -184,6 +199,7 @@ class ClipDataset(torch.utils.data.Dataset):
             rec.mouse: ds for rec, ds in zip(self._recordings, datasets, strict=True)}
         self.tier, self.normalize, self.seed = tier, normalize, seed
         self.frames = None if frames is None else int(frames)
+        self.span = None if frames is None else self.shaping.span(int(frames))
         self.behavior_channels, self.pupil_channels = behavior_channels, pupil_channels
         for rec in self._recordings:
             self._fit(rec)
@@ -198,18 +214,29 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def _fit(self, rec: Recording) -> None:
         """Leave out trials shorter than the clips; warn about withheld responses."""
-        if self.frames is not None:
-            long_enough = rec.n_frames >= self.frames
+        canvas = self.shaping.canvas
+        if canvas is not None and (rec.height > canvas[0] or rec.width > canvas[1]):
+            msg = (f"canvas={canvas} is smaller than the frames of {rec.mouse} ({rec.height} x "
+                   f"{rec.width}); pass a canvas of at least that size, or None.")
+            raise ValueError(msg)
+        if self.span is not None:
+            long_enough = rec.n_frames >= self.span
             if not long_enough.any():
+                longest = int(rec.n_frames.max())
+                step = self.shaping.frame_step
+                at = f" at frame_step={step} (a span of {self.span})" if step > 1 else ""
+                fix = (f"frames <= {longest}" if step == 1 else
+                       f"fewer frames or a smaller frame_step (span = (frames - 1) * frame_step "
+                       f"+ 1 <= {longest})")
                 msg = (
-                    f"frames={self.frames} is longer than every trial of tier {self.tier!r} of "
-                    f"{rec.mouse} (the longest has {int(rec.n_frames.max())} valid frames); pass "
-                    f"frames <= {int(rec.n_frames.max())}, or frames=None for whole trials."
+                    f"frames={self.frames}{at} is longer than every trial of tier "
+                    f"{self.tier!r} of {rec.mouse} (the longest has {longest} valid frames); "
+                    f"pass {fix}, or frames=None for whole trials."
                 )
                 raise ValueError(msg)
             if not long_enough.all():
                 log.info("%s: %d trials shorter than %d frames left out", rec.mouse,
-                         int((~long_enough).sum()), self.frames)
+                         int((~long_enough).sum()), self.span)
                 rec.keep(long_enough)
         if not rec.labelled.any():
             log.warning("%s: the responses of tier %r were withheld; items' responses are NaN",
@@ -294,7 +321,7 @@ class ClipDataset(torch.utils.data.Dataset):
         m = bisect_right(self._offsets, index) - 1
         j = index - self._offsets[m]
         n = int(self._recordings[m].n_frames[j])
-        frames = self.frames or n
+        frames = self.span or n
         return _Window(m, j, self._start(index, n - frames + 1), frames)
 
     def _fetch(self, window: _Window) -> tuple[Fetched, Fetched] | None:
@@ -317,6 +344,7 @@ class ClipDataset(torch.utils.data.Dataset):
         else:
             assert fetched is not None  # _fetch reads from the store whenever not resident
             videos, responses, behavior = self._from_store(m, j, start, frames, fetched)
+        videos, responses, behavior = self.shaping(videos, responses, behavior)
         return {"videos": torch.from_numpy(videos), "responses": torch.from_numpy(responses),
                 "behavior": torch.from_numpy(behavior), "mouse": rec.mouse,
                 "trial": int(rec.trials[j]), "start": start}
@@ -405,8 +433,8 @@ class TrialDataset(ClipDataset):
 
     Parameters
     ----------
-    source, normalize, behavior_channels, pupil_channels, in_memory
-        As for :class:`ClipDataset`.
+    source, normalize, behavior_channels, pupil_channels, in_memory, canvas, relu_responses
+        As for :class:`ClipDataset` (whole trials keep every frame).
     tier
         The tier(s) to serve, default ``"oracle"`` (the validation tier of 2023); None for
         every trial.
@@ -431,10 +459,13 @@ class TrialDataset(ClipDataset):
         behavior_channels: bool = True,
         pupil_channels: bool = False,
         in_memory: bool = False,
+        canvas: int | tuple[int, int] | None = None,
+        relu_responses: bool = False,
     ):
         super().__init__(source, tier=tier, frames=None, normalize=normalize,
                          behavior_channels=behavior_channels, pupil_channels=pupil_channels,
-                         in_memory=in_memory, seed=0)
+                         in_memory=in_memory, seed=0, canvas=canvas,
+                         relu_responses=relu_responses)
 
     def _item(self, window: _Window, fetched: tuple[Fetched, Fetched] | None) -> dict[str, Any]:
         item = super()._item(window, fetched)

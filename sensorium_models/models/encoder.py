@@ -75,6 +75,8 @@ OUTPUTS: dict[str, tuple[typing.Callable[[Tensor], Tensor],
     "elu1": (_elu1, _elu1_inverse),
     "exp": (torch.exp, lambda m: np.log(np.clip(m, 1e-3, None))),
     "softplus": (F.softplus, _softplus_inverse),
+    # for a readout that applies its own nonlinearity (DwiseNeuro's averages after it)
+    "identity": (lambda x: x, lambda m: m),
 }
 
 
@@ -99,7 +101,7 @@ class ModelConfig(abc.ABC):
         The registered readout family (:func:`~sensorium_models.models.registry.list_readouts`).
     output
         The output nonlinearity, one of :data:`OUTPUTS`: ``"elu1"`` (ELU + 1), ``"exp"``,
-        ``"softplus"``.
+        ``"softplus"``, or ``"identity"`` for a readout that applies its own.
     """
 
     init_sigma: float = 1.0

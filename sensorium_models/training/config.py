@@ -70,6 +70,20 @@ class TrainConfig:
     train_tier, val_tier
         The tier of the training clips, and the tier whose single-trial correlation drives
         the LR schedule and early stopping.
+    frame_step, canvas, relu_responses
+        Loader options (:class:`sensorium_data.ClipDataset`): training clips take every
+        ``frame_step``-th frame (whole trials keep all); frames centred on a ``canvas`` x
+        ``canvas`` square (None: 36 x 64 as recorded); responses below zero set to zero.
+        DwiseNeuro: 2, 64, true.
+    fold, folds
+        Cross-validation by video (:mod:`sensorium_models.training.folds`): with ``fold`` K,
+        the trials of ``train_tier`` and ``val_tier`` are pooled, those of fold K of
+        ``folds`` validate and the others train. None: train on ``train_tier``, validate on
+        ``val_tier``.
+    teacher
+        A finished run directory of the same model family on the same mice whose predictions
+        fill the targets of mice not recorded in a sample (DwiseNeuro's stage 2); checked when
+        the run starts (:func:`sensorium_models.training.distill.check_teacher`).
     frames, batch_size
         Frames per training clip, trials per batch (one mouse per batch).
     drop_last
@@ -148,6 +162,12 @@ class TrainConfig:
     pupil_channels: bool = False
     train_tier: str = "train"
     val_tier: str = "oracle"
+    frame_step: int = 1
+    canvas: int | None = None
+    relu_responses: bool = False
+    fold: int | None = None
+    folds: int = 7
+    teacher: str | None = None
     frames: int = 80
     batch_size: int = 8
     drop_last: bool = True
@@ -190,7 +210,19 @@ class TrainConfig:
         if self.normalize not in NORMALIZE:
             msg = f"normalize={self.normalize!r}; choose one of {list(NORMALIZE)}."
             raise ConfigError(msg)
-        for name in ("frames", "batch_size", "max_epochs", "patience", "lr_decay_steps"):
+        if self.folds < 2:
+            msg = f"folds={self.folds}; cross-validation needs at least 2 folds (DwiseNeuro: 7)."
+            raise ConfigError(msg)
+        if self.fold is not None and not 0 <= self.fold < self.folds:
+            msg = (f"unknown fold {self.fold}; with folds={self.folds} the folds are 0 to "
+                   f"{self.folds - 1}. Pass --fold K with K in that range (one model per fold).")
+            raise ConfigError(msg)
+        if self.canvas is not None and self.canvas < 1:
+            msg = (f"canvas={self.canvas}; pass the side of the square to centre the frames on "
+                   "(64 for DwiseNeuro), or leave it unset for the recorded 36 x 64.")
+            raise ConfigError(msg)
+        for name in ("frames", "batch_size", "max_epochs", "patience", "lr_decay_steps",
+                     "frame_step"):
             if getattr(self, name) < 1:
                 msg = f"{name}={getattr(self, name)}; it must be a positive integer"
                 if name == "lr_decay_steps":

@@ -61,14 +61,20 @@ def loader_options(config: TrainConfig) -> dict[str, Any]:
         "normalize": None if config.normalize == "none" else config.normalize,
         "behavior_channels": config.behavior_channels,
         "pupil_channels": config.pupil_channels,
+        "canvas": config.canvas,
+        "relu_responses": config.relu_responses,
     }
 
 
-def clips(config: TrainConfig, datasets: Mapping[str, xr.Dataset]) -> ClipDataset:
+def clips(config: TrainConfig, datasets: Mapping[str, xr.Dataset],
+          tier: str | list[str] | None = None) -> ClipDataset:
+    """The training clips of ``tier`` (default ``config.train_tier``)."""
     from sensorium_data import ClipDataset
 
-    return ClipDataset(list(datasets.values()), tier=config.train_tier, frames=config.frames,
-                       in_memory=config.in_memory, seed=config.seed, **loader_options(config))
+    tier = config.train_tier if tier is None else tier
+    return ClipDataset(list(datasets.values()), tier=tier, frames=config.frames,
+                       in_memory=config.in_memory, seed=config.seed,
+                       frame_step=config.frame_step, **loader_options(config))
 
 
 def trials(datasets: Mapping[str, xr.Dataset] | Sequence[xr.Dataset], tier: str | list[str],

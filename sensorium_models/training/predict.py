@@ -39,19 +39,25 @@ def whole_trials(model: nn.Module, batch: Mapping[str, Any], device: torch.devic
     """The model's output for a batch of whole trials, frame-aligned with the input.
 
     Returns float32 (B, N, F): frame ``t`` of trial ``b``, NaN before the model's burn-in
-    and past the trial's ``length`` (the batch is padded to its longest trial; models are
-    causal in time, so padding at the end changes no earlier output).
+    and past the trial's ``length``. The batch is padded to its longest trial; trials of
+    each length run on their own frames only, because a model that looks ahead (DwiseNeuro's
+    windows) would otherwise see the padding.
     """
     videos = batch["videos"].to(device, non_blocking=True)  # (B, C, F, H, W)
     behavior = batch["behavior"].to(device, non_blocking=True)  # (B, 4, F)
-    with torch.no_grad(), autocast():
-        out = model(videos, mouse=batch["mouse"], behavior=behavior)  # (B, N, F - burn_in)
-    out = out.float().cpu().numpy()
-    n_trials, n_neurons, frames = videos.shape[0], out.shape[1], videos.shape[2]
-    aligned = np.full((n_trials, n_neurons, frames), np.nan, dtype=np.float32)
-    aligned[..., frames - out.shape[-1]:] = out
-    for b, length in enumerate(batch["length"].tolist()):
-        aligned[b, :, length:] = np.nan
+    lengths = batch["length"].tolist()
+    aligned: np.ndarray | None = None
+    for length in sorted(set(lengths)):
+        rows = [b for b, n in enumerate(lengths) if n == length]
+        with torch.no_grad(), autocast():
+            out = model(videos[rows, :, :length], mouse=batch["mouse"],
+                        behavior=behavior[rows, :, :length])  # (b, N, length - burn_in)
+        out = out.float().cpu().numpy()
+        if aligned is None:
+            aligned = np.full((len(lengths), out.shape[1], videos.shape[2]), np.nan,
+                              dtype=np.float32)
+        aligned[rows, :, length - out.shape[-1]:length] = out
+    assert aligned is not None  # collate makes batches of at least one trial
     return aligned
 
 
@@ -79,6 +85,8 @@ def predict(
     normalize: str | None = "official",
     behavior_channels: bool = True,
     pupil_channels: bool = False,
+    canvas: int | None = None,
+    relu_responses: bool = False,
     progress: bool = False,
 ) -> dict[str, xr.DataArray]:
     """Predict whole trials, per mouse, in raw response units.
@@ -106,7 +114,7 @@ def predict(
     batch_size, device, progress
         Trials per forward pass; ``"auto"`` (CUDA if available) or a torch device; a progress
         bar over batches.
-    normalize, behavior_channels, pupil_channels
+    normalize, behavior_channels, pupil_channels, canvas, relu_responses
         The loader options the model was trained with (ignored for a run directory, which
         records them).
 
@@ -142,7 +150,8 @@ def predict(
     else:
         model = run_or_model
         options = {"normalize": normalize, "behavior_channels": behavior_channels,
-                   "pupil_channels": pupil_channels}
+                   "pupil_channels": pupil_channels, "canvas": canvas,
+                   "relu_responses": relu_responses}
     dev = resolve_device(device)
     model = model.to(dev)
     recs = recordings(datasets)

@@ -155,8 +155,9 @@ class Trainer:
         self.autocast, self.scaler = resolve_precision(config, self.device)
         torch.manual_seed(config.seed)
         self.datasets = data.open_mice(config)
-        self.clips = data.clips(config, self.datasets)
-        self.validation = data.trials(self.datasets, config.val_tier, data.loader_options(config))
+        train_sets, val_sets, tiers = self._split(config)
+        self.clips = data.clips(config, train_sets, tiers[0])
+        self.validation = data.trials(val_sets, tiers[1], data.loader_options(config))
         self.specs = mouse_specs(self.datasets)
         if state is None:
             means = data.mean_responses(config, self.datasets, config.batch_size)
@@ -167,6 +168,19 @@ class Trainer:
                                  in_channels=self.clips.in_channels, **options)
         except TypeError as e:  # an option of the wrong type, named by create_model
             raise ConfigError(f"model_config: {e}") from e
+        check_window(config, model)
+        if config.teacher is not None:
+            from sensorium_models.training.distill import check_teacher
+
+            try:
+                check_teacher(config.teacher, model=config.model, mice=list(self.datasets),
+                              options=config.to_dict())
+            except ValueError as e:
+                raise ConfigError(str(e)) from e
+            msg = (f"teacher={config.teacher!r} can teach this run, but distillation needs "
+                   "batches that mix mice with a loss masked per mouse, which this trainer "
+                   "does not have yet; train without teacher.")
+            raise ConfigError(msg)
         if config.frames <= model.burn_in:
             msg = (f"frames={config.frames}: {config.model}'s first {model.burn_in} frames of a "
                    f"clip are burn-in and give no prediction; pass frames of at least "
@@ -209,6 +223,22 @@ class Trainer:
         self.best: dict[str, torch.Tensor] | None = None
         if state is not None:
             self._restore(state)
+
+    def _split(self, config: TrainConfig) -> tuple[Mapping[str, xr.Dataset],
+                                                   Mapping[str, xr.Dataset],
+                                                   tuple[str | list[str], str | list[str]]]:
+        """Training and validation recordings and tiers: the configured tiers, or with a
+        ``fold`` both tiers pooled and split by video."""
+        if config.fold is None:
+            return self.datasets, self.datasets, (config.train_tier, config.val_tier)
+        from sensorium_models.training.folds import split_by_fold
+
+        pooled = [config.train_tier, config.val_tier]
+        try:
+            train, validation = split_by_fold(self.datasets, pooled, config.fold, config.folds)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+        return train, validation, (pooled, pooled)
 
     def _restore(self, state: dict[str, Any]) -> None:
         sources = dict(zip(self.datasets, self.config.mice, strict=True))
@@ -341,6 +371,19 @@ class Trainer:
         table = evaluate(predictions, self.datasets, scale="official")
         table.to_csv(self.folder / SCORES, index=False)
         log.info("scores written to %s", self.folder / SCORES)
+
+
+def check_window(config: TrainConfig, model: VideoEncoder) -> None:
+    """A model that takes clips of a fixed window at a frame step (DwiseNeuro) must get them."""
+    window = getattr(model.config, "window", None)
+    step = getattr(model.config, "frame_step", None)
+    if window is None or step is None:
+        return
+    if config.frames > window or config.frame_step != step:
+        msg = (f"frames={config.frames} at frame_step={config.frame_step}: {config.model} "
+               f"takes clips of at most window={window} frames at frame_step={step}; pass "
+               f"--set frames={window} --set frame_step={step}.")
+        raise ConfigError(msg)
 
 
 def scored_tiers(datasets: Mapping[str, xr.Dataset]) -> list[str]:
