@@ -27,8 +27,12 @@ SMALL = {
                      "hidden_kernel": 3, "gru_channels": 4, "gru_input_kernel": 3,
                      "gru_rec_kernel": 3},
     "ln": {"channels": 2},
+    "viv1t": {"tubelet_frames": 5, "embed_dim": 8, "heads": 2, "head_dim": 4, "mlp_dim": 8,
+              "spatial_depth": 1, "temporal_depth": 1},
 }
-BURN_IN = {"factorized_baseline": 18, "gru_baseline": 0, "ln": 10}
+BURN_IN = {"factorized_baseline": 18, "gru_baseline": 0, "ln": 10, "viv1t": 24}
+# Models whose core has no penalty of its own (ViV1T regularises through weight decay only).
+UNPENALISED_CORES = {"viv1t"}
 MODELS = sm.list_models()
 
 
@@ -90,6 +94,14 @@ def test_eval_is_deterministic_and_training_samples_positions(name):
 def test_regularizer_is_positive_and_differentiable(name):
     model = small(name)
     penalty = model.regularizer("A")
+    if name in UNPENALISED_CORES:
+        assert penalty.ndim == 0 and float(penalty.detach()) == 0
+        model = small(name, feature_reg=0.1)
+        penalty = model.regularizer("A")
+        assert float(penalty.detach()) > 0
+        penalty.backward()
+        assert model.readouts["A"].features.grad is not None
+        return
     assert penalty.ndim == 0 and float(penalty.detach()) > 0
     penalty.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.core.parameters())

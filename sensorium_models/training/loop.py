@@ -14,7 +14,7 @@ from sensorium_models.training import data
 from sensorium_models.training.predict import Autocast, evaluating, whole_trials
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from torch import nn
 
@@ -47,9 +47,10 @@ def train_epoch(
     device: torch.device,
     autocast: Autocast,
     on_batch: Any = None,
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> float:
-    """Train one epoch; return the mean loss per batch (Poisson term scaled, plus the
-    regularizers).
+    """Train one epoch; return the mean loss per batch (``criterion``, Poisson by default,
+    scaled, plus the regularizers).
 
     Gradients of ``batches_per_step`` consecutive batches (one per mouse, as
     :class:`sensorium_data.MouseBatchSampler` orders them) are summed into one optimizer
@@ -67,7 +68,8 @@ def train_epoch(
         with autocast():
             out = forward(videos, mouse=mouse, behavior=behavior)  # (B, N, T_out)
         target = responses[..., -out.shape[-1]:]  # the model's output is end-aligned
-        loss = poisson_loss(out.float(), target) * loss_scale[mouse] + model.regularizer(mouse)
+        fit = (criterion or poisson_loss)(out.float(), target)  # training/losses.py names them
+        loss = fit * loss_scale[mouse] + model.regularizer(mouse)
         loss.backward()
         pending += 1
         if pending == batches_per_step:

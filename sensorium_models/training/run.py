@@ -29,6 +29,7 @@ import torch
 from sensorium_models.training import checkpoint, data
 from sensorium_models.training.config import ConfigError, TrainConfig, resolve_model_config
 from sensorium_models.training.loop import train_epoch, validate
+from sensorium_models.training.losses import get_loss
 from sensorium_models.training.predict import autocast_for, predict, resolve_device
 from sensorium_models.training.stopping import EarlyStopping
 
@@ -262,7 +263,8 @@ class Trainer:
 
         loss = train_epoch(self.model, self.forward, self.loader, self.optimizer,
                            loss_scale=self.loss_scale, batches_per_step=len(self.clips.mice),
-                           device=self.device, autocast=self.autocast, on_batch=on_batch)
+                           device=self.device, autocast=self.autocast, on_batch=on_batch,
+                           criterion=get_loss(config.loss))
         bar.set_description(f"training {config.model}", refresh=False)
         correlation = validate(self.model, self.validation, batch_size=config.batch_size,
                                device=self.device, autocast=self.autocast,
