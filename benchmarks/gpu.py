@@ -1,7 +1,9 @@
 """Training throughput on a GPU: fp32 eager against bf16 autocast with ``torch.compile``.
 
 Two measurements, at the real scale of the 2023 benchmark (five mice of ``--neurons`` neurons,
-batches of ``--batch`` clips of 80 frames per mouse, one optimizer step per five batches):
+batches of ``--batch`` clips per mouse, one optimizer step per five batches; clips of 80
+frames of video, dilation and running, or a model's own recipe's: ViV1T's 140 frames with the
+pupil position as two more channels):
 
 * **step**: the trainer's own epoch function (``train_epoch``) on batches already on the
   device, for each model of ``--models`` and each mode of ``--modes`` (``fp32``: eager float32;
@@ -13,6 +15,9 @@ batches of ``--batch`` clips of 80 frames per mouse, one optimizer step per five
   generator, ``--trials`` trials), for each ``--workers`` count, in the fastest mode. If its
   clips per second match the step's, the loader keeps the GPU busy.
 
+* **attention**: for ViV1T, which of SDPA's kernels (flash, memory-efficient, math) accept its
+  attention (11 heads x 48 dims over 435 spatial tokens) in fp32 and bf16.
+
 Results print as markdown and go to ``<out>/gpu.json``.
 
 Usage, on the GPU machine (the packages its image lacks: ``bash
@@ -20,6 +25,8 @@ Usage, on the GPU machine (the packages its image lacks: ``bash
 
     python benchmarks/gpu.py --out /tmp/gpubench
     python benchmarks/gpu.py --out /tmp/gpubench --models factorized_baseline --skip-loader
+    python benchmarks/gpu.py --out /tmp/gpubench --models factorized_baseline viv1t \
+        --batch 6 --skip-loader
 
 On a CPU, a seconds-long check that the script runs::
 
@@ -42,6 +49,15 @@ import numpy as np
 
 MODES = ("fp32", "bf16", "bf16-compile")
 MICE = 5
+#: The clip of each model's recipe where it differs from the baselines' (80 frames; video,
+#: dilation and running as channels): frames, and whether pupil x, y are channels too.
+CLIPS: dict[str, tuple[int, bool]] = {"viv1t": (140, True)}
+
+
+def clip_of(model: str, args: argparse.Namespace) -> tuple[int, int]:
+    """(frames, input channels) of ``model``'s clips: ``--frames`` if given, else its recipe's."""
+    frames, pupil = CLIPS.get(model, (80, False))
+    return args.frames or frames, 5 if pupil else 3
 
 
 def widths(model: str, factor: float) -> dict[str, Any]:
@@ -56,6 +72,10 @@ def widths(model: str, factor: float) -> dict[str, Any]:
     if model == "gru_baseline":
         return {"channels": max(1, round(config.channels * factor)),
                 "gru_channels": max(1, round(config.gru_channels * factor))}
+    if model == "viv1t":  # narrower tokens and MLPs, fewer heads of the same width
+        return {"embed_dim": max(1, round(config.embed_dim * factor)),
+                "heads": max(1, round(config.heads * factor)),
+                "mlp_dim": max(1, round(config.mlp_dim * factor))}
     return {"channels": max(1, round(config.channels * factor))}
 
 
@@ -68,18 +88,18 @@ def specs(neurons: int, seed: int) -> dict[str, Any]:
             for k in range(MICE)}
 
 
-def synthetic_batches(mice: dict[str, Any], args: argparse.Namespace, device: Any
-                      ) -> list[dict[str, Any]]:
+def synthetic_batches(mice: dict[str, Any], args: argparse.Namespace, device: Any,
+                      clip: tuple[int, int]) -> list[dict[str, Any]]:
     """One batch per mouse, on the device, in the loader's layout (videos, behavior, responses)."""
     import torch
 
     g = torch.Generator().manual_seed(args.seed)
     out = []
+    (f, c), b = clip, args.batch
     for name, spec in mice.items():
-        b, f = args.batch, args.frames
         out.append({
             "mouse": name,
-            "videos": torch.randn(b, 3, f, 36, 64, generator=g).to(device),
+            "videos": torch.randn(b, c, f, 36, 64, generator=g).to(device),
             "behavior": torch.randn(b, 4, f, generator=g).to(device),
             "responses": torch.rand(b, spec.n_neurons, f, generator=g).to(device),
         })
@@ -126,8 +146,10 @@ def measure_step(model_name: str, mode: str, args: argparse.Namespace, device: A
     import torch
 
     mice = specs(args.neurons, args.seed)
-    model, forward, optimizer, autocast = build(model_name, mice, args, device, mode)
-    batches = synthetic_batches(mice, args, device)
+    clip = clip_of(model_name, args)
+    model, forward, optimizer, autocast = build(model_name, mice, args, device, mode,
+                                                in_channels=clip[1])
+    batches = synthetic_batches(mice, args, device, clip)
     warmup = run_steps(model, forward, optimizer, autocast, itertools.cycle(batches),
                        args.warmup, device)
     if device.type == "cuda":
@@ -136,8 +158,9 @@ def measure_step(model_name: str, mode: str, args: argparse.Namespace, device: A
                         args.steps, device)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     clips = args.steps * MICE * args.batch
-    return {"model": model_name, "mode": mode, "warmup_s": warmup, "seconds": seconds,
-            "clips_per_s": clips / seconds, "peak_gib": peak,
+    return {"model": model_name, "mode": mode, "frames": clip[0], "channels": clip[1],
+            "warmup_s": warmup, "seconds": seconds, "clips_per_s": clips / seconds,
+            "peak_gib": peak,
             "parameters": sum(p.numel() for p in model.parameters())}
 
 
@@ -172,8 +195,9 @@ def measure_loader(model_name: str, mode: str, workers: int, paths: list[Path],
     for path in paths:
         ds = sd.open_mouse(path)
         datasets[str(ds.attrs["mouse"])] = ds
-    clips = sd.ClipDataset(list(datasets.values()), tier="train", frames=args.frames,
-                           normalize="official", seed=args.seed)
+    frames, channels = clip_of(model_name, args)
+    clips = sd.ClipDataset(list(datasets.values()), tier="train", frames=frames,
+                           normalize="official", pupil_channels=channels == 5, seed=args.seed)
     sampler = sd.MouseBatchSampler(clips, args.batch, mode="per_mouse", drop_last=True,
                                    seed=args.seed)
     mice = sm.mouse_specs(datasets)
@@ -194,6 +218,32 @@ def measure_loader(model_name: str, mode: str, workers: int, paths: list[Path],
             "seconds": seconds, "clips_per_s": args.steps * MICE * args.batch / seconds}
 
 
+def attention_kernels(device: Any, heads: int = 11, head_dim: int = 48, tokens: int = 435
+                      ) -> list[dict[str, Any]]:
+    """Which SDPA kernels take attention of this shape, per dtype: each kernel alone, forward
+    and backward; an error means PyTorch would not pick it."""
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    out = []
+    kernels = {"flash": SDPBackend.FLASH_ATTENTION, "memory-efficient":
+               SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+    for dtype, (name, kernel) in itertools.product((torch.float32, torch.bfloat16),
+                                                   kernels.items()):
+        q = torch.randn(8, heads, tokens, head_dim, device=device, dtype=dtype,
+                        requires_grad=True)
+        try:
+            with sdpa_kernel(kernel):
+                F.scaled_dot_product_attention(q, q, q).sum().backward()
+            works, reason = True, ""
+        except RuntimeError as e:
+            works, reason = False, str(e).splitlines()[0][:120]
+        out.append({"dtype": str(dtype).removeprefix("torch."), "kernel": name,
+                    "works": works, "reason": reason})
+    return out
+
+
 def machine(device: Any) -> str:
     import torch
 
@@ -204,12 +254,18 @@ def machine(device: Any) -> str:
 
 def report(results: dict[str, Any]) -> str:
     lines = [f"Machine: {results['machine']}", f"Setting: {results['setting']}", "",
-             "| model | mode | clips / s | peak GPU memory, GiB | warm-up (compile), s |",
-             "|---|---|---:|---:|---:|"]
+             "| model | clip (frames x channels) | mode | clips / s | peak GPU memory, GiB | "
+             "warm-up (compile), s |",
+             "|---|---|---|---:|---:|---:|"]
     for r in results["step"]:
         peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.1f}"
-        lines.append(f"| {r['model']} | {r['mode']} | {r['clips_per_s']:.1f} | {peak} | "
-                     f"{r['warmup_s']:.0f} |")
+        lines.append(f"| {r['model']} | {r['frames']} x {r['channels']} | {r['mode']} | "
+                     f"{r['clips_per_s']:.1f} | {peak} | {r['warmup_s']:.0f} |")
+    if results.get("attention"):
+        lines += ["", "| ViV1T attention (11 heads x 48) | kernel | accepted |", "|---|---|---|"]
+        for r in results["attention"]:
+            accepted = "yes" if r["works"] else "no: " + r["reason"]
+            lines.append(f"| {r['dtype']} | {r['kernel']} | {accepted} |")
     if results["loader"]:
         lines += ["", "| model | mode | loader workers | clips / s from the stores | "
                       "against batches on the device |", "|---|---|---:|---:|---:|"]
@@ -230,7 +286,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     p.add_argument("--neurons", type=int, default=8000, help="neurons per mouse")
     p.add_argument("--batch", type=int, default=8, help="clips per batch (one mouse each)")
-    p.add_argument("--frames", type=int, default=80, help="frames per clip")
+    p.add_argument("--frames", type=int, default=None,
+                   help="frames per clip (default: the model's recipe, 80 or ViV1T's 140)")
     p.add_argument("--width", type=float, default=1.0,
                    help="channels as a fraction of the published widths (1: published)")
     p.add_argument("--warmup", type=int, default=3, help="optimizer steps before timing")
@@ -252,12 +309,14 @@ def main(argv: list[str] | None = None) -> None:
               "neither off CUDA): every mode runs fp32 eager", flush=True)
     results: dict[str, Any] = {
         "machine": machine(device),
-        "setting": f"{MICE} mice x {args.neurons} neurons, batches of {args.batch} clips x "
-                   f"{args.frames} frames, widths x {args.width:g}, {args.steps} steps timed "
-                   f"after {args.warmup}",
+        "setting": f"{MICE} mice x {args.neurons} neurons, batches of {args.batch} clips of "
+                   "each model's frames and channels, widths x "
+                   f"{args.width:g}, {args.steps} steps timed after {args.warmup}",
         "step": [], "loader": [],
     }
     path = args.out / "gpu.json"
+    if "viv1t" in args.models and device.type == "cuda":
+        results["attention"] = attention_kernels(device)
     for model, mode in itertools.product(args.models, args.modes):
         print(f"step: {model} {mode}", flush=True)
         results["step"].append(measure_step(model, mode, args, device))

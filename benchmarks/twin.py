@@ -52,6 +52,12 @@ PLANS: dict[str, dict[str, Any]] = {
     # the LN core has nothing after its filters and diverges at lr 5e-3 (docs/training.md)
     "ln": {"max_epochs": 20, "lr": 5e-4,
            "model_config": {"spatial_kernel": 9, "temporal_kernel": 7}},
+    # ViV1T narrowed to 16-wide tokens (2 heads of 8, MLPs of 20; published 112, 11 x 48, 136),
+    # its depth (3 + 5 blocks) and 25 x 7 x 7 tubelets kept; its own loss and pupil channels.
+    # The tubelet projection (6,125 inputs per token) dominates its cost at any narrow width.
+    "viv1t": {"max_epochs": 30, "lr": 5e-4, "loss": "poisson_correlation",
+              "pupil_channels": True,
+              "model_config": {"embed_dim": 16, "heads": 2, "head_dim": 8, "mlp_dim": 20}},
 }
 # Readout positions start tight (init_sigma 0.1, published 1.0): positions sampled that widely
 # read the features almost anywhere, which the published runs outgrow in their ~200 epochs but

@@ -303,3 +303,16 @@ def test_the_faithful_video_normalization_divides_by_std_minus_mean(simulated_st
     with pytest.raises(sm.ConfigError, match=r"normalize='viv1t'; choose one of \['official', "
                                              r"'per_neuron', 'official_viv1t', 'none'\]"):
         sm.TrainConfig(normalize="viv1t")
+
+
+def test_untrained_rows_of_the_learned_table_only_decay() -> None:
+    model = tiny(temporal_positions="learned")
+    table = model.core.temporal_table
+    assert table is not None
+    before = table.detach().clone()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.5)
+    videos, behavior = clip(30)  # 6 time tokens: rows 0-5
+    model(videos, mouse="A", behavior=behavior).sum().backward()
+    optimizer.step()
+    torch.testing.assert_close(table.detach()[6:], before[6:] * (1 - 0.01 * 0.5))
+    assert not torch.allclose(table.detach()[:6], before[:6] * (1 - 0.01 * 0.5))
