@@ -222,23 +222,26 @@ def test_bad_options_and_inputs_name_the_choices() -> None:
 def test_whole_trials_of_300_frames_predict_one_length_at_a_time(make_tree, tmp_path) -> None:
     tree = make_tree(frames=300, n_neurons=6, junk=False)
     ds = sd.open_mouse(sd.convert(tree, tmp_path / "toy.zarr", progress=False))
-    spec = sm.mouse_specs({"toy": ds})["toy"]
+    name = str(ds.attrs["mouse"])
     torch.manual_seed(0)
-    model = sm.create_model("viv1t", mice={str(ds.attrs["mouse"]): spec}, in_channels=5, **TINY)
+    model = sm.create_model("viv1t", mice=sm.mouse_specs({name: ds}), in_channels=5,
+                            **{**TINY, "embed_dim": 4, "heads": 1, "mlp_dim": 4}).eval()
     # raw values: the tiny tree's per-pixel statistics have zero stds (inf after scaling)
-    options = {"normalize": None, "pupil_channels": True}
-    batched = sm.predict(model, ds, tiers="oracle", batch_size=8,
-                         device="cpu", **options)
-    single = sm.predict(model, ds, tiers="oracle", batch_size=1,
-                        device="cpu", **options)
-    (name,) = batched
-    values, n_frames = batched[name].values, ds["n_frames"].sel(trial=batched[name].trial).values
+    predicted = sm.predict(model, ds, tiers="oracle", batch_size=8, device="cpu",
+                           normalize=None, pupil_channels=True)[name]
+    n_frames = ds["n_frames"].sel(trial=predicted.trial).values
     assert set(n_frames) == {297, 300}  # trials of two lengths share a batch
-    for row, n in zip(values, n_frames, strict=True):
+    for row, n in zip(predicted.values, n_frames, strict=True):
         assert np.isnan(row[:, :24]).all() and np.isnan(row[:, n:]).all()
         assert np.isfinite(row[:, 24:n]).all()
     # attention looks ahead: a trial padded to a longer neighbour would change; none is
-    np.testing.assert_allclose(values, single[name].values, rtol=1e-5, atol=1e-6)
+    short = int(np.flatnonzero(n_frames == 297)[0])
+    item = sd.TrialDataset(ds, tier="oracle", normalize=None, pupil_channels=True)[short]
+    assert int(item["length"]) == 297
+    with torch.no_grad():
+        alone = model(item["videos"][None], mouse=name, behavior=item["behavior"][None])
+    np.testing.assert_allclose(predicted.values[short, :, 24:297], alone[0].numpy(), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_five_seeds_predict_as_their_ensemble() -> None:

@@ -114,7 +114,16 @@ class ViV1TConfig(ModelConfig):
 
 
 def drop_path(x: Tensor, rate: float, training: bool) -> Tensor:
-    """Zero whole samples of a residual branch with probability ``rate``, rescaling the rest."""
+    """Zero whole samples of a residual branch with probability ``rate``, rescaling the rest.
+
+    Examples
+    --------
+    >>> import torch
+    >>> drop_path(torch.ones(2, 3), 0.5, training=False).tolist()
+    [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    >>> sorted(set(drop_path(torch.ones(1000, 1), 0.5, training=True).flatten().tolist()))
+    [0.0, 2.0]
+    """
     if rate == 0 or not training:
         return x
     keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - rate)
@@ -123,7 +132,14 @@ def drop_path(x: Tensor, rate: float, training: bool) -> Tensor:
 
 def sinusoidal(length: int, dim: int, device: torch.device) -> Tensor:
     """(length, dim) fixed positions: sine on even, cosine on odd channels, geometric
-    frequencies from 1 down to 1 / 10000."""
+    frequencies from 1 down to 1 / 10000.
+
+    Examples
+    --------
+    >>> import torch
+    >>> sinusoidal(3, 4, torch.device("cpu"))[0].tolist()
+    [0.0, 1.0, 0.0, 1.0]
+    """
     position = torch.arange(length, device=device, dtype=torch.float32)[:, None]  # (L, 1)
     frequency = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32)
                           * (-math.log(10000.0) / dim))  # (ceil(D / 2),)
@@ -141,6 +157,12 @@ class Tubelets(nn.Module):
     statistics are pooled moments of the clip, so the (B, T', P, C * 25 * 7 * 7) tubelets (1.2 GB
     for one 140-frame clip) are never materialised. The parameters are those of the
     LayerNorm(C * 25 * 7 * 7) -> Linear -> LayerNorm(D) they implement.
+
+    Examples
+    --------
+    >>> import torch
+    >>> Tubelets(5, ViV1TConfig())(torch.randn(1, 5, 26, 36, 64)).shape
+    torch.Size([1, 2, 15, 29, 112])
     """
 
     def __init__(self, in_channels: int, config: ViV1TConfig) -> None:
@@ -181,6 +203,12 @@ class ParallelBlock(nn.Module):
     :func:`torch.nn.functional.scaled_dot_product_attention` (scale 1 / sqrt(head_dim)), dropout
     on its output, projected back by a Linear; the MLP branch is Linear(dropout(GELU(m))). No
     biases in the projections.
+
+    Examples
+    --------
+    >>> import torch
+    >>> ParallelBlock(ViV1TConfig())(torch.randn(2, 435, 112)).shape
+    torch.Size([2, 435, 112])
     """
 
     def __init__(self, config: ViV1TConfig) -> None:
@@ -192,7 +220,7 @@ class ParallelBlock(nn.Module):
         self.attention_out = nn.Linear(inner, config.embed_dim, bias=False)
         self.mlp_out = nn.Linear(config.mlp_dim, config.embed_dim, bias=False)
         self.attention_dropout, self.mlp_dropout = config.attention_dropout, config.mlp_dropout
-        self.drop_path = config.drop_path
+        self.drop_path_rate = config.drop_path
         for linear in (self.fused, self.attention_out, self.mlp_out):
             nn.init.trunc_normal_(linear.weight, std=0.02)
 
@@ -205,8 +233,8 @@ class ParallelBlock(nn.Module):
         attended = F.dropout(attended, self.attention_dropout, self.training)
         attended = attended.transpose(1, 2).reshape(b, n, -1)  # (B, N, inner)
         mlp = F.dropout(F.gelu(m), self.mlp_dropout, self.training)  # (B, N, mlp)
-        return (x + drop_path(self.attention_out(attended), self.drop_path, self.training)
-                + drop_path(self.mlp_out(mlp), self.drop_path, self.training))  # (B, N, D)
+        return (x + drop_path(self.attention_out(attended), self.drop_path_rate, self.training)
+                + drop_path(self.mlp_out(mlp), self.drop_path_rate, self.training))  # (B, N, D)
 
 
 class ViV1TCore(Core):
@@ -215,6 +243,13 @@ class ViV1TCore(Core):
     ``burn_in`` is ``tubelet_frames - 1``: output frame ``i`` is the tubelet ending at input
     frame ``burn_in + i``. Attention is not masked, so within a clip a time step also sees later
     ones, as in the original.
+
+    Examples
+    --------
+    >>> import torch
+    >>> core = ViV1TCore(5, ViV1TConfig(embed_dim=8, heads=2, head_dim=4, mlp_dim=8))
+    >>> core(torch.randn(1, 5, 30, 36, 64)).shape, core.burn_in
+    (torch.Size([1, 8, 6, 15, 29]), 24)
     """
 
     def __init__(self, in_channels: int, config: ViV1TConfig) -> None:
