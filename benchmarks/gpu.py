@@ -1,9 +1,10 @@
 """Training throughput on a GPU: fp32 eager against bf16 autocast with ``torch.compile``.
 
 Two measurements, at the real scale of the 2023 benchmark (five mice of ``--neurons`` neurons,
-batches of ``--batch`` clips of 80 frames per mouse, one optimizer step per five batches; each
-model gets its own input, :data:`INPUTS`: DwiseNeuro 5 channels x 16 frames at step 2 on a
-64 x 64 canvas, whatever ``--frames``):
+batches of ``--batch`` clips per mouse, one optimizer step per five batches; each model gets
+its own recipe's input, :data:`INPUTS`: the baselines 80 frames of video, dilation and running;
+ViV1T 140 frames with the pupil position as two more channels; DwiseNeuro 5 channels x 16
+frames at step 2 on a 64 x 64 canvas; ``--frames`` overrides the frames):
 
 * **step**: the trainer's own epoch function (``train_epoch``) on batches already on the
   device, for each model of ``--models`` and each mode of ``--modes`` (``fp32``: eager float32;
@@ -15,6 +16,9 @@ model gets its own input, :data:`INPUTS`: DwiseNeuro 5 channels x 16 frames at s
   generator, ``--trials`` trials), for each ``--workers`` count, in the fastest mode. If its
   clips per second match the step's, the loader keeps the GPU busy.
 
+* **attention**: for ViV1T, which of SDPA's kernels (flash, memory-efficient, math) accept its
+  attention (11 heads x 48 dims over 435 spatial tokens) in fp32 and bf16.
+
 Results print as markdown and go to ``<out>/gpu.json``.
 
 Usage, on the GPU machine (the packages its image lacks: ``bash
@@ -22,6 +26,8 @@ Usage, on the GPU machine (the packages its image lacks: ``bash
 
     python benchmarks/gpu.py --out /tmp/gpubench
     python benchmarks/gpu.py --out /tmp/gpubench --models factorized_baseline --skip-loader
+    python benchmarks/gpu.py --out /tmp/gpubench --models factorized_baseline viv1t \
+        --batch 6 --skip-loader
 
 On a CPU, a seconds-long check that the script runs::
 
@@ -44,22 +50,25 @@ import numpy as np
 
 MODES = ("fp32", "bf16", "bf16-compile")
 MICE = 5
-#: Input of a model that does not take the baselines' clips: channels, frames (None: --frames),
-#: frame height and width, and the loader options that make them.
+#: Input of a model that does not take the baselines' clips: channels, frames (--frames
+#: overrides them), frame height and width, and the loader options that make them.
 DWISENEURO_INPUT: dict[str, Any] = {
     "channels": 5, "frames": 16, "size": (64, 64),
     "loader": {"frame_step": 2, "canvas": 64, "pupil_channels": True, "normalize": None,
                "relu_responses": True}}
+VIV1T_INPUT: dict[str, Any] = {"channels": 5, "frames": 140, "size": (36, 64),
+                               "loader": {"normalize": "official", "pupil_channels": True}}
 INPUTS: dict[str, dict[str, Any]] = {"dwiseneuro": DWISENEURO_INPUT,
-                                     "dwiseneuro_distilled": DWISENEURO_INPUT}
-BASELINE_INPUT: dict[str, Any] = {"channels": 3, "frames": None, "size": (36, 64),
+                                     "dwiseneuro_distilled": DWISENEURO_INPUT,
+                                     "viv1t": VIV1T_INPUT}
+BASELINE_INPUT: dict[str, Any] = {"channels": 3, "frames": 80, "size": (36, 64),
                                   "loader": {"normalize": "official"}}
 
 
-def model_input(model: str, frames: int) -> dict[str, Any]:
+def model_input(model: str, frames: int | None) -> dict[str, Any]:
     """The clip shape (channels, frames, height, width) and loader options of ``model``."""
     spec = INPUTS.get(model, BASELINE_INPUT)
-    return {**spec, "frames": spec["frames"] or frames}
+    return {**spec, "frames": frames or spec["frames"]}
 
 
 def widths(model: str, factor: float) -> dict[str, Any]:
@@ -74,7 +83,11 @@ def widths(model: str, factor: float) -> dict[str, Any]:
     if model == "gru_baseline":
         return {"channels": max(1, round(config.channels * factor)),
                 "gru_channels": max(1, round(config.gru_channels * factor))}
-    if model in INPUTS:  # DwiseNeuro: cortex widths stay multiples of its groups
+    if model == "viv1t":  # narrower tokens and MLPs, fewer heads of the same width
+        return {"embed_dim": max(1, round(config.embed_dim * factor)),
+                "heads": max(1, round(config.heads * factor)),
+                "mlp_dim": max(1, round(config.mlp_dim * factor))}
+    if model.startswith("dwiseneuro"):  # cortex widths stay multiples of its groups
         def narrow(c: int) -> int:
             return max(1, round(c * factor))
 
@@ -158,8 +171,9 @@ def measure_step(model_name: str, mode: str, args: argparse.Namespace, device: A
     import torch
 
     mice = specs(args.neurons, args.seed, args.mice)
+    shape = model_input(model_name, args.frames)
     model, forward, optimizer, autocast = build(model_name, mice, args, device, mode,
-                                                model_input(model_name, args.frames)["channels"])
+                                                shape["channels"])
     batches = synthetic_batches(mice, args, device, model_name)
     warmup = run_steps(model, forward, optimizer, autocast, itertools.cycle(batches),
                        args.warmup, device)
@@ -169,7 +183,8 @@ def measure_step(model_name: str, mode: str, args: argparse.Namespace, device: A
                         args.steps, device)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     clips = args.steps * args.mice * args.batch
-    return {"model": model_name, "mode": mode, "warmup_s": warmup, "seconds": seconds,
+    return {"model": model_name, "mode": mode, "frames": shape["frames"],
+            "channels": shape["channels"], "warmup_s": warmup, "seconds": seconds,
             "clips_per_s": clips / seconds, "peak_gib": peak,
             "parameters": sum(p.numel() for p in model.parameters())}
 
@@ -228,6 +243,32 @@ def measure_loader(model_name: str, mode: str, workers: int, paths: list[Path],
             "seconds": seconds, "clips_per_s": args.steps * args.mice * args.batch / seconds}
 
 
+def attention_kernels(device: Any, heads: int = 11, head_dim: int = 48, tokens: int = 435
+                      ) -> list[dict[str, Any]]:
+    """Which SDPA kernels take attention of this shape, per dtype: each kernel alone, forward
+    and backward; an error means PyTorch would not pick it."""
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    out = []
+    kernels = {"flash": SDPBackend.FLASH_ATTENTION, "memory-efficient":
+               SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+    for dtype, (name, kernel) in itertools.product((torch.float32, torch.bfloat16),
+                                                   kernels.items()):
+        q = torch.randn(8, heads, tokens, head_dim, device=device, dtype=dtype,
+                        requires_grad=True)
+        try:
+            with sdpa_kernel(kernel):
+                F.scaled_dot_product_attention(q, q, q).sum().backward()
+            works, reason = True, ""
+        except RuntimeError as e:
+            works, reason = False, str(e).splitlines()[0][:120]
+        out.append({"dtype": str(dtype).removeprefix("torch."), "kernel": name,
+                    "works": works, "reason": reason})
+    return out
+
+
 def machine(device: Any) -> str:
     import torch
 
@@ -238,12 +279,13 @@ def machine(device: Any) -> str:
 
 def report(results: dict[str, Any]) -> str:
     lines = [f"Machine: {results['machine']}", f"Setting: {results['setting']}", "",
-             "| model | mode | clips / s | peak GPU memory, GiB | warm-up (compile), s |",
-             "|---|---|---:|---:|---:|"]
+             "| model | clip (frames x channels) | mode | clips / s | peak GPU memory, GiB | "
+             "warm-up (compile), s |",
+             "|---|---|---|---:|---:|---:|"]
     for r in results["step"]:
         peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.1f}"
-        lines.append(f"| {r['model']} | {r['mode']} | {r['clips_per_s']:.3g} | {peak} | "
-                     f"{r['warmup_s']:.0f} |")
+        lines.append(f"| {r['model']} | {r['frames']} x {r['channels']} | {r['mode']} | "
+                     f"{r['clips_per_s']:.1f} | {peak} | {r['warmup_s']:.0f} |")
     if results["loader"]:
         lines += ["", "| model | mode | loader workers | clips / s from the stores | "
                       "against batches on the device |", "|---|---|---:|---:|---:|"]
@@ -265,7 +307,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--neurons", type=int, default=8000, help="neurons per mouse")
     p.add_argument("--mice", type=int, default=MICE, help="mice (one batch each per step)")
     p.add_argument("--batch", type=int, default=8, help="clips per batch (one mouse each)")
-    p.add_argument("--frames", type=int, default=80, help="frames per clip")
+    p.add_argument("--frames", type=int, default=None,
+                   help="frames per clip (default: the model's recipe, 80 or ViV1T's 140)")
     p.add_argument("--width", type=float, default=1.0,
                    help="channels as a fraction of the published widths (1: published)")
     p.add_argument("--warmup", type=int, default=3, help="optimizer steps before timing")
@@ -287,13 +330,15 @@ def main(argv: list[str] | None = None) -> None:
               "neither off CUDA): every mode runs fp32 eager", flush=True)
     results: dict[str, Any] = {
         "machine": machine(device),
-        "setting": f"{args.mice} mice x {args.neurons} neurons, batches of {args.batch} clips x "
-                   f"{args.frames} frames (the models of INPUTS: their own), widths x "
+        "setting": f"{args.mice} mice x {args.neurons} neurons, batches of {args.batch} clips "
+                   f"of {args.frames or 'each model' + chr(39) + 's'} frames, widths x "
                    f"{args.width:g}, {args.steps} steps timed "
                    f"after {args.warmup}",
         "step": [], "loader": [],
     }
     path = args.out / "gpu.json"
+    if "viv1t" in args.models and device.type == "cuda":
+        results["attention"] = attention_kernels(device)
     for model, mode in itertools.product(args.models, args.modes):
         print(f"step: {model} {mode}", flush=True)
         results["step"].append(measure_step(model, mode, args, device))

@@ -21,6 +21,11 @@ Usage::
     python benchmarks/twin.py --out /tmp/twin --scale 0.1 --mice F G H I J
     python benchmarks/twin.py --out /tmp/twin --targets rates --models factorized_baseline \
         --epochs 8
+    python benchmarks/twin.py --out /tmp/twin --models viv1t   # then ViV1T's faithful quirks:
+    python benchmarks/twin.py --out /tmp/twin --models viv1t \
+        --set model_config.temporal_positions=learned
+    python benchmarks/twin.py --out /tmp/twin --models viv1t --set normalize=official  # clean
+    python benchmarks/twin.py --out /tmp/twin --models viv1t --set normalize=official_viv1t
 """
 
 from __future__ import annotations
@@ -69,6 +74,12 @@ PLANS: dict[str, dict[str, Any]] = {
                    "model_config": {"stem_channels": 8,
                                     "channels": [8, 8, 8, 16, 16, 16, 32, 32, 32],
                                     "cortex": [128, 256, 512], "window_stride": 15}},
+    # ViV1T narrowed to 16-wide tokens (2 heads of 8, MLPs of 20; published 112, 11 x 48, 136),
+    # its depth (3 + 5 blocks) and 25 x 7 x 7 tubelets kept; its own loss and pupil channels.
+    # The tubelet projection (6,125 inputs per token) dominates its cost at any narrow width.
+    "viv1t": {"max_epochs": 30, "lr": 5e-4, "loss": "poisson_correlation",
+              "pupil_channels": True,
+              "model_config": {"embed_dim": 16, "heads": 2, "head_dim": 8, "mlp_dim": 20}},
 }
 # Readout positions start tight (init_sigma 0.1, published 1.0): positions sampled that widely
 # read the features almost anywhere, which the published runs outgrow in their ~200 epochs but
@@ -111,14 +122,18 @@ def rates_tree(tree: Path, folder: Path) -> Path:
 
 
 def suffix(args: argparse.Namespace) -> str:
-    """What keeps a diagnostic's runs and results apart: ``-rates``, ``-lr<LR>``, or nothing."""
-    return ("-rates" if args.targets == "rates" else "") + (f"-lr{args.lr:g}" if args.lr else "")
+    """What keeps a diagnostic's runs and results apart: ``-rates``, ``-lr<LR>``, ``-<KEY>=<VALUE>``
+    per ``--set``, or nothing."""
+    settings = "".join(f"-{text.rpartition('.')[2]}" for text in args.set)
+    return (("-rates" if args.targets == "rates" else "") + (f"-lr{args.lr:g}" if args.lr else "")
+            + settings)
 
 
 def train_one(model: str, stores: list[Path], args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
 
     import sensorium_models as sm
+    from sensorium_models.training.config import parse_assignment
 
     run = args.out / f"runs{suffix(args)}" / model
     overrides = {**COMMON, **PLANS[model]}
@@ -132,6 +147,8 @@ def train_one(model: str, stores: list[Path], args: argparse.Namespace) -> dict[
     config = sm.TrainConfig(model=model, mice=tuple(str(s) for s in stores), seed=args.seed,
                             out=str(run), device="cpu", progress=False,
                             score=False).with_overrides(overrides)
+    if args.set:  # e.g. ViV1T's faithful quirks: model_config.temporal_positions=learned
+        config = config.with_overrides(dict(parse_assignment(text) for text in args.set))
     t0, cpu0 = time.perf_counter(), time.process_time()
     resume = run if (run / "last.pt").exists() else None
     sm.train(config, resume=resume)  # a resumed run may only change max_epochs here
@@ -213,6 +230,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="starting learning rate of every run (default: the plan's); the runs "
                         "and results go to runs-lr<LR>/ and twin-lr<LR>.json")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key of every run (model_config.KEY for the model); "
+                        "the runs and results go to runs-<KEY>=<VALUE>/, twin-<KEY>=<VALUE>.json")
     p.add_argument("--targets", choices=["responses", "rates"], default="responses",
                    help="train and score on the noisy responses (the benchmark) or, as a "
                         "diagnostic, on the noise-free rates")

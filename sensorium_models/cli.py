@@ -276,7 +276,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # The models sensorium_models registers, named here so that --help does not import torch;
 # tests/test_cli.py checks it against list_models().
 BUILTIN_MODELS = (
-    "dwiseneuro", "dwiseneuro_distilled", "factorized_baseline", "gru_baseline", "ln",
+    "dwiseneuro", "dwiseneuro_distilled", "factorized_baseline", "gru_baseline", "ln", "viv1t",
 )
 
 

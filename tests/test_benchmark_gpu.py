@@ -39,3 +39,27 @@ def test_gpu_benchmark_gives_dwiseneuro_its_own_input(tmp_path: Path) -> None:
     assert step["model"] == loaded["model"] == "dwiseneuro"
     assert step["clips_per_s"] > 0 and loaded["clips_per_s"] > 0
     assert results["setting"].startswith("1 mice x 20 neurons")
+
+
+def test_gpu_benchmark_runs_viv1t_with_its_own_clips(tmp_path: Path) -> None:
+    args = ["--out", str(tmp_path), "--device", "cpu", "--neurons", "20", "--batch", "1",
+            "--frames", "26", "--steps", "1", "--warmup", "1", "--modes", "fp32",
+            "--models", "viv1t", "--skip-loader", "--width", "0.125"]
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), *args],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    (step,) = json.loads((tmp_path / "gpu.json").read_text())["step"]
+    # five channels (pupil x, y too), 0.125 of the published width: 14-wide tokens, 1 head
+    assert (step["model"], step["frames"], step["channels"]) == ("viv1t", 26, 5)
+    assert step["clips_per_s"] > 0 and step["parameters"] < 200_000
+    assert "| viv1t | 26 x 5 | fp32 |" in out.stdout
+
+
+def test_the_attention_kernel_check_runs() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import torch
+    from gpu import attention_kernels
+
+    rows = attention_kernels(torch.device("cpu"), heads=2, head_dim=8, tokens=5)
+    assert {(r["dtype"], r["kernel"]) for r in rows} >= {("float32", "math"), ("bfloat16", "flash")}
+    assert all(r["works"] for r in rows if r["kernel"] == "math")

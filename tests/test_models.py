@@ -27,13 +27,17 @@ SMALL = {
                      "hidden_kernel": 3, "gru_channels": 4, "gru_input_kernel": 3,
                      "gru_rec_kernel": 3},
     "ln": {"channels": 2},
+    "viv1t": {"tubelet_frames": 5, "embed_dim": 8, "heads": 2, "head_dim": 4, "mlp_dim": 8,
+              "spatial_depth": 1, "temporal_depth": 1},
 }
 TINY_DWISENEURO = {"stem_channels": 4, "channels": (4, 8), "strides": (2, 2), "expansion": 2,
                    "se_reduction": 2, "cortex": (8, 16), "window": 4, "window_batch": 8}
 SMALL.update(dwiseneuro=TINY_DWISENEURO, dwiseneuro_distilled=TINY_DWISENEURO)
 # Models whose only regularization is weight decay and dropout: their penalty is zero.
 NO_PENALTY = {"dwiseneuro", "dwiseneuro_distilled"}
-BURN_IN = {"factorized_baseline": 18, "gru_baseline": 0, "ln": 10}
+# Models whose core has no penalty of its own (ViV1T regularises through weight decay only).
+UNPENALISED_CORES = {"viv1t"}
+BURN_IN = {"factorized_baseline": 18, "gru_baseline": 0, "ln": 10, "viv1t": 24}
 MODELS = sm.list_models()
 
 
@@ -98,6 +102,14 @@ def test_regularizer_is_positive_and_differentiable(name):
     penalty = model.regularizer("A")
     if name in NO_PENALTY:
         assert penalty.ndim == 0 and float(penalty) == 0
+        return
+    if name in UNPENALISED_CORES:
+        assert penalty.ndim == 0 and float(penalty.detach()) == 0
+        model = small(name, feature_reg=0.1)
+        penalty = model.regularizer("A")
+        assert float(penalty.detach()) > 0
+        penalty.backward()
+        assert model.readouts["A"].features.grad is not None
         return
     assert penalty.ndim == 0 and float(penalty.detach()) > 0
     penalty.backward()

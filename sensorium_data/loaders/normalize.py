@@ -9,6 +9,9 @@ Everything is ``(x - mean) * scale`` in float32, frame by frame:
 - ``"per_neuron"``: the same formulas with every mean and std averaged over frames (NaN
   ignored), so nothing changes from frame to frame: one value per pixel, per behaviour
   variable, and one response precision per neuron (the same 1 % floor rule).
+- ``"official_viv1t"``: ``"official"``, but videos ``(x - mean[t]) / (std[t] - mean[t])`` per
+  pixel, as ViV1T's loader computes them (its variables are named min and max but hold the
+  mean and std: most likely a bug, kept for a faithful reproduction).
 - ``None``: raw values.
 
 The 2023 statistics are computed over the train trials frame by frame, so frames that no train
@@ -27,8 +30,8 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-Normalize = Literal["official", "per_neuron"] | None
-NORMALIZE_CHOICES: tuple[Normalize, ...] = ("official", "per_neuron", None)
+Normalize = Literal["official", "per_neuron", "official_viv1t"] | None
+NORMALIZE_CHOICES: tuple[Normalize, ...] = ("official", "per_neuron", "official_viv1t", None)
 
 
 def check_normalize(normalize: object) -> None:
@@ -37,7 +40,9 @@ def check_normalize(normalize: object) -> None:
         msg = (
             f"unknown normalize={normalize!r}; choose 'official' (the competition's per-frame "
             "statistics, as the starter kit applies them), 'per_neuron' (statistics averaged "
-            "over frames: one response scale per neuron) or None (raw values)."
+            "over frames: one response scale per neuron), 'official_viv1t' (ViV1T's video "
+            "formula (x - mean) / (std - mean), faithful to its likely bug) or None (raw "
+            "values)."
         )
         raise ValueError(msg)
 
@@ -102,7 +107,9 @@ def scaling(stats: xr.Dataset, normalize: Normalize, *, n_neurons: int, frames: 
     r_std = _values(stats, "responses", name)[1].T  # (T, N)
     kv, kb = _covered(v_std), _covered(b_std)
     v_mean, v_std, b_mean, b_std = v_mean[:kv], v_std[:kv], b_mean[:kb], b_std[:kb]
-    if normalize == "official":
+    if normalize in ("official", "official_viv1t"):
+        if normalize == "official_viv1t":
+            v_std = v_std - v_mean  # ViV1T divides by (std - mean)
         v_mean, v_std, b_mean, b_std = (_pad(a, frames) for a in (v_mean, v_std, b_mean, b_std))
         precision = _pad(floor_precision(r_std), frames)  # (T, N)
     else:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 MODEL_KEY = "model_config"
-NORMALIZE = ("official", "per_neuron", "none")
+NORMALIZE = ("official", "per_neuron", "official_viv1t", "none")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("plateau", "warmup_cosine")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -63,8 +63,10 @@ class TrainConfig:
         The data cache (default ``$SENSORIUM_DATA_DIR``), and whether a recording missing
         from it may be downloaded.
     normalize
-        ``"official"`` (the competition's per-frame statistics), ``"per_neuron"`` or
-        ``"none"``: how the loaders scale videos, behaviour and responses.
+        ``"official"`` (the competition's per-frame statistics), ``"per_neuron"``,
+        ``"official_viv1t"`` (official, but videos ``(x - mean) / (std - mean)`` as ViV1T's
+        loader, faithful to its likely bug) or ``"none"``: how the loaders scale videos,
+        behaviour and responses.
     behavior_channels, pupil_channels
         Behaviour (pupil dilation, running speed) and pupil position as extra video channels.
     train_tier, val_tier
@@ -109,6 +111,10 @@ class TrainConfig:
         stopping: every epoch trains, ``best.pt`` keeps the best validation epoch.
     warmup_epochs, constant_epochs
         The warm-up and constant parts of ``"warmup_cosine"``, in epochs (fractions allowed).
+    loss
+        ``"poisson"`` (the baselines') or ``"poisson_correlation"`` (ViV1T's: Poisson plus
+        1000 x the sum over neurons of 1 - correlation); see
+        :mod:`sensorium_models.training.losses`.
     max_epochs, patience, lr_decay_steps, factor, threshold, min_lr
         As the starter kit's early stopping: a round ends after ``patience`` epochs in a
         row without improving the validation correlation by more than ``threshold``, and
@@ -175,6 +181,7 @@ class TrainConfig:
     num_workers: int = 0
     lr: float = 5e-3
     weight_decay: float = 0.01
+    loss: str = "poisson"
     max_epochs: int = 200
     patience: int = 5
     lr_decay_steps: int = 4
@@ -207,8 +214,13 @@ class TrainConfig:
         self._check_recipe()
 
     def _check(self) -> None:
+        from sensorium_models.training.losses import LOSSES
+
         if self.normalize not in NORMALIZE:
             msg = f"normalize={self.normalize!r}; choose one of {list(NORMALIZE)}."
+            raise ConfigError(msg)
+        if self.loss not in LOSSES:
+            msg = f"loss={self.loss!r}; choose one of {list(LOSSES)}."
             raise ConfigError(msg)
         if self.folds < 2:
             msg = f"folds={self.folds}; cross-validation needs at least 2 folds (DwiseNeuro: 7)."

@@ -14,7 +14,7 @@ from sensorium_models.training import augment, data, mixed
 from sensorium_models.training.predict import Autocast, evaluating, whole_trials
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from torch import nn
 
@@ -52,9 +52,10 @@ def train_epoch(
     scaler: torch.amp.GradScaler | None = None,
     regularizer_scale: float = 1.0,
     core: nn.Module | None = None,
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> float:
-    """Train one epoch; return the mean loss per batch (Poisson term scaled, plus the
-    regularizers).
+    """Train one epoch; return the mean loss per batch (``criterion``, Poisson by default,
+    scaled, plus the regularizers).
 
     Gradients of ``batches_per_step`` consecutive batches (one per mouse, as
     :class:`sensorium_data.MouseBatchSampler` orders them, times ``accumulate``) are summed
@@ -73,7 +74,8 @@ def train_epoch(
     for batch in batches:
         loss = batch_loss(model, forward, batch, loss_scale=loss_scale, device=device,
                           autocast=autocast, cutmix=cutmix,
-                          regularizer_scale=regularizer_scale, core=core)
+                          regularizer_scale=regularizer_scale, core=core,
+                          criterion=criterion)
         (loss if scaler is None else scaler.scale(loss)).backward()
         pending += 1
         if pending == batches_per_step:
@@ -91,9 +93,13 @@ def train_epoch(
 def batch_loss(model: VideoEncoder, forward: nn.Module, batch: Mapping[str, Any], *,
                loss_scale: Mapping[str, float], device: torch.device, autocast: Autocast,
                cutmix: float = 0.0, regularizer_scale: float = 1.0,
-               core: nn.Module | None = None) -> torch.Tensor:
-    """The loss of one batch: each mouse's summed Poisson loss times its ``loss_scale``, plus
-    the regularizers times ``regularizer_scale``."""
+               core: nn.Module | None = None,
+               criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+               ) -> torch.Tensor:
+    """The loss of one batch: each mouse's ``criterion`` (default: the summed Poisson loss,
+    :mod:`.losses` names the others) times its ``loss_scale``, plus the regularizers times
+    ``regularizer_scale``."""
+    fit = criterion or poisson_loss
     mouse = batch["mouse"]
     videos = batch["videos"].to(device, non_blocking=True)  # (B, C, F, H, W)
     behavior = batch["behavior"].to(device, non_blocking=True)  # (B, 4, F)
@@ -106,14 +112,14 @@ def batch_loss(model: VideoEncoder, forward: nn.Module, batch: Mapping[str, Any]
         with autocast():
             out = forward(videos, mouse=mouse, behavior=behavior)  # (B, N, T_out)
         target = responses[..., -out.shape[-1]:]  # the model's output is end-aligned
-        return (poisson_loss(out.float(), target) * loss_scale[mouse]
+        return (fit(out.float(), target) * loss_scale[mouse]
                 + model.regularizer(mouse) * regularizer_scale)
     with autocast():
         outs = mixed.mixed_forward(model, videos, behavior, mouse,
                                    core=core)  # mouse -> (B_m, N_m, T_out)
     frames = next(iter(outs.values())).shape[-1]
     targets = mixed.mixed_targets(responses, mouse, frames)  # mouse -> (B_m, N_m, T_out)
-    losses = {m: poisson_loss(out.float(), targets[m]) for m, out in outs.items()}
+    losses = {m: fit(out.float(), targets[m]) for m, out in outs.items()}
     return (mixed.scaled_sum(losses, loss_scale)
             + mixed.mixed_regularizer(model, mouse) * regularizer_scale)
 

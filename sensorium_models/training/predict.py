@@ -39,25 +39,32 @@ def whole_trials(model: nn.Module, batch: Mapping[str, Any], device: torch.devic
     """The model's output for a batch of whole trials, frame-aligned with the input.
 
     Returns float32 (B, N, F): frame ``t`` of trial ``b``, NaN before the model's burn-in
-    and past the trial's ``length``. The batch is padded to its longest trial; trials of
-    each length run on their own frames only, because a model that looks ahead (DwiseNeuro's
-    windows) would otherwise see the padding.
+    and past the trial's ``length``. Trials of equal length go through together, each cut to
+    its own length: the batch's padding never reaches a model that looks ahead in time (a
+    transformer attending over the whole trial, as ViV1T's); a trial no longer than the
+    burn-in stays NaN.
     """
     videos = batch["videos"].to(device, non_blocking=True)  # (B, C, F, H, W)
     behavior = batch["behavior"].to(device, non_blocking=True)  # (B, 4, F)
     lengths = batch["length"].tolist()
+    n_trials, frames = videos.shape[0], videos.shape[2]
+    burn_in = int(getattr(model, "burn_in", 0))
     aligned: np.ndarray | None = None
     for length in sorted(set(lengths)):
         rows = [b for b, n in enumerate(lengths) if n == length]
+        if length <= burn_in:
+            continue
         with torch.no_grad(), autocast():
             out = model(videos[rows, :, :length], mouse=batch["mouse"],
-                        behavior=behavior[rows, :, :length])  # (b, N, length - burn_in)
+                        behavior=behavior[rows, :, :length])  # (B_l, N, length - burn_in)
         out = out.float().cpu().numpy()
         if aligned is None:
-            aligned = np.full((len(lengths), out.shape[1], videos.shape[2]), np.nan,
-                              dtype=np.float32)
+            aligned = np.full((n_trials, out.shape[1], frames), np.nan, dtype=np.float32)
         aligned[rows, :, length - out.shape[-1]:length] = out
-    assert aligned is not None  # collate makes batches of at least one trial
+    if aligned is None:
+        msg = (f"every trial of this batch is at most {burn_in} frames long, the model's "
+               "burn-in: nothing to predict.")
+        raise ValueError(msg)
     return aligned
 
 

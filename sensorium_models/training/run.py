@@ -32,6 +32,7 @@ from sensorium_models.training.config import ConfigError, TrainConfig, resolve_m
 from sensorium_models.training.ema import WeightAverage
 from sensorium_models.training.lock import check_free, claim
 from sensorium_models.training.loop import train_epoch, validate
+from sensorium_models.training.losses import get_loss
 from sensorium_models.training.optim import build_optimizer
 from sensorium_models.training.precision import resolve_precision
 from sensorium_models.training.predict import predict, resolve_device
@@ -304,7 +305,8 @@ class Trainer:
                            loss_scale=self.loss_scale, batches_per_step=self.batches_per_step,
                            device=self.device, autocast=self.autocast, on_batch=on_batch,
                            on_step=self._after_step, cutmix=config.cutmix, scaler=self.scaler,
-                           regularizer_scale=1 / config.accumulate, core=self.core)
+                           regularizer_scale=1 / config.accumulate, core=self.core,
+                           criterion=get_loss(config.loss))
         bar.set_description(f"training {config.model}", refresh=False)
         evaluated = self.model if self.average is None else self.average.module
         correlation = validate(evaluated, self.validation, batch_size=config.batch_size,
