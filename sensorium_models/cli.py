@@ -274,7 +274,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 # The models sensorium_models registers, named here so that --help does not import torch;
 # tests/test_cli.py checks it against list_models().
-BUILTIN_MODELS = ("factorized_baseline", "gru_baseline", "ln")
+BUILTIN_MODELS = ("dynamic_v1fm", "factorized_baseline", "gru_baseline", "ln")
 
 
 def add_model_commands(add: Adder) -> None:

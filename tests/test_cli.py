@@ -35,7 +35,7 @@ def test_train_help_lists_the_registered_models(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "one of factorized_baseline, gru_baseline, ln (docs/models.md" in out
+    assert "one of dynamic_v1fm, factorized_baseline, gru_baseline, ln (docs/models.md" in out
 
 
 def test_the_parser_knows_every_command_in_order():
