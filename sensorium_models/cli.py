@@ -97,7 +97,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from sensorium_models.training import train
 
+    if args.ensemble and args.resume:
+        msg = ("--ensemble with --resume: run the same `sensorium train --ensemble ...` command "
+               "again (same --out); it keeps finished members and resumes the interrupted one.")
+        raise ValueError(msg)
     config = train_config(args)
+    if args.ensemble:
+        return _train_ensemble(config, args.ensemble)
     if args.resume and args.out and Path(args.out) != Path(args.resume):
         msg = f"--out {args.out} and --resume {args.resume}: a resumed run stays in its folder."
         raise ValueError(msg)
@@ -111,6 +117,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print("\nleaderboard table of the best model (official scale):")
         print(format_table(pd.read_csv(run_dir / "scores.csv")))
     print(f"\nfigures of what it learned: sensorium plot {run_dir}")
+    return 0
+
+
+def _train_ensemble(config: TrainConfig, strategy: str) -> int:
+    from sensorium_models.training.ensembles import train_ensemble
+
+    runs = train_ensemble(config, strategy)
+    print(f"{len(runs)} members in {runs[0].parent}")
+    print(f"the ensemble's table: sensorium evaluate {runs[0].parent}/*/")
     return 0
 
 
@@ -320,6 +335,9 @@ def add_model_commands(add: Adder) -> None:
                    "progress, data_dir, download and score may change)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--max-epochs", type=int, help="stop after this many epochs at the latest")
+    p.add_argument("--ensemble", choices=["v1fm31"], help="train a named ensemble member by "
+                   "member under --out (v1fm31: Dynamic-V1FM's 31 readout variants); run it "
+                   "again to continue")
     p.set_defaults(func=_cmd_train)
 
     p = add("evaluate", "print the leaderboard table of a trained run",
