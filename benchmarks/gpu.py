@@ -1,7 +1,9 @@
 """Training throughput on a GPU: fp32 eager against bf16 autocast with ``torch.compile``.
 
 Two measurements, at the real scale of the 2023 benchmark (five mice of ``--neurons`` neurons,
-batches of ``--batch`` clips of 80 frames per mouse, one optimizer step per five batches):
+batches of ``--batch`` clips of ``--frames`` frames per mouse, one optimizer step per five
+batches; a model of ``INPUTS`` gets its published input instead: dynamic_v1fm 30 frames with
+the pupil position as two more channels):
 
 * **step**: the trainer's own epoch function (``train_epoch``) on batches already on the
   device, for each model of ``--models`` and each mode of ``--modes`` (``fp32``: eager float32;
@@ -42,6 +44,17 @@ import numpy as np
 
 MODES = ("fp32", "bf16", "bf16-compile")
 MICE = 5
+# Models whose published input is not the baselines' (80 frames; video + behaviour channels):
+# frames per clip and whether the pupil position comes as channels too.
+INPUTS = {"dynamic_v1fm": {"frames": 30, "pupil_channels": True}}
+
+
+def clip_frames(model: str, args: argparse.Namespace) -> int:
+    return int(INPUTS.get(model, {}).get("frames", args.frames))
+
+
+def pupil_channels(model: str) -> bool:
+    return bool(INPUTS.get(model, {}).get("pupil_channels", False))
 
 
 def widths(model: str, factor: float) -> dict[str, Any]:
@@ -53,6 +66,10 @@ def widths(model: str, factor: float) -> dict[str, Any]:
     config: Any = sm.model_config(model)
     if model == "factorized_baseline":
         return {"hidden_channels": [max(1, round(c * factor)) for c in config.hidden_channels]}
+    if model == "dynamic_v1fm":  # channels a multiple of 2 x heads (the patch's 2 frames)
+        step = 2 * config.num_heads
+        return {"emb_dim": max(step, round(config.emb_dim * factor / step) * step),
+                "mlp_dim": max(1, round(config.mlp_dim * factor))}
     if model == "gru_baseline":
         return {"channels": max(1, round(config.channels * factor)),
                 "gru_channels": max(1, round(config.gru_channels * factor))}
@@ -68,18 +85,18 @@ def specs(neurons: int, seed: int) -> dict[str, Any]:
             for k in range(MICE)}
 
 
-def synthetic_batches(mice: dict[str, Any], args: argparse.Namespace, device: Any
-                      ) -> list[dict[str, Any]]:
+def synthetic_batches(mice: dict[str, Any], args: argparse.Namespace, device: Any,
+                      frames: int, channels: int) -> list[dict[str, Any]]:
     """One batch per mouse, on the device, in the loader's layout (videos, behavior, responses)."""
     import torch
 
     g = torch.Generator().manual_seed(args.seed)
     out = []
     for name, spec in mice.items():
-        b, f = args.batch, args.frames
+        b, f = args.batch, frames
         out.append({
             "mouse": name,
-            "videos": torch.randn(b, 3, f, 36, 64, generator=g).to(device),
+            "videos": torch.randn(b, channels, f, 36, 64, generator=g).to(device),
             "behavior": torch.randn(b, 4, f, generator=g).to(device),
             "responses": torch.rand(b, spec.n_neurons, f, generator=g).to(device),
         })
@@ -126,8 +143,10 @@ def measure_step(model_name: str, mode: str, args: argparse.Namespace, device: A
     import torch
 
     mice = specs(args.neurons, args.seed)
-    model, forward, optimizer, autocast = build(model_name, mice, args, device, mode)
-    batches = synthetic_batches(mice, args, device)
+    channels = 5 if pupil_channels(model_name) else 3
+    model, forward, optimizer, autocast = build(model_name, mice, args, device, mode,
+                                                in_channels=channels)
+    batches = synthetic_batches(mice, args, device, clip_frames(model_name, args), channels)
     warmup = run_steps(model, forward, optimizer, autocast, itertools.cycle(batches),
                        args.warmup, device)
     if device.type == "cuda":
@@ -136,8 +155,9 @@ def measure_step(model_name: str, mode: str, args: argparse.Namespace, device: A
                         args.steps, device)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     clips = args.steps * MICE * args.batch
-    return {"model": model_name, "mode": mode, "warmup_s": warmup, "seconds": seconds,
-            "clips_per_s": clips / seconds, "peak_gib": peak,
+    return {"model": model_name, "mode": mode, "frames": clip_frames(model_name, args),
+            "warmup_s": warmup, "seconds": seconds, "clips_per_s": clips / seconds,
+            "peak_gib": peak,
             "parameters": sum(p.numel() for p in model.parameters())}
 
 
@@ -172,8 +192,9 @@ def measure_loader(model_name: str, mode: str, workers: int, paths: list[Path],
     for path in paths:
         ds = sd.open_mouse(path)
         datasets[str(ds.attrs["mouse"])] = ds
-    clips = sd.ClipDataset(list(datasets.values()), tier="train", frames=args.frames,
-                           normalize="official", seed=args.seed)
+    clips = sd.ClipDataset(list(datasets.values()), tier="train",
+                           frames=clip_frames(model_name, args), normalize="official",
+                           pupil_channels=pupil_channels(model_name), seed=args.seed)
     sampler = sd.MouseBatchSampler(clips, args.batch, mode="per_mouse", drop_last=True,
                                    seed=args.seed)
     mice = sm.mouse_specs(datasets)
@@ -204,12 +225,12 @@ def machine(device: Any) -> str:
 
 def report(results: dict[str, Any]) -> str:
     lines = [f"Machine: {results['machine']}", f"Setting: {results['setting']}", "",
-             "| model | mode | clips / s | peak GPU memory, GiB | warm-up (compile), s |",
-             "|---|---|---:|---:|---:|"]
+             "| model | mode | frames | clips / s | peak GPU memory, GiB | warm-up (compile), s |",
+             "|---|---|---:|---:|---:|---:|"]
     for r in results["step"]:
         peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.1f}"
-        lines.append(f"| {r['model']} | {r['mode']} | {r['clips_per_s']:.1f} | {peak} | "
-                     f"{r['warmup_s']:.0f} |")
+        lines.append(f"| {r['model']} | {r['mode']} | {r['frames']} | {r['clips_per_s']:.1f} | "
+                     f"{peak} | {r['warmup_s']:.0f} |")
     if results["loader"]:
         lines += ["", "| model | mode | loader workers | clips / s from the stores | "
                       "against batches on the device |", "|---|---|---:|---:|---:|"]

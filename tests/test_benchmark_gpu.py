@@ -24,3 +24,19 @@ def test_gpu_benchmark_runs_on_the_cpu(tmp_path: Path) -> None:
     assert (loaded["workers"], loaded["mode"]) == (0, "fp32")
     assert step["clips_per_s"] > 0 and loaded["clips_per_s"] > 0
     assert "| ln | fp32 | 0 |" in out.stdout  # the loader's row of the printed report
+
+
+def test_gpu_benchmark_runs_dynamic_v1fm_with_its_input(tmp_path: Path) -> None:
+    args = ["--out", str(tmp_path), "--device", "cpu", "--neurons", "20", "--batch", "1",
+            "--steps", "1", "--warmup", "1", "--modes", "fp32", "--models", "dynamic_v1fm",
+            "--trials", "12", "--workers", "0", "--width", "0.04"]
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), *args],
+                         capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, out.stderr
+    results = json.loads((tmp_path / "gpu.json").read_text())
+    (step,) = results["step"]
+    (loaded,) = results["loader"]
+    assert (step["model"], step["frames"]) == ("dynamic_v1fm", 30)
+    assert step["parameters"] < 60_000  # narrowed: 8 channels (0.04 x 224), 20 in the MLP
+    assert step["clips_per_s"] > 0 and loaded["clips_per_s"] > 0
+    assert "| dynamic_v1fm | fp32 | 30 |" in out.stdout
