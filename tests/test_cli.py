@@ -109,7 +109,8 @@ def test_train_errors_are_one_line(simulated_stores, tmp_path, capsys):
     mouse = str(simulated_stores[0])
     assert main(["train", "--model", "resnet", "--mice", mouse]) == 2
     assert capsys.readouterr().err.startswith(
-        "sensorium train: error: unknown model 'resnet'; known models: dynamic_v1fm, factorized_baseline")
+        "sensorium train: error: unknown model 'resnet'; known models: dynamic_v1fm, "
+        "factorized_baseline")
     assert main(["train", "--mice", mouse, "--set", "lrr=1"]) == 2
     assert "error: unknown config key 'lrr'; valid keys:" in capsys.readouterr().err
     assert main(["train", "--mice", mouse, "--set", "lr"]) == 2
