@@ -3,7 +3,8 @@
 Two measurements, at the real scale of the 2023 benchmark (five mice of ``--neurons`` neurons,
 batches of ``--batch`` clips per mouse, one optimizer step per five batches; each model gets
 its own recipe's input, :data:`INPUTS`: the baselines 80 frames of video, dilation and running;
-ViV1T 140 frames with the pupil position as two more channels; DwiseNeuro 5 channels x 16
+ViV1T 140 frames and Dynamic-V1FM 30 frames, each with the pupil position as two more
+channels; DwiseNeuro 5 channels x 16
 frames at step 2 on a 64 x 64 canvas; ``--frames`` overrides the frames):
 
 * **step**: the trainer's own epoch function (``train_epoch``) on batches already on the
@@ -60,7 +61,8 @@ VIV1T_INPUT: dict[str, Any] = {"channels": 5, "frames": 140, "size": (36, 64),
                                "loader": {"normalize": "official", "pupil_channels": True}}
 INPUTS: dict[str, dict[str, Any]] = {"dwiseneuro": DWISENEURO_INPUT,
                                      "dwiseneuro_distilled": DWISENEURO_INPUT,
-                                     "viv1t": VIV1T_INPUT}
+                                     "viv1t": VIV1T_INPUT,
+                                     "dynamic_v1fm": {**VIV1T_INPUT, "frames": 30}}
 BASELINE_INPUT: dict[str, Any] = {"channels": 3, "frames": 80, "size": (36, 64),
                                   "loader": {"normalize": "official"}}
 
@@ -80,6 +82,10 @@ def widths(model: str, factor: float) -> dict[str, Any]:
     config: Any = sm.model_config(model)
     if model == "factorized_baseline":
         return {"hidden_channels": [max(1, round(c * factor)) for c in config.hidden_channels]}
+    if model == "dynamic_v1fm":  # channels a multiple of 2 x heads (the patch's 2 frames)
+        step = 2 * config.num_heads
+        return {"emb_dim": max(step, round(config.emb_dim * factor / step) * step),
+                "mlp_dim": max(1, round(config.mlp_dim * factor))}
     if model == "gru_baseline":
         return {"channels": max(1, round(config.channels * factor)),
                 "gru_channels": max(1, round(config.gru_channels * factor))}

@@ -98,7 +98,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from sensorium_models.training import train
 
+    if args.ensemble and args.resume:
+        msg = ("--ensemble with --resume: run the same `sensorium train --ensemble ...` command "
+               "again (same --out); it keeps finished members and resumes the interrupted one.")
+        raise ValueError(msg)
     config = train_config(args)
+    if args.ensemble:
+        return _train_ensemble(config, args.ensemble)
     if args.resume and args.out and Path(args.out) != Path(args.resume):
         msg = f"--out {args.out} and --resume {args.resume}: a resumed run stays in its folder."
         raise ValueError(msg)
@@ -112,6 +118,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print("\nleaderboard table of the best model (official scale):")
         print(format_table(pd.read_csv(run_dir / "scores.csv")))
     print(f"\nfigures of what it learned: sensorium plot {run_dir}")
+    return 0
+
+
+def _train_ensemble(config: TrainConfig, strategy: str) -> int:
+    from sensorium_models.training.ensembles import train_ensemble
+
+    runs = train_ensemble(config, strategy)
+    print(f"{len(runs)} members in {runs[0].parent}")
+    print(f"the ensemble's table: sensorium evaluate {runs[0].parent}/*/")
     return 0
 
 
@@ -276,7 +291,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # The models sensorium_models registers, named here so that --help does not import torch;
 # tests/test_cli.py checks it against list_models().
 BUILTIN_MODELS = (
-    "dwiseneuro", "dwiseneuro_distilled", "factorized_baseline", "gru_baseline", "ln", "viv1t",
+    "dwiseneuro", "dwiseneuro_distilled", "dynamic_v1fm", "factorized_baseline", "gru_baseline",
+    "ln", "viv1t",
 )
 
 
@@ -326,6 +342,9 @@ def add_model_commands(add: Adder) -> None:
                    "max_epochs not with schedule=warmup_cosine)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--max-epochs", type=int, help="stop after this many epochs at the latest")
+    p.add_argument("--ensemble", choices=["v1fm31"], help="train a named ensemble member by "
+                   "member under --out (v1fm31: Dynamic-V1FM's 31 readout variants); run it "
+                   "again to continue")
     p.set_defaults(func=_cmd_train)
 
     p = add("evaluate", "print the leaderboard table of a trained run",

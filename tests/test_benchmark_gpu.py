@@ -63,3 +63,19 @@ def test_the_attention_kernel_check_runs() -> None:
     rows = attention_kernels(torch.device("cpu"), heads=2, head_dim=8, tokens=5)
     assert {(r["dtype"], r["kernel"]) for r in rows} >= {("float32", "math"), ("bfloat16", "flash")}
     assert all(r["works"] for r in rows if r["kernel"] == "math")
+
+
+def test_gpu_benchmark_runs_dynamic_v1fm_with_its_input(tmp_path: Path) -> None:
+    args = ["--out", str(tmp_path), "--device", "cpu", "--neurons", "20", "--batch", "1",
+            "--steps", "1", "--warmup", "1", "--modes", "fp32", "--models", "dynamic_v1fm",
+            "--trials", "12", "--workers", "0", "--width", "0.04"]
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), *args],
+                         capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, out.stderr
+    results = json.loads((tmp_path / "gpu.json").read_text())
+    (step,) = results["step"]
+    (loaded,) = results["loader"]
+    assert (step["model"], step["frames"]) == ("dynamic_v1fm", 30)
+    assert step["parameters"] < 60_000  # narrowed: 8 channels (0.04 x 224), 20 in the MLP
+    assert step["clips_per_s"] > 0 and loaded["clips_per_s"] > 0
+    assert "| dynamic_v1fm | 30 x 5 | fp32 |" in out.stdout

@@ -29,15 +29,19 @@ SMALL = {
     "ln": {"channels": 2},
     "viv1t": {"tubelet_frames": 5, "embed_dim": 8, "heads": 2, "head_dim": 4, "mlp_dim": 8,
               "spatial_depth": 1, "temporal_depth": 1},
+    "dynamic_v1fm": {"emb_dim": 8, "num_heads": 2, "mlp_dim": 8, "num_blocks": 1},
 }
 TINY_DWISENEURO = {"stem_channels": 4, "channels": (4, 8), "strides": (2, 2), "expansion": 2,
                    "se_reduction": 2, "cortex": (8, 16), "window": 4, "window_batch": 8}
 SMALL.update(dwiseneuro=TINY_DWISENEURO, dwiseneuro_distilled=TINY_DWISENEURO)
 # Models whose only regularization is weight decay and dropout: their penalty is zero.
-NO_PENALTY = {"dwiseneuro", "dwiseneuro_distilled"}
+NO_PENALTY = {"dwiseneuro", "dwiseneuro_distilled", "dynamic_v1fm"}
 # Models whose core has no penalty of its own (ViV1T regularises through weight decay only).
 UNPENALISED_CORES = {"viv1t"}
-BURN_IN = {"factorized_baseline": 18, "gru_baseline": 0, "ln": 10, "viv1t": 24}
+BURN_IN = {"factorized_baseline": 18, "gru_baseline": 0, "ln": 10, "viv1t": 24,
+           "dynamic_v1fm": 15}
+# Clip length of the generic tests; a model that reads clips in fixed windows needs a window.
+FRAMES = {"dynamic_v1fm": 30}
 MODELS = sm.list_models()
 
 
@@ -60,9 +64,10 @@ def test_the_baselines_are_registered():
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_backward(name):
     model = small(name)
-    videos, behavior = clip()
+    frames = FRAMES.get(name, 24)
+    videos, behavior = clip(frames)
     out = model(videos, mouse="A", behavior=behavior)
-    assert out.shape == (2, 6, 24 - model.burn_in)
+    assert out.shape == (2, 6, frames - model.burn_in)
     assert bool((out > 0).all())
     (out.sum() + model.regularizer("A")).backward()
     shifters = [] if model.shifters is None else [model.shifters["A"]]
@@ -75,10 +80,11 @@ def test_forward_backward(name):
 def test_defaults_give_the_documented_shapes(name):
     model = sm.create_model(name, mice=MICE).eval()
     assert model.burn_in == BURN_IN.get(name, model.burn_in)
-    videos, behavior = clip(frames=model.burn_in + 2, batch=1)
+    frames = max(model.burn_in + 2, FRAMES.get(name, 0))
+    videos, behavior = clip(frames=frames, batch=1)
     with torch.no_grad():
         out = model(videos, mouse="B", behavior=behavior)
-    assert out.shape == (1, 4, 2)
+    assert out.shape == (1, 4, frames - model.burn_in)
     assert model.name == name and model.mice == ["A", "B"] and model.in_channels == 3
     assert model.config == sm.model_config(name)
 
@@ -86,7 +92,7 @@ def test_defaults_give_the_documented_shapes(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_eval_is_deterministic_and_training_samples_positions(name):
     model = small(name)
-    videos, behavior = clip()
+    videos, behavior = clip(FRAMES.get(name, 24))
     with torch.no_grad():
         model.train()
         first, second = (model(videos, mouse="A", behavior=behavior) for _ in range(2))
