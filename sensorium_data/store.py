@@ -287,6 +287,14 @@ class _BaseWriter:
                 f"responses have {n_neurons} neurons."
             )
             raise RecordingFormatError(msg)
+        ids, counts = np.unique(unit_ids, return_counts=True)
+        if (counts > 1).any():
+            msg = (
+                f"{tree.location}: meta/neurons/unit_ids.npy repeats unit id(s) "
+                f"{ids[counts > 1][:10].tolist()}; every neuron has its own id. The file is "
+                "damaged; replace it with the published one."
+            )
+            raise RecordingFormatError(msg)
         xyz = tree.meta("neurons/cell_motor_coordinates", required=False)
         if xyz is None:
             log.warning("%s: no meta/neurons/cell_motor_coordinates.npy; x, y, z are NaN",
