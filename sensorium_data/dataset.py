@@ -84,7 +84,15 @@ def open_store(store: str | os.PathLike[str]) -> xr.Dataset:
             msg = f"{store} is not a readable sensorium store ({e}); convert the recording again."
             raise StoreError(msg) from e
     version = ds.attrs.get("schema_version")
-    if version != SCHEMA_VERSION or not ds.attrs.get("complete"):
+    if not ds.attrs.get("complete"):
+        msg = (
+            f"{store} is not a finished sensorium store (its attributes do not say complete); "
+            "it was not written by sensorium_data.convert, or its conversion did not finish. "
+            "Convert the recording into another store path: "
+            "sensorium_data.convert(<tree or zip>, store)."
+        )
+        raise StoreError(msg)
+    if version != SCHEMA_VERSION:
         msg = (
             f"{store} is a store of schema version {version}, but this version of sensorium "
             f"reads version {SCHEMA_VERSION}. Convert the recording again: "

@@ -237,13 +237,14 @@ class _BaseWriter:
                 schema_version=SCHEMA_VERSION,
                 source=tree.location,
                 source_fingerprint=tree.fingerprint,
+                source_modified=tree.modified,
                 source_dtypes=self.source_dtypes,
                 n_trials=len(tree.trials),
                 complete=True,
             )
             self.group.attrs.update(attrs)  # type: ignore[arg-type]
             zarr.consolidate_metadata(self.tmp)
-        if self.target.exists():  # an older or unwanted store: move it aside, then swap
+        if self.target.exists():  # a store to replace (checked by convert): aside, then swap
             old = self.target.with_name(f"{self.target.name}.old-{os.getpid()}")
             os.replace(self.target, old)
             os.replace(self.tmp, self.target)
@@ -537,25 +538,70 @@ def convert(
 def convert_tree(source: FileTree, target: Path, *, overwrite: bool = False,
                  progress: bool = True) -> Path:
     """:func:`convert` for an opened tree and an explicit store path."""
-    if target.exists() and not (target / "zarr.json").exists() and any(target.iterdir()):
-        msg = (
-            f"{target} exists and is not a zarr store; it will not be overwritten. "
-            "Choose another store path."
-        )
-        raise StoreError(msg)
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(target) + ".lock")
     if lock.is_locked:
         log.info("waiting for another process converting %s", target.name)
     with lock:
-        if is_complete(target) and not overwrite:
-            return target
-        for stale in target.parent.glob(f"{target.name}.tmp-*"):
+        for stale in _leftovers(target):  # no conversion into target runs: we hold its lock
             log.info("removing %s left by an interrupted conversion", stale.name)
             shutil.rmtree(stale, ignore_errors=True)
+        if _reusable(source, target, overwrite):
+            return target
         log.info("converting %s into %s", source.location, target)
         if source.competition == "2022":
             from sensorium_data.static import StaticWriter
 
             return StaticWriter(source, target, progress).run()
         return _Writer(source, target, progress).run()
+
+
+def _leftovers(target: Path) -> list[Path]:
+    """Folders a killed conversion into ``target`` leaves: ``<store>.tmp-<pid>`` (the store
+    being written) and ``<store>.old-<pid>`` (the store being replaced)."""
+    pattern = re.compile(re.escape(target.name) + r"\.(tmp|old)-[0-9]+")
+    return [p for p in target.parent.iterdir() if pattern.fullmatch(p.name)]
+
+
+def _reusable(source: FileTree, target: Path, overwrite: bool) -> bool:
+    """Whether ``target`` is a finished store of ``source`` to return as is; raises if it is
+    something that must not be replaced (anything but a store this library completed, or a
+    store of another recording without ``overwrite``)."""
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        return False
+    try:
+        attrs = _read_attrs(target) if target.is_dir() else {}
+    except StoreError:
+        attrs = {}
+    ours = bool(attrs.get("complete")) and "source_fingerprint" in attrs
+    if not ours:
+        msg = (
+            f"{target} exists and is not a store that sensorium_data completed; it will not be "
+            "overwritten or removed, even with overwrite=True. Choose another store path."
+        )
+        raise StoreError(msg)
+    same = attrs["source_fingerprint"] == source.fingerprint
+    if overwrite:
+        return False
+    if not same:
+        msg = (
+            f"{target} is the store of {attrs.get('source')} (fingerprint "
+            f"{attrs['source_fingerprint']}), not of {source.location} (fingerprint "
+            f"{source.fingerprint}: file names and sizes differ). Choose another store path, "
+            "or pass overwrite=True to replace it."
+        )
+        raise StoreError(msg)
+    if attrs.get("schema_version") != SCHEMA_VERSION:
+        log.info("%s is of schema version %s; converting it again", target,
+                 attrs.get("schema_version"))
+        return False
+    # an extraction is newer than the zip it was converted from: compare the same source only
+    changed = source.modified - float(attrs.get("source_modified", source.modified))
+    if changed > 0 and attrs.get("source") == source.location:
+        log.warning(
+            "%s has files modified after %s was converted from it (names and sizes unchanged); "
+            "the store keeps the old values. Convert again with "
+            "sensorium_data.convert(%r, %r, overwrite=True) to take the changes.",
+            source.location, target, source.location, str(target),
+        )
+    return True

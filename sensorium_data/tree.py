@@ -82,6 +82,8 @@ class _Files(Protocol):
 
     def sizes(self) -> list[tuple[str, int]]: ...
 
+    def modified(self) -> float: ...
+
 
 class _DirFiles:
     def __init__(self, root: Path):
@@ -109,6 +111,15 @@ class _DirFiles:
                 if not is_junk(rel):
                     out.append((rel, full.stat().st_size))
         return out
+
+    def modified(self) -> float:
+        newest = 0.0
+        for folder in ("data", "meta"):
+            for dirpath, _, names in os.walk(self.root / folder):
+                for n in names:
+                    if not is_junk(n):
+                        newest = max(newest, (Path(dirpath) / n).stat().st_mtime)
+        return newest
 
 
 class _ZipFiles:
@@ -150,6 +161,9 @@ class _ZipFiles:
 
     def sizes(self) -> list[tuple[str, int]]:
         return list(self._sizes.items())
+
+    def modified(self) -> float:
+        return self.path.stat().st_mtime
 
 
 def _find_root_in_zip(path: Path) -> str:
@@ -219,6 +233,13 @@ class FileTree:
             if rel.startswith(("data/", "meta/")):
                 h.update(f"{rel}\0{size}\n".encode())
         return h.hexdigest()
+
+    @functools.cached_property
+    def modified(self) -> float:
+        """The newest modification time (seconds since the epoch) of the tree's data and meta
+        files; for a zip, the zip's own. Not part of :attr:`fingerprint` (an extraction is
+        newer than its zip); :func:`sensorium_data.convert` warns when a store is older."""
+        return self.files.modified()
 
     def path(self, stream: str, trial: int) -> str:
         return f"data/{stream}/{trial}.npy"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -201,7 +202,7 @@ def test_store_path_that_is_not_a_store(make_tree, tmp_path):
     target = tmp_path / "precious"
     target.mkdir()
     (target / "thesis.txt").write_text("do not delete")
-    with pytest.raises(StoreError, match="not a zarr store; it will not be overwritten"):
+    with pytest.raises(StoreError, match="not a store that sensorium_data completed; it will not"):
         convert(make_tree(), target, progress=False)
     assert (target / "thesis.txt").read_text() == "do not delete"
     with pytest.raises(StoreError, match="not a readable sensorium store"):
@@ -259,4 +260,63 @@ def test_concurrent_conversions_convert_once(make_tree, tmp_path):
     second = start_convert(path, store, tmp_path / "second", delay=0)
     assert first.wait(timeout=120) == 0 and second.wait(timeout=120) == 0
     assert not (tmp_path / "second").exists()  # the second waited, then found the store done
+    assert_round_trip(path, store)
+
+
+def test_store_of_another_recording_is_refused(make_tree, tmp_path):
+    store = convert(make_tree("recA", n_neurons=9), tmp_path / "recA.zarr", progress=False)
+    other = make_tree("recB", n_neurons=7)
+    with pytest.raises(StoreError, match=r"recA\.zarr is the store of .*/recA \(fingerprint "
+                                         r"[0-9a-f]+\), not of .*/recB .*or pass overwrite=True"):
+        convert(other, store, progress=False)
+    assert open_store(store).sizes["neuron"] == 9
+    convert(other, store, overwrite=True, progress=False)
+    assert_round_trip(other, store)
+
+
+def test_a_users_zarr_group_is_never_replaced(make_tree, tmp_path):
+    mine = tmp_path / "mine.zarr"
+    group = zarr.open_group(mine, mode="w")
+    group.create_array("results", shape=(3,), dtype="float64")[:] = [1.0, 2.0, 3.0]
+    for overwrite in (False, True):
+        with pytest.raises(StoreError, match=r"mine\.zarr exists and is not a store that "
+                                             r"sensorium_data completed.*even with overwrite=True"):
+            convert(make_tree(), mine, overwrite=overwrite, progress=False)
+    assert zarr.open_array(mine / "results", mode="r")[:].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_incomplete_store_names_the_problem(make_tree, tmp_path):
+    store = convert(make_tree(), tmp_path / "out.zarr", progress=False)
+    group = zarr.open_group(store, mode="r+")
+    group.attrs["complete"] = False
+    zarr.consolidate_metadata(store)
+    with pytest.raises(StoreError, match="is not a finished sensorium store") as err:
+        open_store(store)
+    assert "reads version" not in str(err.value)
+
+
+def test_leftovers_of_a_killed_overwrite_are_removed(make_tree, tmp_path):
+    path = make_tree()
+    store = convert(path, tmp_path / "out.zarr", progress=False)
+    old, tmp = tmp_path / "out.zarr.old-4242", tmp_path / "out.zarr.tmp-4243"
+    shutil.copytree(store, old)  # what a kill between the two renames of overwrite leaves
+    tmp.mkdir()
+    keep = tmp_path / "out.zarr.old-mine"  # not a name convert writes
+    keep.mkdir()
+    assert convert(path, store, progress=False) == store
+    assert not old.exists() and not tmp.exists() and keep.exists()
+
+
+def test_files_edited_in_place_are_reported(make_tree, tmp_path, caplog):
+    path = make_tree()
+    store = convert(path, tmp_path / "out.zarr", progress=False)
+    edited = path / "data/responses/0.npy"
+    values = np.load(edited)
+    np.save(edited, values * 2)  # same size, new values
+    later = time.time() + 10
+    os.utime(edited, (later, later))
+    with caplog.at_level("WARNING"):
+        assert convert(path, store, progress=False) == store
+    assert "modified after" in caplog.text and "overwrite=True" in caplog.text
+    convert(path, store, overwrite=True, progress=False)
     assert_round_trip(path, store)
