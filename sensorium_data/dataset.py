@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from sensorium_data import paths
+from sensorium_data.chunks import checked_dask
 from sensorium_data.errors import StoreError
 from sensorium_data.store import SCHEMA_VERSION, convert, convert_tree, is_complete, quiet_zarr
 from sensorium_data.tree import STATISTICS, open_tree
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 PER_TRIAL = ("tier", "stimulus_type", "video_id", "image_id", "trial_idx", "n_frames", "labelled")
 COMPETITIONS = ("2022", "2023")
 PER_NEURON = ("x", "y", "z")
+CHECKED = ("videos", "images", "responses", "rates", "behavior")
 
 
 def _looks_like_path(mouse: str | os.PathLike[str]) -> bool:
@@ -113,6 +115,11 @@ def open_store(store: str | os.PathLike[str]) -> xr.Dataset:
     ds = ds.assign_coords(
         {name: _eager(ds[name], v) for name, v in zip(present, values, strict=True)}
     )
+    for name in CHECKED:
+        if name in ds.data_vars:  # missing or damaged chunks raise instead of reading as NaN
+            stored = ds[name]
+            ds[name] = stored.copy(data=checked_dask(store, name))
+            ds[name].encoding = stored.encoding
     if "videos" in ds and ds["videos"].dtype == np.uint8:
         # 8-bit on disk (lossless); padded frames, stored as 0, become NaN again, chunk by chunk
         stored = ds["videos"]

@@ -258,6 +258,9 @@ class _BaseWriter:
         return self.group.create_array(
             name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=dims,
             compressors=[codec], fill_value=fill,  # type: ignore[list-item]
+            # every chunk written, even one of fill values only: a missing chunk is then an
+            # error when read (sensorium_data.chunks), except where a write is skipped
+            config={"write_empty_chunks": True},
         )
 
     def _each_trial(self, fn: Callable[[int], None], desc: str, step: int = 1) -> None:
