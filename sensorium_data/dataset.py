@@ -25,9 +25,21 @@ CHECKED = ("videos", "images", "responses", "rates", "behavior")
 
 
 def _looks_like_path(mouse: str | os.PathLike[str]) -> bool:
+    """A path object, a string with a separator or a .zip/.zarr suffix, or (unless the catalog
+    knows the name) an existing file or folder."""
     if isinstance(mouse, os.PathLike):
         return True
-    return os.sep in mouse or mouse.endswith((".zip", ".zarr")) or Path(mouse).expanduser().exists()
+    if os.sep in mouse or mouse.endswith((".zip", ".zarr")):
+        return True
+    from sensorium_data import catalog
+
+    exists = Path(mouse).expanduser().exists()
+    if catalog.find(mouse) is None:
+        return exists
+    if exists:
+        log.warning("%r names a mouse of the catalog and a file or folder here; using the "
+                    "catalog's mouse (pass %r for the folder)", mouse, f".{os.sep}{mouse}")
+    return False
 
 
 def resolve_store(

@@ -157,6 +157,41 @@ def _labels(tree: FileTree, video_hashes: list[str]) -> _Labels:
     )
 
 
+def check_identity(tree: FileTree) -> None:
+    """Refuse a tree named like a catalogued recording whose neuron or trial count differs.
+
+    The catalog's counts are checked whatever the tree's source (a folder, a zip, a mirror):
+    a name alone does not make a recording.
+
+    Raises
+    ------
+    RecordingFormatError
+        If the counts differ from the catalog's.
+
+    Examples
+    --------
+    >>> from sensorium_data import open_tree
+    >>> check_identity(open_tree("dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20"))
+    ... # doctest: +SKIP
+    """
+    from sensorium_data import catalog
+
+    rec = catalog.find(tree.name)
+    if rec is None:
+        return
+    n_neurons = tree.header("responses", int(tree.trials[0]))[0][0]
+    found = {"neurons": (n_neurons, rec.n_neurons), "trial files": (len(tree.trials), rec.n_trials)}
+    for what, (have, expected) in found.items():
+        if expected is not None and have != expected:
+            msg = (
+                f"{tree.location} is named like the published recording {rec.name} "
+                f"({rec.letter or rec.short_name}) but has {have} {what}; the catalog says "
+                f"{expected}. It is not that recording (a renamed folder, or a wrong mirror). "
+                "Rename it, or download the published file (sensorium_data.fetch_mouse)."
+            )
+            raise RecordingFormatError(msg)
+
+
 def _names(name: str) -> dict[str, object]:
     """animal_id, session and scan_idx from a folder name such as dynamic29515-10-12-Video-..."""
     m = re.match(r"(dynamic|static)(\d+)-(\d+)-(\d+)", name)
@@ -217,6 +252,7 @@ class _BaseWriter:
 
     def __init__(self, tree: FileTree, target: Path, progress: bool,
                  shapes: dict[str, tuple[tuple[int, ...], np.dtype]]):
+        check_identity(tree)
         self.tree = tree
         self.target = target
         self.tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -118,7 +119,11 @@ def test_labels_from_the_tree_files(make_tree, tmp_path):
     assert ds.attrs["labels_source"] == "tree"
 
 
-def catalog_named_tree(tmp_path: Path, letter: str, count: int = 12) -> tuple[Path, object]:
+def catalog_named_tree(tmp_path: Path, letter: str, count: int = 12,
+                       monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[Path, object]:
+    """A tiny tree named like a catalogued recording, with the catalog's first ``count`` trials;
+    with ``monkeypatch``, the catalog's counts are made the tiny tree's (7 neurons, ``count``
+    trials) for the test, so that the identity check passes."""
     rec = catalog.lookup(letter)
     table = rec.trials()
     assert table is not None
@@ -126,11 +131,16 @@ def catalog_named_tree(tmp_path: Path, letter: str, count: int = 12) -> tuple[Pa
     tiers = ["none"] * (int(rows.index.max()) + 1)
     for trial, tier in zip(rows.index, rows["tier"], strict=True):
         tiers[int(trial)] = str(tier)
+    if monkeypatch is not None:
+        small = dataclasses.replace(rec, n_neurons=7, n_trials=count)
+        real_find = catalog.find
+        monkeypatch.setattr(catalog, "find",
+                            lambda name: small if name == rec.name else real_find(name))
     return write_tiny_tree(tmp_path / rec.name, tiers=tiers, junk=False), rows
 
 
-def test_labels_from_the_catalog_for_known_recordings(tmp_path):
-    path, rows = catalog_named_tree(tmp_path, "F")
+def test_labels_from_the_catalog_for_known_recordings(tmp_path, monkeypatch):
+    path, rows = catalog_named_tree(tmp_path, "F", monkeypatch=monkeypatch)
     ds = open_store(convert(path, tmp_path / "out.zarr", progress=False))
     assert ds.attrs["labels_source"] == "catalog"
     assert ds.stimulus_type.values.tolist() == rows["stimulus_type"].tolist()  # type: ignore[attr-defined]
@@ -138,8 +148,8 @@ def test_labels_from_the_catalog_for_known_recordings(tmp_path):
     assert ds.attrs["letter"] == "F" and ds.attrs["animal_id"] == 29515
 
 
-def test_tree_named_like_a_recording_but_different(tmp_path):
-    path, rows = catalog_named_tree(tmp_path, "F")
+def test_tree_named_like_a_recording_but_different(tmp_path, monkeypatch):
+    path, rows = catalog_named_tree(tmp_path, "F", monkeypatch=monkeypatch)
     tiers = np.load(path / "meta/trials/tiers.npy")
     first = int(rows.index[0])  # type: ignore[attr-defined]
     tiers[first] = "oracle" if tiers[first] != "oracle" else "train"
@@ -320,3 +330,16 @@ def test_files_edited_in_place_are_reported(make_tree, tmp_path, caplog):
     assert "modified after" in caplog.text and "overwrite=True" in caplog.text
     convert(path, store, overwrite=True, progress=False)
     assert_round_trip(path, store)
+
+
+def test_counts_are_checked_against_the_catalog_whatever_the_source(tmp_path):
+    rec = catalog.lookup("F")
+    path = write_tiny_tree(tmp_path / rec.name, n_neurons=5, junk=False,
+                           tiers=list(rec.trials()["tier"].iloc[:16]))  # type: ignore[index]
+    n = len(np.load(path / "meta/trials/tiers.npy"))
+    for name in ("stimulus_type", "video_id"):  # labels of its own: no catalog lookup needed
+        np.save(path / f"meta/trials/{name}.npy", np.array(["x"] * n))
+    with pytest.raises(RecordingFormatError, match=rf"named like the published recording "
+                                                   rf"{rec.name} \(F\) but has 5 neurons; the "
+                                                   r"catalog says 7863"):
+        convert(path, tmp_path / "out.zarr", progress=False)
