@@ -320,7 +320,6 @@ def test_concurrent_processes_download_once(served, server, tmp_path):
 def test_a_mirror_serving_another_recording_under_a_catalog_name(server, tmp_path, monkeypatch):
     from sensorium_data import catalog
     from sensorium_data.errors import RecordingFormatError
-
     from tests.conftest import write_tiny_tree
     from tests.test_tree import zip_folder
 
