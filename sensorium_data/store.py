@@ -461,10 +461,19 @@ class _Writer(_BaseWriter):
                 data = exact
             else:
                 data = frames.astype(np.float32)
+                holes[i] = bool(np.isnan(data[: n_frames[i]]).any())
             hashes[i] = _video_hash(data[: n_frames[i]])
             arr[i] = data
 
+        holes = np.zeros(n, bool)
         self._each_trial(convert, "videos")
+        if holes.any():
+            log.warning(
+                "%s: the videos of %d trial(s) (first: trial %d) have NaN pixels within their "
+                "frames; the store keeps them, the training loaders read them as the mean "
+                "(0 after normalization). Check the source files.",
+                tree.name, holes.sum(), int(tree.trials[np.flatnonzero(holes)[0]]),
+            )
         return n_frames, hashes, lossless
 
     def _responses(self, n_frames: np.ndarray) -> np.ndarray:
@@ -524,6 +533,7 @@ class _Writer(_BaseWriter):
         videos = np.moveaxis(
             stack_statistics(tree, "videos", (self.height, self.width, self.frames)), -1, 1
         )
+        _warn_constant_pixels(tree.name, videos[STATISTICS.index("std")])
         responses = stack_statistics(tree, "responses", (self.n_neurons, self.frames))
         behavior = np.concatenate(
             [stack_statistics(tree, "behavior", (2, self.frames)),
@@ -534,6 +544,20 @@ class _Writer(_BaseWriter):
             ("responses", responses, ("statistic", "neuron", "frame")),
             ("behavior", behavior, ("statistic", "behavior_variable", "frame")),
         ])
+
+def _warn_constant_pixels(name: str, std: np.ndarray) -> None:
+    """Warn about pixels whose shipped std (frame, height, width) is 0 in every frame: constant
+    in the train trials; the loaders floor their std. Frames where every std is 0 or NaN (one
+    train trial or none reaches them) do not count."""
+    covered = (np.nan_to_num(std, nan=0.0) > 0).any(axis=(1, 2))
+    constant = (std[covered] == 0).all(axis=0) if covered.any() else np.zeros(1, bool)
+    if constant.any():
+        log.warning(
+            "%s: %d pixel(s) have a video std of 0 in meta/statistics (constant in every train "
+            "trial); normalizing floors their std at 1 %% of the mean std, as for responses.",
+            name, int(constant.sum()),
+        )
+
 
 def convert(
     tree: str | os.PathLike[str],
