@@ -57,6 +57,7 @@ class Chunks:
         keys = meta.get("chunk_key_encoding", {})
         self.separator = keys.get("configuration", {}).get("separator", "/")
         self.known_layout = keys.get("name") == "default" and not meta.get("storage_transformers")
+        self.blosc = any(c.get("name") == "blosc" for c in meta.get("codecs", []))
         per_trial = self._per_trial()
         self.trials, self.n_frames, self.labelled = per_trial
 
@@ -91,9 +92,13 @@ class Chunks:
             needed &= first_frame < self.n_frames[positions]
         return bool(needed.any())
 
-    def trial(self, index: tuple[int, ...]) -> int:
-        """The trial (its ``trial`` coordinate, the file index) at the start of a chunk."""
-        return int(self.trials[min(index[0] * self.chunk[0], len(self.trials) - 1)])
+    def what(self, index: tuple[int, ...]) -> str:
+        """``"<name> of trial <t>"``: the trial (its ``trial`` coordinate, the file index) at
+        the start of a chunk; just the name for a group without trials (statistics)."""
+        if not (self.store / "trial").is_dir():
+            return self.name
+        position = min(index[0] * self.chunk[0], len(self.trials) - 1)
+        return f"{self.name} of trial {self.trials[position]}"
 
     def check(self, index: tuple[int, ...]) -> None:
         """Raise :class:`StoreError` if the chunk must exist and its file does not."""
@@ -104,29 +109,54 @@ class Chunks:
         if not self.store.is_dir():
             msg = (
                 f"the store {self.store} no longer exists (deleted after it was opened?), so "
-                f"{self.name} of trial {self.trial(index)} cannot be read. Open the recording "
+                f"{self.what(index)} cannot be read. Open the recording "
                 "again (open_mouse converts it again from its source)."
             )
         else:
             msg = (
-                f"{self.store}: {self.name} of trial {self.trial(index)} is missing (chunk file "
+                f"{self.store}: {self.what(index)} is missing (chunk file "
                 f"{self.file(index).relative_to(self.store)}); the store is damaged, and it is "
                 "not read as NaN. Convert again: sensorium_data.convert(<tree or zip>, "
                 f"{str(self.store)!r}, overwrite=True)."
             )
         raise StoreError(msg)
 
-    def check_region(self, region: tuple[slice, ...]) -> None:
-        """:meth:`check` every chunk that ``region`` (slices with start and stop) touches."""
+    def indices(self, region: tuple[slice, ...]) -> list[tuple[int, ...]]:
+        """The grid positions of the chunks that ``region`` (slices with start and stop)
+        touches."""
         ranges = [range(s.start // c, (s.stop - 1) // c + 1) if s.stop > s.start else range(0)
                   for s, c in zip(region, self.chunk, strict=True)]
-        for index in np.ndindex(*(len(r) for r in ranges)):
-            self.check(tuple(r[i] for r, i in zip(ranges, index, strict=True)))
+        return [tuple(r[i] for r, i in zip(ranges, index, strict=True))
+                for index in np.ndindex(*(len(r) for r in ranges))]
+
+    def check_region(self, region: tuple[slice, ...]) -> None:
+        """:meth:`check` every chunk that ``region`` touches."""
+        for index in self.indices(region):
+            self.check(index)
+
+    def check_blosc(self, index: tuple[int, ...], raw: bytes | None = None) -> None:
+        """Raise if a blosc chunk's file is shorter or longer than its header says: blosc
+        decodes a truncated buffer into wrong values without an error."""
+        if not self.blosc or not self.known_layout:
+            return
+        if raw is None:
+            try:
+                with open(self.file(index), "rb") as f:
+                    head = f.read(16)
+                    size = f.seek(0, 2)
+            except FileNotFoundError:
+                return  # missing chunks are check()'s
+        else:
+            head, size = raw[:16], len(raw)
+        if len(head) < 16 or int.from_bytes(head[12:16], "little") != size:
+            recorded = int.from_bytes(head[12:16], "little") if len(head) >= 16 else "?"
+            error = ValueError(f"{size} bytes, its blosc header says {recorded}")
+            raise self.damaged(index, error)
 
     def damaged(self, index: tuple[int, ...], error: Exception) -> StoreError:
         """The error for a chunk file that exists but cannot be decoded."""
         msg = (
-            f"{self.store}: {self.name} of trial {self.trial(index)} cannot be read (chunk file "
+            f"{self.store}: {self.what(index)} cannot be read (chunk file "
             f"{self.file(index).relative_to(self.store)}: {type(error).__name__}: {error}); the "
             "file is truncated or damaged. Convert again: sensorium_data.convert(<tree or zip>, "
             f"{str(self.store)!r}, overwrite=True)."
@@ -142,6 +172,8 @@ def _holds_fill(block: np.ndarray, fill: object) -> bool:
 
 def read_region(array: zarr.Array, chunks: Chunks, region: tuple[slice, ...]) -> np.ndarray:
     """``array[region]``, with damaged chunks and missing chunks of existing data as errors."""
+    for index in chunks.indices(region) if chunks.blosc else ():
+        chunks.check_blosc(index)
     try:
         block = np.asarray(array[region])
     except Exception as e:  # zarr and its codecs raise many types for a damaged chunk
@@ -176,3 +208,20 @@ def checked_dask(store: Path, name: str) -> da.Array:
     )
     return da.map_blocks(block, chunks=grid, dtype=array.dtype,
                          meta=np.empty((0,) * array.ndim, array.dtype), token=f"read-{name}")
+
+
+def check_small(store: Path, names: list[str]) -> None:
+    """Raise :class:`StoreError` if a chunk file of the small arrays ``names`` (coordinates,
+    read whole at opening) is missing; only for stores that record ``all_chunks_written``."""
+    for name in names:
+        meta = json.loads((Path(store) / name / "zarr.json").read_text())
+        chunks = Chunks(store, name, meta)
+        region = tuple(slice(0, n) for n in chunks.shape)
+        for index in chunks.indices(region):
+            if chunks.known_layout and not chunks.file(index).is_file():
+                msg = (
+                    f"{store}: the chunk file {chunks.file(index).relative_to(store)} of {name} "
+                    "is missing; the store is damaged. Convert again: sensorium_data.convert("
+                    f"<tree or zip>, {str(store)!r}, overwrite=True)."
+                )
+                raise StoreError(msg)

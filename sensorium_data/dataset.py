@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 from sensorium_data import paths
-from sensorium_data.chunks import checked_dask
+from sensorium_data.chunks import check_small, checked_dask
 from sensorium_data.errors import StoreError
 from sensorium_data.store import SCHEMA_VERSION, convert, convert_tree, is_complete, quiet_zarr
 from sensorium_data.tree import STATISTICS, open_tree
@@ -123,7 +123,17 @@ def open_store(store: str | os.PathLike[str]) -> xr.Dataset:
         raise StoreError(msg)
     small = [*PER_TRIAL, *PER_NEURON, "time", "behavior_variable"]
     present = [name for name in small if name in ds.variables]
-    values = dask.compute(*(ds[name].data for name in present))
+    if ds.attrs.get("all_chunks_written"):
+        check_small(store, present)
+    try:
+        values = dask.compute(*(ds[name].data for name in present))
+    except Exception as e:  # zarr and its codecs raise many types for a damaged chunk
+        msg = (
+            f"{store}: its coordinates ({', '.join(present)}) cannot be read ({e}); the store "
+            "is damaged. Convert again: sensorium_data.convert(<tree or zip>, store, "
+            "overwrite=True)."
+        )
+        raise StoreError(msg) from e
     ds = ds.assign_coords(
         {name: _eager(ds[name], v) for name, v in zip(present, values, strict=True)}
     )
@@ -266,5 +276,8 @@ class SensoriumAccessor:
         """
         with quiet_zarr():
             stats = xr.open_zarr(self.store, group="statistics", consolidated=False, chunks={})
+        for name in stats.data_vars:  # damaged or missing chunks raise, as for the data
+            stored = stats[name]
+            stats[name] = stored.copy(data=checked_dask(self.store / "statistics", str(name)))
         coords = {k: self._ds[k] for k in ("neuron", "behavior_variable") if k in self._ds.coords}
         return stats.assign_coords({**coords, "statistic": list(STATISTICS)})

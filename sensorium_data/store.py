@@ -276,6 +276,7 @@ class _BaseWriter:
                 source_modified=tree.modified,
                 source_dtypes=self.source_dtypes,
                 n_trials=len(tree.trials),
+                all_chunks_written=True,  # a missing chunk is damage (sensorium_data.chunks)
                 complete=True,
             )
             self.group.attrs.update(attrs)  # type: ignore[arg-type]
@@ -314,13 +315,14 @@ class _BaseWriter:
     def _small(self, name: str, values: np.ndarray, dims: tuple[str, ...]) -> None:
         dtype = "str" if values.dtype == object else values.dtype
         arr = self.group.create_array(name, shape=values.shape, dtype=dtype,
-                                      chunks=values.shape or (1,), dimension_names=dims)
+                                      chunks=values.shape or (1,), dimension_names=dims,
+                                      config={"write_empty_chunks": True})
         arr[:] = values
 
     def _neurons(self, n_neurons: int) -> None:
         """``neuron`` (unit ids) and ``x``, ``y``, ``z`` from ``meta/neurons``."""
         tree = self.tree
-        unit_ids = np.asarray(tree.meta("neurons/unit_ids")).astype(np.int64)
+        unit_ids = np.asarray(tree.numbers("neurons/unit_ids")).astype(np.int64)
         if unit_ids.shape != (n_neurons,):
             msg = (
                 f"{tree.location}: meta/neurons/unit_ids.npy has shape {unit_ids.shape} but the "
@@ -335,7 +337,7 @@ class _BaseWriter:
                 "damaged; replace it with the published one."
             )
             raise RecordingFormatError(msg)
-        xyz = tree.meta("neurons/cell_motor_coordinates", required=False)
+        xyz = tree.numbers("neurons/cell_motor_coordinates", required=False)
         if xyz is None:
             log.warning("%s: no meta/neurons/cell_motor_coordinates.npy; x, y, z are NaN",
                         tree.name)
@@ -357,10 +359,12 @@ class _BaseWriter:
         for name, values, dims in arrays:
             arr = group.create_array(name, shape=values.shape, dtype="float32", chunks=values.shape,
                                      dimension_names=dims, compressors=[CODEC],
-                                     fill_value=float("nan"))
+                                     fill_value=float("nan"),
+                                     config={"write_empty_chunks": True})
             arr[:] = values
         arr = group.create_array("statistic", shape=(len(STATISTICS),), dtype="str",
-                                 chunks=(len(STATISTICS),), dimension_names=("statistic",))
+                                 chunks=(len(STATISTICS),), dimension_names=("statistic",),
+                                 config={"write_empty_chunks": True})
         arr[:] = np.array(STATISTICS, dtype=object)
 
 

@@ -290,6 +290,17 @@ class FileTree:
         self._meta_cache[rel] = value
         return value
 
+    def numbers(self, rel: str, *, required: bool = True) -> np.ndarray | None:
+        """:meth:`meta` of a file that must hold numbers (ids, coordinates, statistics)."""
+        value = self.meta(rel, required=required)
+        if value is not None and np.asarray(value).dtype.kind not in "biuf":
+            msg = (
+                f"{self.location}/meta/{rel}.npy holds {np.asarray(value).dtype} values; it "
+                "must hold numbers. The file is damaged; replace it with the published one."
+            )
+            raise RecordingFormatError(msg)
+        return value
+
     def trial_labels(self, name: str) -> np.ndarray | None:
         """``meta/trials/<name>.npy`` (e.g. stimulus_type) for :attr:`trials`, if present."""
         values = self.meta(f"trials/{name}", required=False)
@@ -301,7 +312,7 @@ class FileTree:
         """The shipped normalization statistics of a stream (``meta/statistics/<stream>/all``)."""
         out = {}
         for stat in STATISTICS:
-            value = self.meta(f"statistics/{stream}/all/{stat}", required=False)
+            value = self.numbers(f"statistics/{stream}/all/{stat}", required=False)
             if value is not None:
                 out[stat] = np.asarray(value)
         return out

@@ -117,3 +117,31 @@ def test_padding_chunks_may_be_absent(store):
     assert chunks.required((short, 0, 1))
     (store / f"responses/c/{short}/0/2").unlink()
     assert np.isnan(sd.open_mouse(store).responses[short, :, 100:].values).all()
+
+
+def test_chunk_cut_after_its_header_is_not_decoded_into_wrong_values(store):
+    # blosc decodes a buffer shorter than its header says without an error
+    pos, trial = train_position(store)
+    chunk = store / f"responses/c/{pos}/0/0"
+    chunk.write_bytes(chunk.read_bytes()[:-3])
+    match = rf"responses of trial {trial} cannot be read .*its blosc header says"
+    with pytest.raises(StoreError, match=match):
+        sd.open_mouse(store).responses.values  # noqa: B018
+    clips = sd.ClipDataset(store, tier="train", frames=100, normalize=None, seed=0)
+    j = int(np.flatnonzero(clips._recordings[0].positions == pos)[0])
+    with pytest.raises(StoreError, match=match):
+        clips[j]
+
+
+def test_damaged_coordinates_and_statistics(store):
+    (store / "labelled/c/0").unlink()
+    with pytest.raises(StoreError, match=r"the chunk file labelled/c/0 of labelled is missing"):
+        sd.open_mouse(store)
+
+
+def test_truncated_statistics_raise(store):
+    ds = sd.open_mouse(store)
+    chunk = store / "statistics/videos/c/0/0/0/0"
+    chunk.write_bytes(chunk.read_bytes()[:10])
+    with pytest.raises(StoreError, match=r"statistics: videos cannot be read \(chunk file "):
+        ds.sensorium.statistics.videos.values  # noqa: B018

@@ -201,3 +201,13 @@ def test_duplicate_unit_ids_are_refused(make_tree, tmp_path):
     np.save(path / "meta/neurons/unit_ids.npy", ids)
     with pytest.raises(RecordingFormatError, match=rf"repeats unit id\(s\) \[{ids[0]}\]"):
         convert(path, tmp_path / "x.zarr", progress=False)
+
+
+def test_meta_numbers_that_are_strings_are_refused(make_tree, tmp_path):
+    from sensorium_data.store import convert
+
+    path = make_tree()
+    np.save(path / "meta/neurons/unit_ids.npy", np.full(7, "x"))
+    with pytest.raises(RecordingFormatError, match=r"unit_ids\.npy holds <U1 values; it must "
+                                                   r"hold numbers"):
+        convert(path, tmp_path / "x.zarr", progress=False)

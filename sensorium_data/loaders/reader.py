@@ -101,6 +101,7 @@ class ChunkFiles:
         if raw is None:
             self.checks.check(tuple(index))
             return np.full(self.chunk[1:], self.fill, self.dtype)
+        self.checks.check_blosc(tuple(index), raw)
         try:
             return np.frombuffer(self.decode(raw), self.dtype).reshape(self.chunk[1:])
         except (RuntimeError, ValueError) as e:  # what blosc and zstd raise for bad bytes
