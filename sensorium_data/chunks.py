@@ -14,6 +14,7 @@ missing one is never a chunk that happened to hold only the fill value.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -58,9 +59,8 @@ class Chunks:
         self.separator = keys.get("configuration", {}).get("separator", "/")
         self.known_layout = keys.get("name") == "default" and not meta.get("storage_transformers")
         self.blosc = any(c.get("name") == "blosc" for c in meta.get("codecs", []))
-        per_trial = self._per_trial()
-        self.trials, self.n_frames, self.labelled = per_trial
 
+    @functools.cached_property
     def _per_trial(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """trial, n_frames and labelled of every trial position (small arrays, read once)."""
         n = self.shape[0]
@@ -68,11 +68,31 @@ class Chunks:
         for coord, default in (("trial", np.arange(n)), ("n_frames", np.full(n, 1 << 30)),
                                ("labelled", np.ones(n, bool))):
             path = self.store / coord
-            if (path / "zarr.json").is_file():
-                out.append(np.asarray(zarr.open_array(path, mode="r")[:]))
-            else:
+            if not (path / "zarr.json").is_file():
                 out.append(default)
+                continue
+            try:
+                out.append(np.asarray(zarr.open_array(path, mode="r")[:]))
+            except Exception as e:  # zarr and its codecs raise many types for a damaged chunk
+                msg = (
+                    f"{self.store}: {coord} cannot be read ({type(e).__name__}: {e}); the store "
+                    "is damaged. Convert again: sensorium_data.convert(<tree or zip>, "
+                    f"{str(self.store)!r}, overwrite=True)."
+                )
+                raise StoreError(msg) from e
         return out[0], out[1], out[2]
+
+    @property
+    def trials(self) -> np.ndarray:
+        return self._per_trial[0]
+
+    @property
+    def n_frames(self) -> np.ndarray:
+        return self._per_trial[1]
+
+    @property
+    def labelled(self) -> np.ndarray:
+        return self._per_trial[2]
 
     def file(self, index: tuple[int, ...]) -> Path:
         """The file of the chunk at grid position ``index``."""
