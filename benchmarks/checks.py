@@ -12,6 +12,7 @@ Prints the medians of ``--repeats`` alternating runs and their ratios (checked /
 Usage::
 
     python benchmarks/checks.py --neurons 2000 --trials 60 --frames 324 --out /tmp/checksbench
+    python benchmarks/checks.py --scheduler synchronous    # the xarray reads without threads
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import statistics
 import time
 from pathlib import Path
 
+import dask
 import numpy as np
 import xarray as xr
 
@@ -67,7 +69,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=324)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("/tmp/checksbench"))
+    parser.add_argument("--scheduler", default="threads", choices=["threads", "synchronous"],
+                        help="dask scheduler of the xarray reads")
     args = parser.parse_args()
+    dask.config.set(scheduler=args.scheduler)
     shutil.rmtree(args.out, ignore_errors=True)
     tree = write_tree(args.out / "rec", args.neurons, args.trials, args.frames)
     store = sd.convert(tree, args.out / "rec.zarr", progress=False)
@@ -90,7 +95,8 @@ def main() -> None:
 
     without, with_check = side_by_side(lambda: items(False), lambda: items(True), args.repeats)
 
-    print(f"recording: {args.neurons} neurons, {args.trials} trials, {args.frames} frames")
+    print(f"recording: {args.neurons} neurons, {args.trials} trials, {args.frames} frames; "
+          f"dask scheduler: {args.scheduler}")
     print("| read | unchecked s | checked s | ratio |")
     print("|---|---|---|---|")
     print(f"| all responses via xarray | {plain:.3f} | {checked:.3f} | {checked / plain:.2f} |")

@@ -8,8 +8,11 @@ or damaged (truncated) is an error naming the store, the array and the trial, ra
 :class:`Chunks` whatever reads the store: the xarray view (:func:`checked_dask`), the training
 loaders (``loaders/reader.py``) and whole-array reads (:func:`read_array`).
 
-Every chunk of a labelled trial is written at conversion (``write_empty_chunks``), so a
-missing one is never a chunk that happened to hold only the fill value.
+Every chunk of existing data is written at conversion (``write_empty_chunks``; stores that
+record ``all_chunks_written`` also have every chunk of the small arrays and statistics), so a
+missing one is never a chunk that happened to hold only the fill value. blosc decodes a buffer
+cut after its header into wrong values without an error, so the size of each blosc chunk is
+checked against its header before it is decoded.
 """
 
 from __future__ import annotations

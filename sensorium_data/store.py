@@ -58,7 +58,9 @@ LICENSE_2023 = "CC BY-NC-ND 4.0 (SENSORIUM 2023 data, gin.g-node.org/pollytur)"
 
 # Chunking and codecs, measured in docs/storage.md: responses in blocks of RESPONSE_FRAMES
 # frames of one trial (all neurons), so an 80-frame clip reads 2-3 chunks and the padding past
-# frame 300 is a chunk never written; videos one trial per chunk; behaviour 64 trials per chunk.
+# frame 300 is an all-NaN chunk (written all the same, 164 bytes compressed: a missing chunk is
+# then always damage, sensorium_data.chunks); videos one trial per chunk; behaviour 64 trials
+# per chunk.
 RESPONSE_FRAMES = 50
 BEHAVIOR_TRIALS = 64
 RESPONSE_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", typesize=4)
