@@ -30,6 +30,7 @@ __all__ = [
     "CorruptArchiveError",
     "UnsafeArchiveError",
     "check_members",
+    "check_sizes",
     "extract",
     "partial_prefix",
     "zip_root",
@@ -39,6 +40,17 @@ log = logging.getLogger(__name__)
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CHUNK = 1 << 20
+
+# Limits on what extract writes (module constants: raise them for an unusual archive). The
+# largest published member is a responses file of ~27 MB, a recording extracts to ~15 GB.
+MAX_MEMBER_BYTES = 1 << 30
+"""Largest file extract writes (1 GiB)."""
+MAX_TOTAL_BYTES = 64 << 30
+"""Most bytes extract writes from one zip (64 GiB)."""
+MAX_RATIO = 100
+"""Highest ratio of uncompressed to compressed bytes for a zip of more than 1 GiB."""
+RECORDING_SUFFIXES = (".npy", ".json")
+"""The files of a recording folder; anything else in the zip is not written."""
 
 
 class UnsafeArchiveError(SensoriumDataError, ValueError):
@@ -187,7 +199,8 @@ def extract(zip_path: str | os.PathLike[str], target: str | os.PathLike[str]) ->
 
     The recording's top-level folder is stripped: the result is ``target/data/...`` and
     ``target/meta/...``. ``__MACOSX/`` and ``._*`` entries are skipped, as is anything outside
-    the recording folder (with a warning). Every member name is checked before anything is
+    the recording folder's ``data/`` and ``meta/`` .npy and .json files (with a warning). Sizes
+    are checked first (:func:`check_sizes`). Every member name is checked before anything is
     written, and the files go to a hidden sibling folder that is renamed to ``target`` only
     when complete, so ``target`` existing means the extraction finished. Each member's CRC is
     checked as it is read. The zip itself is never modified.
@@ -234,6 +247,7 @@ def extract(zip_path: str | os.PathLike[str], target: str | os.PathLike[str]) ->
         with zipfile.ZipFile(zip_path) as zf:
             members = check_members(zf, zip_path)
             root = zip_root(zf)
+            check_sizes([m for m in members if _recording_file(m, root)], zip_path)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=partial_prefix(target), dir=target.parent))
             try:
@@ -252,16 +266,62 @@ def extract(zip_path: str | os.PathLike[str], target: str | os.PathLike[str]) ->
     return target
 
 
+def _recording_file(info: zipfile.ZipInfo, root: str) -> bool:
+    """A file of the recording: ``<root>data/...`` or ``<root>meta/...``, .npy or .json."""
+    relative = info.filename[len(root):]
+    return (info.filename.startswith(root) and relative.startswith(("data/", "meta/"))
+            and relative.endswith(RECORDING_SUFFIXES))
+
+
+def check_sizes(members: list[zipfile.ZipInfo], zip_path: str | os.PathLike[str]) -> None:
+    """Refuse to extract members beyond :data:`MAX_MEMBER_BYTES`, :data:`MAX_TOTAL_BYTES` or,
+    for more than 1 GiB, :data:`MAX_RATIO` (a zip bomb); ``members`` are the files to write.
+
+    Raises
+    ------
+    UnsafeArchiveError
+        Naming the member or the totals, and the limit (a module constant) to raise.
+
+    Examples
+    --------
+    >>> import io, zipfile
+    >>> buf = io.BytesIO()
+    >>> with zipfile.ZipFile(buf, "w") as zf:
+    ...     zf.writestr("rec/data/videos/0.npy", b"0" * 100)
+    >>> check_sizes(zipfile.ZipFile(buf).infolist(), "rec.zip")
+    """
+    where = os.fspath(zip_path)
+    big = [m for m in members if m.file_size > MAX_MEMBER_BYTES]
+    if big:
+        msg = (
+            f"refusing to extract {where}: member {big[0].filename!r} would be "
+            f"{big[0].file_size:,} bytes, over the limit of {MAX_MEMBER_BYTES:,} "
+            "(sensorium_data.archive.MAX_MEMBER_BYTES); no published recording has such a "
+            "file. Nothing was extracted; download the zip again from the catalog url"
+        )
+        raise UnsafeArchiveError(msg)
+    total = sum(m.file_size for m in members)
+    packed = max(sum(m.compress_size for m in members), 1)
+    if total > MAX_TOTAL_BYTES or (total > 1 << 30 and total / packed > MAX_RATIO):
+        msg = (
+            f"refusing to extract {where}: it would write {total:,} bytes from {packed:,} "
+            f"(ratio {total / packed:.0f}); the limits are {MAX_TOTAL_BYTES:,} bytes "
+            f"(sensorium_data.archive.MAX_TOTAL_BYTES) and a ratio of {MAX_RATIO} "
+            "(MAX_RATIO). Nothing was extracted; download the zip again from the catalog url"
+        )
+        raise UnsafeArchiveError(msg)
+
+
 def _write_members(
     zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], root: str, dest: Path
 ) -> None:
     outside = []
     for info in members:
-        if not info.filename.startswith(root):
+        if not info.is_dir() and not _recording_file(info, root):
             outside.append(info.filename)
             continue
         relative = info.filename[len(root) :]
-        if not relative:
+        if not relative or not info.filename.startswith(root):
             continue
         path = dest.joinpath(*relative.rstrip("/").split("/"))
         if info.is_dir():
@@ -272,7 +332,8 @@ def _write_members(
             shutil.copyfileobj(src, out, _CHUNK)
     if outside:
         log.warning(
-            "%s: skipped %d member(s) outside the recording folder %r, e.g. %r",
+            "%s: skipped %d member(s) outside the recording's data/ and meta/ folders (in %r) "
+            "or not .npy/.json files, e.g. %r",
             zf.filename,
             len(outside),
             root,

@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from sensorium_data import paths
+from sensorium_data.chunks import check_small, checked_dask
 from sensorium_data.errors import StoreError
 from sensorium_data.store import SCHEMA_VERSION, convert, convert_tree, is_complete, quiet_zarr
 from sensorium_data.tree import STATISTICS, open_tree
@@ -20,12 +21,25 @@ log = logging.getLogger(__name__)
 PER_TRIAL = ("tier", "stimulus_type", "video_id", "image_id", "trial_idx", "n_frames", "labelled")
 COMPETITIONS = ("2022", "2023")
 PER_NEURON = ("x", "y", "z")
+CHECKED = ("videos", "images", "responses", "rates", "behavior")
 
 
 def _looks_like_path(mouse: str | os.PathLike[str]) -> bool:
+    """A path object, a string with a separator or a .zip/.zarr suffix, or (unless the catalog
+    knows the name) an existing file or folder."""
     if isinstance(mouse, os.PathLike):
         return True
-    return os.sep in mouse or mouse.endswith((".zip", ".zarr")) or Path(mouse).expanduser().exists()
+    if os.sep in mouse or mouse.endswith((".zip", ".zarr")):
+        return True
+    from sensorium_data import catalog
+
+    exists = Path(mouse).expanduser().exists()
+    if catalog.find(mouse) is None:
+        return exists
+    if exists:
+        log.warning("%r names a mouse of the catalog and a file or folder here; using the "
+                    "catalog's mouse (pass %r for the folder)", mouse, f".{os.sep}{mouse}")
+    return False
 
 
 def resolve_store(
@@ -84,7 +98,15 @@ def open_store(store: str | os.PathLike[str]) -> xr.Dataset:
             msg = f"{store} is not a readable sensorium store ({e}); convert the recording again."
             raise StoreError(msg) from e
     version = ds.attrs.get("schema_version")
-    if version != SCHEMA_VERSION or not ds.attrs.get("complete"):
+    if not ds.attrs.get("complete"):
+        msg = (
+            f"{store} is not a finished sensorium store (its attributes do not say complete); "
+            "it was not written by sensorium_data.convert, or its conversion did not finish. "
+            "Convert the recording into another store path: "
+            "sensorium_data.convert(<tree or zip>, store)."
+        )
+        raise StoreError(msg)
+    if version != SCHEMA_VERSION:
         msg = (
             f"{store} is a store of schema version {version}, but this version of sensorium "
             f"reads version {SCHEMA_VERSION}. Convert the recording again: "
@@ -101,10 +123,25 @@ def open_store(store: str | os.PathLike[str]) -> xr.Dataset:
         raise StoreError(msg)
     small = [*PER_TRIAL, *PER_NEURON, "time", "behavior_variable"]
     present = [name for name in small if name in ds.variables]
-    values = dask.compute(*(ds[name].data for name in present))
+    if ds.attrs.get("all_chunks_written"):
+        check_small(store, present)
+    try:
+        values = dask.compute(*(ds[name].data for name in present))
+    except Exception as e:  # zarr and its codecs raise many types for a damaged chunk
+        msg = (
+            f"{store}: its coordinates ({', '.join(present)}) cannot be read ({e}); the store "
+            "is damaged. Convert again: sensorium_data.convert(<tree or zip>, store, "
+            "overwrite=True)."
+        )
+        raise StoreError(msg) from e
     ds = ds.assign_coords(
         {name: _eager(ds[name], v) for name, v in zip(present, values, strict=True)}
     )
+    for name in CHECKED:
+        if name in ds.data_vars:  # missing or damaged chunks raise instead of reading as NaN
+            stored = ds[name]
+            ds[name] = stored.copy(data=checked_dask(store, name))
+            ds[name].encoding = stored.encoding
     if "videos" in ds and ds["videos"].dtype == np.uint8:
         # 8-bit on disk (lossless); padded frames, stored as 0, become NaN again, chunk by chunk
         stored = ds["videos"]
@@ -239,5 +276,8 @@ class SensoriumAccessor:
         """
         with quiet_zarr():
             stats = xr.open_zarr(self.store, group="statistics", consolidated=False, chunks={})
+        for name in stats.data_vars:  # damaged or missing chunks raise, as for the data
+            stored = stats[name]
+            stats[name] = stored.copy(data=checked_dask(self.store / "statistics", str(name)))
         coords = {k: self._ds[k] for k in ("neuron", "behavior_variable") if k in self._ds.coords}
         return stats.assign_coords({**coords, "statistic": list(STATISTICS)})

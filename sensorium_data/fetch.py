@@ -26,7 +26,7 @@ from filelock import FileLock, Timeout
 
 from sensorium_data import paths
 from sensorium_data.archive import CorruptArchiveError, extract, partial_prefix
-from sensorium_data.errors import SensoriumDataError
+from sensorium_data.errors import RecordingFormatError, SensoriumDataError
 
 __all__ = [
     "ENV_MIRROR",
@@ -126,6 +126,7 @@ def fetch_mouse(
             shutil.rmtree(stale, ignore_errors=True)
         zip_path = download(rec, data_dir=root, progress=progress)
         try:
+            _check_identity(rec, root, zip_path)
             return extract(zip_path, tree)
         except CorruptArchiveError as err:
             _discard(rec, root, zip_path)
@@ -298,6 +299,22 @@ def _verify(rec: RecordingLike, root: Path, path: Path, zip_path: Path, *, origi
             f"{fix}"
         )
         raise HashMismatchError(msg)
+
+
+def _check_identity(rec: RecordingLike, root: Path, zip_path: Path) -> None:
+    """Refuse (and forget) a zip whose counts are not the catalog's for its name."""
+    from sensorium_data import catalog
+    from sensorium_data.store import check_identity
+    from sensorium_data.tree import open_tree
+
+    if catalog.find(rec.name) is None:
+        return
+    try:
+        check_identity(open_tree(zip_path))
+    except RecordingFormatError as err:
+        _discard(rec, root, zip_path)
+        msg = f"{err} The download was deleted; check the mirror (${ENV_MIRROR}) or the server."
+        raise RecordingFormatError(msg) from err
 
 
 def _discard(rec: RecordingLike, root: Path, zip_path: Path) -> None:

@@ -58,7 +58,9 @@ LICENSE_2023 = "CC BY-NC-ND 4.0 (SENSORIUM 2023 data, gin.g-node.org/pollytur)"
 
 # Chunking and codecs, measured in docs/storage.md: responses in blocks of RESPONSE_FRAMES
 # frames of one trial (all neurons), so an 80-frame clip reads 2-3 chunks and the padding past
-# frame 300 is a chunk never written; videos one trial per chunk; behaviour 64 trials per chunk.
+# frame 300 is an all-NaN chunk (written all the same, 164 bytes compressed: a missing chunk is
+# then always damage, sensorium_data.chunks); videos one trial per chunk; behaviour 64 trials
+# per chunk.
 RESPONSE_FRAMES = 50
 BEHAVIOR_TRIALS = 64
 RESPONSE_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", typesize=4)
@@ -157,6 +159,41 @@ def _labels(tree: FileTree, video_hashes: list[str]) -> _Labels:
     )
 
 
+def check_identity(tree: FileTree) -> None:
+    """Refuse a tree named like a catalogued recording whose neuron or trial count differs.
+
+    The catalog's counts are checked whatever the tree's source (a folder, a zip, a mirror):
+    a name alone does not make a recording.
+
+    Raises
+    ------
+    RecordingFormatError
+        If the counts differ from the catalog's.
+
+    Examples
+    --------
+    >>> from sensorium_data import open_tree
+    >>> check_identity(open_tree("dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20"))
+    ... # doctest: +SKIP
+    """
+    from sensorium_data import catalog
+
+    rec = catalog.find(tree.name)
+    if rec is None:
+        return
+    n_neurons = tree.header("responses", int(tree.trials[0]))[0][0]
+    found = {"neurons": (n_neurons, rec.n_neurons), "trial files": (len(tree.trials), rec.n_trials)}
+    for what, (have, expected) in found.items():
+        if expected is not None and have != expected:
+            msg = (
+                f"{tree.location} is named like the published recording {rec.name} "
+                f"({rec.letter or rec.short_name}) but has {have} {what}; the catalog says "
+                f"{expected}. It is not that recording (a renamed folder, or a wrong mirror). "
+                "Rename it, or download the published file (sensorium_data.fetch_mouse)."
+            )
+            raise RecordingFormatError(msg)
+
+
 def _names(name: str) -> dict[str, object]:
     """animal_id, session and scan_idx from a folder name such as dynamic29515-10-12-Video-..."""
     m = re.match(r"(dynamic|static)(\d+)-(\d+)-(\d+)", name)
@@ -217,6 +254,7 @@ class _BaseWriter:
 
     def __init__(self, tree: FileTree, target: Path, progress: bool,
                  shapes: dict[str, tuple[tuple[int, ...], np.dtype]]):
+        check_identity(tree)
         self.tree = tree
         self.target = target
         self.tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
@@ -237,13 +275,15 @@ class _BaseWriter:
                 schema_version=SCHEMA_VERSION,
                 source=tree.location,
                 source_fingerprint=tree.fingerprint,
+                source_modified=tree.modified,
                 source_dtypes=self.source_dtypes,
                 n_trials=len(tree.trials),
+                all_chunks_written=True,  # a missing chunk is damage (sensorium_data.chunks)
                 complete=True,
             )
             self.group.attrs.update(attrs)  # type: ignore[arg-type]
             zarr.consolidate_metadata(self.tmp)
-        if self.target.exists():  # an older or unwanted store: move it aside, then swap
+        if self.target.exists():  # a store to replace (checked by convert): aside, then swap
             old = self.target.with_name(f"{self.target.name}.old-{os.getpid()}")
             os.replace(self.target, old)
             os.replace(self.tmp, self.target)
@@ -257,6 +297,9 @@ class _BaseWriter:
         return self.group.create_array(
             name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=dims,
             compressors=[codec], fill_value=fill,  # type: ignore[list-item]
+            # every chunk written, even one of fill values only: a missing chunk is then an
+            # error when read (sensorium_data.chunks), except where a write is skipped
+            config={"write_empty_chunks": True},
         )
 
     def _each_trial(self, fn: Callable[[int], None], desc: str, step: int = 1) -> None:
@@ -274,20 +317,29 @@ class _BaseWriter:
     def _small(self, name: str, values: np.ndarray, dims: tuple[str, ...]) -> None:
         dtype = "str" if values.dtype == object else values.dtype
         arr = self.group.create_array(name, shape=values.shape, dtype=dtype,
-                                      chunks=values.shape or (1,), dimension_names=dims)
+                                      chunks=values.shape or (1,), dimension_names=dims,
+                                      config={"write_empty_chunks": True})
         arr[:] = values
 
     def _neurons(self, n_neurons: int) -> None:
         """``neuron`` (unit ids) and ``x``, ``y``, ``z`` from ``meta/neurons``."""
         tree = self.tree
-        unit_ids = np.asarray(tree.meta("neurons/unit_ids")).astype(np.int64)
+        unit_ids = np.asarray(tree.numbers("neurons/unit_ids")).astype(np.int64)
         if unit_ids.shape != (n_neurons,):
             msg = (
                 f"{tree.location}: meta/neurons/unit_ids.npy has shape {unit_ids.shape} but the "
                 f"responses have {n_neurons} neurons."
             )
             raise RecordingFormatError(msg)
-        xyz = tree.meta("neurons/cell_motor_coordinates", required=False)
+        ids, counts = np.unique(unit_ids, return_counts=True)
+        if (counts > 1).any():
+            msg = (
+                f"{tree.location}: meta/neurons/unit_ids.npy repeats unit id(s) "
+                f"{ids[counts > 1][:10].tolist()}; every neuron has its own id. The file is "
+                "damaged; replace it with the published one."
+            )
+            raise RecordingFormatError(msg)
+        xyz = tree.numbers("neurons/cell_motor_coordinates", required=False)
         if xyz is None:
             log.warning("%s: no meta/neurons/cell_motor_coordinates.npy; x, y, z are NaN",
                         tree.name)
@@ -309,10 +361,12 @@ class _BaseWriter:
         for name, values, dims in arrays:
             arr = group.create_array(name, shape=values.shape, dtype="float32", chunks=values.shape,
                                      dimension_names=dims, compressors=[CODEC],
-                                     fill_value=float("nan"))
+                                     fill_value=float("nan"),
+                                     config={"write_empty_chunks": True})
             arr[:] = values
         arr = group.create_array("statistic", shape=(len(STATISTICS),), dtype="str",
-                                 chunks=(len(STATISTICS),), dimension_names=("statistic",))
+                                 chunks=(len(STATISTICS),), dimension_names=("statistic",),
+                                 config={"write_empty_chunks": True})
         arr[:] = np.array(STATISTICS, dtype=object)
 
 
@@ -413,10 +467,19 @@ class _Writer(_BaseWriter):
                 data = exact
             else:
                 data = frames.astype(np.float32)
+                holes[i] = bool(np.isnan(data[: n_frames[i]]).any())
             hashes[i] = _video_hash(data[: n_frames[i]])
             arr[i] = data
 
+        holes = np.zeros(n, bool)
         self._each_trial(convert, "videos")
+        if holes.any():
+            log.warning(
+                "%s: the videos of %d trial(s) (first: trial %d) have NaN pixels within their "
+                "frames; the store keeps them, the training loaders read them as the mean "
+                "(0 after normalization). Check the source files.",
+                tree.name, holes.sum(), int(tree.trials[np.flatnonzero(holes)[0]]),
+            )
         return n_frames, hashes, lossless
 
     def _responses(self, n_frames: np.ndarray) -> np.ndarray:
@@ -476,6 +539,7 @@ class _Writer(_BaseWriter):
         videos = np.moveaxis(
             stack_statistics(tree, "videos", (self.height, self.width, self.frames)), -1, 1
         )
+        _warn_constant_pixels(tree.name, videos[STATISTICS.index("std")])
         responses = stack_statistics(tree, "responses", (self.n_neurons, self.frames))
         behavior = np.concatenate(
             [stack_statistics(tree, "behavior", (2, self.frames)),
@@ -486,6 +550,20 @@ class _Writer(_BaseWriter):
             ("responses", responses, ("statistic", "neuron", "frame")),
             ("behavior", behavior, ("statistic", "behavior_variable", "frame")),
         ])
+
+def _warn_constant_pixels(name: str, std: np.ndarray) -> None:
+    """Warn about pixels whose shipped std (frame, height, width) is 0 in every frame: constant
+    in the train trials; the loaders floor their std. Frames where every std is 0 or NaN (one
+    train trial or none reaches them) do not count."""
+    covered = (np.nan_to_num(std, nan=0.0) > 0).any(axis=(1, 2))
+    constant = (std[covered] == 0).all(axis=0) if covered.any() else np.zeros(1, bool)
+    if constant.any():
+        log.warning(
+            "%s: %d pixel(s) have a video std of 0 in meta/statistics (constant in every train "
+            "trial); normalizing floors their std at 1 %% of the mean std, as for responses.",
+            name, int(constant.sum()),
+        )
+
 
 def convert(
     tree: str | os.PathLike[str],
@@ -529,25 +607,70 @@ def convert(
 def convert_tree(source: FileTree, target: Path, *, overwrite: bool = False,
                  progress: bool = True) -> Path:
     """:func:`convert` for an opened tree and an explicit store path."""
-    if target.exists() and not (target / "zarr.json").exists() and any(target.iterdir()):
-        msg = (
-            f"{target} exists and is not a zarr store; it will not be overwritten. "
-            "Choose another store path."
-        )
-        raise StoreError(msg)
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(target) + ".lock")
     if lock.is_locked:
         log.info("waiting for another process converting %s", target.name)
     with lock:
-        if is_complete(target) and not overwrite:
-            return target
-        for stale in target.parent.glob(f"{target.name}.tmp-*"):
+        for stale in _leftovers(target):  # no conversion into target runs: we hold its lock
             log.info("removing %s left by an interrupted conversion", stale.name)
             shutil.rmtree(stale, ignore_errors=True)
+        if _reusable(source, target, overwrite):
+            return target
         log.info("converting %s into %s", source.location, target)
         if source.competition == "2022":
             from sensorium_data.static import StaticWriter
 
             return StaticWriter(source, target, progress).run()
         return _Writer(source, target, progress).run()
+
+
+def _leftovers(target: Path) -> list[Path]:
+    """Folders a killed conversion into ``target`` leaves: ``<store>.tmp-<pid>`` (the store
+    being written) and ``<store>.old-<pid>`` (the store being replaced)."""
+    pattern = re.compile(re.escape(target.name) + r"\.(tmp|old)-[0-9]+")
+    return [p for p in target.parent.iterdir() if pattern.fullmatch(p.name)]
+
+
+def _reusable(source: FileTree, target: Path, overwrite: bool) -> bool:
+    """Whether ``target`` is a finished store of ``source`` to return as is; raises if it is
+    something that must not be replaced (anything but a store this library completed, or a
+    store of another recording without ``overwrite``)."""
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        return False
+    try:
+        attrs = _read_attrs(target) if target.is_dir() else {}
+    except StoreError:
+        attrs = {}
+    ours = bool(attrs.get("complete")) and "source_fingerprint" in attrs
+    if not ours:
+        msg = (
+            f"{target} exists and is not a store that sensorium_data completed; it will not be "
+            "overwritten or removed, even with overwrite=True. Choose another store path."
+        )
+        raise StoreError(msg)
+    same = attrs["source_fingerprint"] == source.fingerprint
+    if overwrite:
+        return False
+    if not same:
+        msg = (
+            f"{target} is the store of {attrs.get('source')} (fingerprint "
+            f"{attrs['source_fingerprint']}), not of {source.location} (fingerprint "
+            f"{source.fingerprint}: file names and sizes differ). Choose another store path, "
+            "or pass overwrite=True to replace it."
+        )
+        raise StoreError(msg)
+    if attrs.get("schema_version") != SCHEMA_VERSION:
+        log.info("%s is of schema version %s; converting it again", target,
+                 attrs.get("schema_version"))
+        return False
+    # an extraction is newer than the zip it was converted from: compare the same source only
+    changed = source.modified - float(attrs.get("source_modified", source.modified))
+    if changed > 0 and attrs.get("source") == source.location:
+        log.warning(
+            "%s has files modified after %s was converted from it (names and sizes unchanged); "
+            "the store keeps the old values. Convert again with "
+            "sensorium_data.convert(%r, %r, overwrite=True) to take the changes.",
+            source.location, target, source.location, str(target),
+        )
+    return True

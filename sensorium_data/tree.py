@@ -29,12 +29,14 @@ test fixtures and the simulator.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import io
 import json
 import logging
 import os
+import re
 import threading
 import zipfile
 import zlib
@@ -47,6 +49,7 @@ import numpy as np
 
 from sensorium_data.archive import is_junk, zip_root
 from sensorium_data.errors import RecordingFormatError
+from sensorium_data.npy import load_npy
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,8 @@ class _Files(Protocol):
 
     def sizes(self) -> list[tuple[str, int]]: ...
 
+    def modified(self) -> float: ...
+
 
 class _DirFiles:
     def __init__(self, root: Path):
@@ -106,6 +111,15 @@ class _DirFiles:
                 if not is_junk(rel):
                     out.append((rel, full.stat().st_size))
         return out
+
+    def modified(self) -> float:
+        newest = 0.0
+        for folder in ("data", "meta"):
+            for dirpath, _, names in os.walk(self.root / folder):
+                for n in names:
+                    if not is_junk(n):
+                        newest = max(newest, (Path(dirpath) / n).stat().st_mtime)
+        return newest
 
 
 class _ZipFiles:
@@ -147,6 +161,9 @@ class _ZipFiles:
 
     def sizes(self) -> list[tuple[str, int]]:
         return list(self._sizes.items())
+
+    def modified(self) -> float:
+        return self.path.stat().st_mtime
 
 
 def _find_root_in_zip(path: Path) -> str:
@@ -217,6 +234,13 @@ class FileTree:
                 h.update(f"{rel}\0{size}\n".encode())
         return h.hexdigest()
 
+    @functools.cached_property
+    def modified(self) -> float:
+        """The newest modification time (seconds since the epoch) of the tree's data and meta
+        files; for a zip, the zip's own. Not part of :attr:`fingerprint` (an extraction is
+        newer than its zip); :func:`sensorium_data.convert` warns when a store is older."""
+        return self.files.modified()
+
     def path(self, stream: str, trial: int) -> str:
         return f"data/{stream}/{trial}.npy"
 
@@ -253,9 +277,28 @@ class FileTree:
                 msg = f"{self.location} is not a complete SENSORIUM recording: {full} is missing."
                 raise RecordingFormatError(msg)
             return None
-        with self.files.open(full) as f:
-            value = np.load(f, allow_pickle=True)
+        try:
+            with self.files.open(full) as f:
+                data = f.read()
+        except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+            msg = (
+                f"could not read {self.location}/{full} ({e}): the file is damaged. Extract or "
+                "download the recording again."
+            )
+            raise RecordingFormatError(msg) from e
+        value = load_npy(data, f"{self.location}/{full}")
         self._meta_cache[rel] = value
+        return value
+
+    def numbers(self, rel: str, *, required: bool = True) -> np.ndarray | None:
+        """:meth:`meta` of a file that must hold numbers (ids, coordinates, statistics)."""
+        value = self.meta(rel, required=required)
+        if value is not None and np.asarray(value).dtype.kind not in "biuf":
+            msg = (
+                f"{self.location}/meta/{rel}.npy holds {np.asarray(value).dtype} values; it "
+                "must hold numbers. The file is damaged; replace it with the published one."
+            )
+            raise RecordingFormatError(msg)
         return value
 
     def trial_labels(self, name: str) -> np.ndarray | None:
@@ -269,7 +312,7 @@ class FileTree:
         """The shipped normalization statistics of a stream (``meta/statistics/<stream>/all``)."""
         out = {}
         for stat in STATISTICS:
-            value = self.meta(f"statistics/{stream}/all/{stat}", required=False)
+            value = self.numbers(f"statistics/{stream}/all/{stat}", required=False)
             if value is not None:
                 out[stat] = np.asarray(value)
         return out
@@ -348,8 +391,7 @@ def open_tree(path: str | os.PathLike[str]) -> FileTree:
     streams = [*required, *(s for s in OPTIONAL_STREAMS if files.exists(f"data/{s}"))]
     indices: dict[str, set[int]] = {}
     for stream in streams:
-        names = files.listdir(f"data/{stream}")
-        found = {int(n[:-4]) for n in names if n.endswith(".npy") and n[:-4].isdigit()}
+        found = _trial_files(files, stream)
         if not found:
             msg = (
                 f"{files.location} is not a SENSORIUM recording: data/{stream}/ holds no "
@@ -375,15 +417,73 @@ def open_tree(path: str | os.PathLike[str]) -> FileTree:
 
     tree = FileTree(files, name, trials, np.array([], dtype=str), tuple(streams),
                     "2022" if static else "2023")
-    all_tiers = np.asarray(tree.meta("trials/tiers")).astype(str)
-    if trials[-1] >= len(all_tiers):
-        msg = (
-            f"{files.location}: data files go up to trial {trials[-1]} but meta/trials/tiers.npy "
-            f"has {len(all_tiers)} entries; the file tree and its metadata do not match."
-        )
-        raise RecordingFormatError(msg)
+    all_tiers = _check_tiers(files.location, tree.meta("trials/tiers"), trials, static)
     tree.tiers = all_tiers[trials]
     return tree
+
+
+_TRIAL_FILE = re.compile(r"(0|[1-9][0-9]*)\.npy", re.ASCII)
+
+
+def _trial_files(files: _Files, stream: str) -> set[int]:
+    """The trial indices of ``data/<stream>/<trial>.npy``; refuses a name that looks like a
+    trial file but is not the canonical ``<index>.npy`` (``08.npy``, non-ASCII digits)."""
+    found = set()
+    for name in files.listdir(f"data/{stream}"):
+        if _TRIAL_FILE.fullmatch(name):
+            found.add(int(name[:-4]))
+        elif name.endswith(".npy") and name[:-4].isdigit():
+            msg = (
+                f"{files.location}/data/{stream}/{name!r} looks like a trial file but is not "
+                "named <trial index>.npy with ASCII digits and no leading zero (e.g. 8.npy); "
+                "rename or remove it."
+            )
+            raise RecordingFormatError(msg)
+    return found
+
+
+def _check_tiers(location: str, tiers: np.ndarray | None, trials: np.ndarray,
+                 static: bool) -> np.ndarray:
+    """``meta/trials/tiers.npy`` as strings, after checking it against the trial files: one
+    string entry per trial index, known tier names (2023), and files for every trial whose
+    tier is not ``none``."""
+    where = f"{location}/meta/trials/tiers.npy"
+    values = np.asarray(tiers)
+    if values.ndim != 1 or values.dtype.kind not in "UO":
+        msg = (
+            f"{where} holds a {values.ndim}-d {values.dtype} array; it must be a 1-d array of "
+            "tier names (str), one per trial index. Replace it with the published file."
+        )
+        raise RecordingFormatError(msg)
+    names = values.astype(str)
+    if trials[-1] >= len(names):
+        msg = (
+            f"{location}: data files go up to trial {trials[-1]} but meta/trials/tiers.npy "
+            f"has {len(names)} entries; the file tree and its metadata do not match."
+        )
+        raise RecordingFormatError(msg)
+    if not static:
+        unknown = sorted(set(names.tolist()) - {*TIERS, "none"})
+        if unknown:
+            hints = [difflib.get_close_matches(u, TIERS, 1) for u in unknown]
+            shown = ", ".join(f"{u!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
+                              for u, h in zip(unknown, hints, strict=True))
+            msg = (
+                f"{where} has unknown tier(s) {shown}; SENSORIUM 2023 tiers are "
+                f"{', '.join(TIERS)} and 'none' (no files). Fix the names in tiers.npy."
+            )
+            raise RecordingFormatError(msg)
+    listed = np.flatnonzero(names != "none")
+    lost = np.setdiff1d(listed, trials)
+    if len(lost):
+        t = int(lost[0])
+        msg = (
+            f"{location}: trial {t} has tier {str(names[t])!r} in meta/trials/tiers.npy but no "
+            f"data/<stream>/{t}.npy files ({len(lost)} such trial(s): "
+            f"{lost[:10].tolist()}). The recording is incomplete: extract or download it again."
+        )
+        raise RecordingFormatError(msg)
+    return names
 
 
 def valid_frames(video: np.ndarray) -> int:

@@ -68,7 +68,7 @@ def test_extract_skips_members_outside_the_recording(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="sensorium_data.archive"):
         root = extract(zip_path, tmp_path / "out")
     assert "README.txt" not in all_files(root)
-    assert "skipped 1 member(s) outside the recording folder" in caplog.text
+    assert "skipped 1 member(s) outside the recording's data/ and meta/ folders" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -163,3 +163,33 @@ def test_extract_refuses_an_existing_target(tmp_path):
     (tmp_path / "out").mkdir()
     with pytest.raises(FileExistsError, match=r"into .*out: it exists already; remove it first"):
         extract(zip_path, tmp_path / "out")
+
+
+def test_stray_member_inside_the_recording_is_not_written(tmp_path, caplog):
+    stray = {f"{NAME}/data/videos/movie.bin": b"x" * 1000, f"{NAME}/blob": b"y" * 1000}
+    zip_path = write_zip(tmp_path / "r.zip", RECORDING | stray)
+    with caplog.at_level(logging.WARNING, logger="sensorium_data.archive"):
+        root = extract(zip_path, tmp_path / "out")
+    assert "data/videos/movie.bin" not in all_files(root) and "blob" not in all_files(root)
+    assert "skipped 2 member(s)" in caplog.text
+
+
+def test_size_and_ratio_limits(tmp_path, monkeypatch):
+    from sensorium_data import archive
+
+    big = {f"{NAME}/data/videos/0.npy": b"\0" * 5000}
+    zip_path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for member, data in (RECORDING | big).items():
+            zf.writestr(member, data)
+    monkeypatch.setattr(archive, "MAX_MEMBER_BYTES", 4000)
+    with pytest.raises(UnsafeArchiveError, match=r"member '.*data/videos/0\.npy' would be "
+                                                  r"5,000 bytes, over the limit of 4,000 "
+                                                  r"\(sensorium_data\.archive\.MAX_MEMBER_BYTES\)"):
+        extract(zip_path, tmp_path / "out")
+    monkeypatch.setattr(archive, "MAX_MEMBER_BYTES", 1 << 30)
+    monkeypatch.setattr(archive, "MAX_TOTAL_BYTES", 4000)
+    with pytest.raises(UnsafeArchiveError, match=r"would write [0-9,]+ bytes from [0-9,]+ "
+                                                  r"\(ratio [0-9]+\); the limits are 4,000"):
+        extract(zip_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -95,7 +95,7 @@ def test_corrupt_zip_by_path_is_reported_and_kept(make_tree, tmp_path, data_dir)
 def test_open_mouse_by_letter_downloads_converts_and_opens(server, tmp_path, data_dir,
                                                             monkeypatch):
     """The whole path for a catalog mouse: loopback download, zip -> store, lazy open."""
-    tree, rows = catalog_named_tree(tmp_path, "F")
+    tree, rows = catalog_named_tree(tmp_path, "F", monkeypatch=monkeypatch)
     zip_folder(tree, server.root / "mirror" / f"{tree.name}.zip")
     monkeypatch.setenv("SENSORIUM_MIRROR", server.base_url + "mirror/")
     ds = sd.open_mouse("F", progress=False)
@@ -112,7 +112,7 @@ def test_open_mouse_by_letter_downloads_converts_and_opens(server, tmp_path, dat
 
 
 def test_fetch_mouse_then_open_without_download(server, tmp_path, data_dir, monkeypatch):
-    tree, _ = catalog_named_tree(tmp_path, "G")
+    tree, _ = catalog_named_tree(tmp_path, "G", monkeypatch=monkeypatch)
     zip_folder(tree, server.root / "mirror" / f"{tree.name}.zip")
     monkeypatch.setenv("SENSORIUM_MIRROR", server.base_url + "mirror/")
     extracted = sd.fetch_mouse("G", progress=False)
@@ -136,3 +136,14 @@ def test_the_selections_of_the_docs_run(make_tree, data_dir):
     assert repeats.sizes["video_id"] == len(set(ds.video_id.values))
     trace = ds.behavior.sel(behavior_variable="running_speed")
     assert trace.dims == ("trial", "frame")
+
+
+def test_a_folder_named_like_a_mouse_does_not_hide_the_catalog(tmp_path, data_dir, monkeypatch,
+                                                                caplog):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "F").mkdir()
+    with caplog.at_level("WARNING"), pytest.raises(FileNotFoundError, match="not in the cache"):
+        sd.open_mouse("F", download=False)
+    assert "using the catalog's mouse (pass './F' for the folder)" in caplog.text
+    with pytest.raises(sd.RecordingFormatError, match="F is not a SENSORIUM recording"):
+        sd.open_mouse("./F")

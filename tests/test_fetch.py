@@ -315,3 +315,21 @@ def test_concurrent_processes_download_once(served, server, tmp_path):
     assert [p.returncode for p in procs] == [0, 0]
     assert outputs == [str(tmp_path / "trees" / rec.name)] * 2
     assert server.hits(f"{rec.name}.zip") == 1
+
+
+def test_a_mirror_serving_another_recording_under_a_catalog_name(server, tmp_path, monkeypatch):
+    from sensorium_data import catalog
+    from sensorium_data.errors import RecordingFormatError
+    from tests.conftest import write_tiny_tree
+    from tests.test_tree import zip_folder
+
+    rec = catalog.lookup("F")
+    crafted = write_tiny_tree(tmp_path / "crafted" / rec.name, n_neurons=3, junk=False)
+    zip_folder(crafted, server.root / "mirror" / f"{rec.name}.zip")
+    monkeypatch.setenv("SENSORIUM_MIRROR", f"{server.base_url}mirror")
+    with pytest.raises(RecordingFormatError, match=r"named like the published recording .* but "
+                                                   r"has 3 neurons; the catalog says 7863.*The "
+                                                   r"download was deleted"):
+        fetch_mouse("F", data_dir=tmp_path, progress=False)
+    assert not (tmp_path / "trees" / rec.name).exists()
+    assert not (tmp_path / "downloads" / f"{rec.name}.zip").exists()

@@ -189,10 +189,13 @@ def test_sensorium2023_mouse_with_a_long_trial(tmp_path: Path) -> None:
     long = int(np.argmax(plan.valid_frames))
     # a small copy of mouse D: 30 neurons, a few trials including its 403-frame one
     keep = sorted({0, 1, long})
+    tiers = np.full(len(plan.tiers), "none", dtype=object)  # trials left out have no tier
+    tiers[plan.trials[keep]] = plan.tiers[plan.trials[keep]]
     small = replace(
         plan,
         neuron_index=plan.neuron_index[:30],
         unit_ids=plan.unit_ids[:30],
+        tiers=tiers.astype(str),
         **{name: getattr(plan, name)[keep] for name in _PER_TRIAL},
     )
     out = write_mouse(small, tmp_path / plan.name, seed=0, params={"preset": "test"})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,7 +119,11 @@ def test_labels_from_the_tree_files(make_tree, tmp_path):
     assert ds.attrs["labels_source"] == "tree"
 
 
-def catalog_named_tree(tmp_path: Path, letter: str, count: int = 12) -> tuple[Path, object]:
+def catalog_named_tree(tmp_path: Path, letter: str, count: int = 12,
+                       monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[Path, object]:
+    """A tiny tree named like a catalogued recording, with the catalog's first ``count`` trials;
+    with ``monkeypatch``, the catalog's counts are made the tiny tree's (7 neurons, ``count``
+    trials) for the test, so that the identity check passes."""
     rec = catalog.lookup(letter)
     table = rec.trials()
     assert table is not None
@@ -125,11 +131,16 @@ def catalog_named_tree(tmp_path: Path, letter: str, count: int = 12) -> tuple[Pa
     tiers = ["none"] * (int(rows.index.max()) + 1)
     for trial, tier in zip(rows.index, rows["tier"], strict=True):
         tiers[int(trial)] = str(tier)
+    if monkeypatch is not None:
+        small = dataclasses.replace(rec, n_neurons=7, n_trials=count)
+        real_find = catalog.find
+        monkeypatch.setattr(catalog, "find",
+                            lambda name: small if name == rec.name else real_find(name))
     return write_tiny_tree(tmp_path / rec.name, tiers=tiers, junk=False), rows
 
 
-def test_labels_from_the_catalog_for_known_recordings(tmp_path):
-    path, rows = catalog_named_tree(tmp_path, "F")
+def test_labels_from_the_catalog_for_known_recordings(tmp_path, monkeypatch):
+    path, rows = catalog_named_tree(tmp_path, "F", monkeypatch=monkeypatch)
     ds = open_store(convert(path, tmp_path / "out.zarr", progress=False))
     assert ds.attrs["labels_source"] == "catalog"
     assert ds.stimulus_type.values.tolist() == rows["stimulus_type"].tolist()  # type: ignore[attr-defined]
@@ -137,8 +148,8 @@ def test_labels_from_the_catalog_for_known_recordings(tmp_path):
     assert ds.attrs["letter"] == "F" and ds.attrs["animal_id"] == 29515
 
 
-def test_tree_named_like_a_recording_but_different(tmp_path):
-    path, rows = catalog_named_tree(tmp_path, "F")
+def test_tree_named_like_a_recording_but_different(tmp_path, monkeypatch):
+    path, rows = catalog_named_tree(tmp_path, "F", monkeypatch=monkeypatch)
     tiers = np.load(path / "meta/trials/tiers.npy")
     first = int(rows.index[0])  # type: ignore[attr-defined]
     tiers[first] = "oracle" if tiers[first] != "oracle" else "train"
@@ -201,7 +212,7 @@ def test_store_path_that_is_not_a_store(make_tree, tmp_path):
     target = tmp_path / "precious"
     target.mkdir()
     (target / "thesis.txt").write_text("do not delete")
-    with pytest.raises(StoreError, match="not a zarr store; it will not be overwritten"):
+    with pytest.raises(StoreError, match="not a store that sensorium_data completed; it will not"):
         convert(make_tree(), target, progress=False)
     assert (target / "thesis.txt").read_text() == "do not delete"
     with pytest.raises(StoreError, match="not a readable sensorium store"):
@@ -260,3 +271,75 @@ def test_concurrent_conversions_convert_once(make_tree, tmp_path):
     assert first.wait(timeout=120) == 0 and second.wait(timeout=120) == 0
     assert not (tmp_path / "second").exists()  # the second waited, then found the store done
     assert_round_trip(path, store)
+
+
+def test_store_of_another_recording_is_refused(make_tree, tmp_path):
+    store = convert(make_tree("recA", n_neurons=9), tmp_path / "recA.zarr", progress=False)
+    other = make_tree("recB", n_neurons=7)
+    with pytest.raises(StoreError, match=r"recA\.zarr is the store of .*/recA \(fingerprint "
+                                         r"[0-9a-f]+\), not of .*/recB .*or pass overwrite=True"):
+        convert(other, store, progress=False)
+    assert open_store(store).sizes["neuron"] == 9
+    convert(other, store, overwrite=True, progress=False)
+    assert_round_trip(other, store)
+
+
+def test_a_users_zarr_group_is_never_replaced(make_tree, tmp_path):
+    mine = tmp_path / "mine.zarr"
+    group = zarr.open_group(mine, mode="w")
+    group.create_array("results", shape=(3,), dtype="float64")[:] = [1.0, 2.0, 3.0]
+    for overwrite in (False, True):
+        with pytest.raises(StoreError, match=r"mine\.zarr exists and is not a store that "
+                                             r"sensorium_data completed.*even with overwrite=True"):
+            convert(make_tree(), mine, overwrite=overwrite, progress=False)
+    assert zarr.open_array(mine / "results", mode="r")[:].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_incomplete_store_names_the_problem(make_tree, tmp_path):
+    store = convert(make_tree(), tmp_path / "out.zarr", progress=False)
+    group = zarr.open_group(store, mode="r+")
+    group.attrs["complete"] = False
+    zarr.consolidate_metadata(store)
+    with pytest.raises(StoreError, match="is not a finished sensorium store") as err:
+        open_store(store)
+    assert "reads version" not in str(err.value)
+
+
+def test_leftovers_of_a_killed_overwrite_are_removed(make_tree, tmp_path):
+    path = make_tree()
+    store = convert(path, tmp_path / "out.zarr", progress=False)
+    old, tmp = tmp_path / "out.zarr.old-4242", tmp_path / "out.zarr.tmp-4243"
+    shutil.copytree(store, old)  # what a kill between the two renames of overwrite leaves
+    tmp.mkdir()
+    keep = tmp_path / "out.zarr.old-mine"  # not a name convert writes
+    keep.mkdir()
+    assert convert(path, store, progress=False) == store
+    assert not old.exists() and not tmp.exists() and keep.exists()
+
+
+def test_files_edited_in_place_are_reported(make_tree, tmp_path, caplog):
+    path = make_tree()
+    store = convert(path, tmp_path / "out.zarr", progress=False)
+    edited = path / "data/responses/0.npy"
+    values = np.load(edited)
+    np.save(edited, values * 2)  # same size, new values
+    later = time.time() + 10
+    os.utime(edited, (later, later))
+    with caplog.at_level("WARNING"):
+        assert convert(path, store, progress=False) == store
+    assert "modified after" in caplog.text and "overwrite=True" in caplog.text
+    convert(path, store, overwrite=True, progress=False)
+    assert_round_trip(path, store)
+
+
+def test_counts_are_checked_against_the_catalog_whatever_the_source(tmp_path):
+    rec = catalog.lookup("F")
+    path = write_tiny_tree(tmp_path / rec.name, n_neurons=5, junk=False,
+                           tiers=list(rec.trials()["tier"].iloc[:16]))  # type: ignore[index]
+    n = len(np.load(path / "meta/trials/tiers.npy"))
+    for name in ("stimulus_type", "video_id"):  # labels of its own: no catalog lookup needed
+        np.save(path / f"meta/trials/{name}.npy", np.array(["x"] * n))
+    with pytest.raises(RecordingFormatError, match=rf"named like the published recording "
+                                                   rf"{rec.name} \(F\) but has 5 neurons; the "
+                                                   r"catalog says 7863"):
+        convert(path, tmp_path / "out.zarr", progress=False)

@@ -151,3 +151,63 @@ def test_damaged_member_in_a_zip(make_tree, tmp_path):
     tree = open_tree(archive)
     with pytest.raises(RecordingFormatError, match=r"could not read .*data/responses/0.npy"):
         tree.read("responses", 0)
+
+
+def test_misspelled_tier_names_are_refused(make_tree):
+    path = make_tree()
+    tiers = np.load(path / "meta/trials/tiers.npy")
+    tiers[tiers == "train"] = ["trian", "train", "train", "train"][: (tiers == "train").sum()]
+    tiers[tiers == "oracle"] = "validation"
+    np.save(path / "meta/trials/tiers.npy", tiers)
+    with pytest.raises(RecordingFormatError,
+                       match=r"unknown tier\(s\) 'trian' \(did you mean 'train'\?\), 'validation'"):
+        open_tree(path)
+
+
+def test_integer_or_0d_tiers_are_refused(make_tree):
+    path = make_tree()
+    np.save(path / "meta/trials/tiers.npy", np.arange(len(TIERS)))
+    with pytest.raises(RecordingFormatError, match=r"1-d int64 array; it must be a 1-d array of "
+                                                  r"tier names"):
+        open_tree(path)
+    np.save(path / "meta/trials/tiers.npy", np.array("train"))
+    with pytest.raises(RecordingFormatError, match=r"holds a 0-d <U5 array"):
+        open_tree(path)
+
+
+def test_trial_deleted_from_every_stream_is_refused(make_tree):
+    path = make_tree()
+    for stream in ("videos", "responses", "behavior", "pupil_center"):
+        (path / "data" / stream / "6.npy").unlink()
+    with pytest.raises(RecordingFormatError,
+                       match=r"trial 6 has tier 'oracle' in meta/trials/tiers.npy but no "):
+        open_tree(path)
+
+
+@pytest.mark.parametrize("name", ["08.npy", "\u0663.npy"])
+def test_odd_trial_file_names_are_refused(make_tree, name):
+    path = make_tree()
+    shutil.copy(path / "data/videos/0.npy", path / "data/videos" / name)
+    with pytest.raises(RecordingFormatError, match=r"looks like a trial file but is not named"):
+        open_tree(path)
+
+
+def test_duplicate_unit_ids_are_refused(make_tree, tmp_path):
+    from sensorium_data.store import convert
+
+    path = make_tree()
+    ids = np.load(path / "meta/neurons/unit_ids.npy")
+    ids[1] = ids[0]
+    np.save(path / "meta/neurons/unit_ids.npy", ids)
+    with pytest.raises(RecordingFormatError, match=rf"repeats unit id\(s\) \[{ids[0]}\]"):
+        convert(path, tmp_path / "x.zarr", progress=False)
+
+
+def test_meta_numbers_that_are_strings_are_refused(make_tree, tmp_path):
+    from sensorium_data.store import convert
+
+    path = make_tree()
+    np.save(path / "meta/neurons/unit_ids.npy", np.full(7, "x"))
+    with pytest.raises(RecordingFormatError, match=r"unit_ids\.npy holds <U1 values; it must "
+                                                   r"hold numbers"):
+        convert(path, tmp_path / "x.zarr", progress=False)

@@ -82,6 +82,8 @@ class Scaling:
         stop = start + len(frames)
         np.subtract(frames, self.video_mean[start:stop], out=out)
         out *= self.video_scale[start:stop]
+        # a NaN pixel within a trial's frames (warned about at conversion) becomes the mean
+        np.nan_to_num(out, copy=False, nan=0.0)
 
 
 def identity(n_neurons: int, frames: int, height: int, width: int) -> Scaling:
@@ -125,9 +127,25 @@ def scaling(stats: xr.Dataset, normalize: Normalize, *, n_neurons: int, frames: 
     def f32(a: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=np.float32)
 
-    with np.errstate(divide="ignore"):  # a zero std gives inf, as the starter kit's division
-        return Scaling(f32(v_mean), f32(1 / v_std), f32(b_mean.T), f32(1 / b_std.T),
-                       f32(precision.T))
+    return Scaling(f32(np.nan_to_num(v_mean)), f32(floor_scale(v_std)), f32(b_mean.T),
+                   f32(floor_scale(b_std).T), f32(precision.T))
+
+
+def floor_scale(std: np.ndarray) -> np.ndarray:
+    """``1 / std``, with the std floored at 1 % of its mean as the responses' is: a pixel (or
+    behaviour variable) whose std is 0 or NaN (constant, or never recorded, in the train
+    trials) is scaled by ``1 / (1 % of the mean std)`` instead of giving inf or NaN.
+
+    Examples
+    --------
+    >>> floor_scale(np.array([2.0, 0.0, np.nan])).tolist()
+    [0.5, 100.0, 100.0]
+    """
+    std = np.asarray(std, np.float64)
+    finite = std[np.isfinite(std)]
+    floor = 0.01 * finite.mean() if finite.size and finite.mean() > 0 else 1.0
+    with np.errstate(invalid="ignore"):
+        return np.where(std > floor, 1 / np.where(std > floor, std, 1.0), 1 / floor)
 
 
 def _values(stats: xr.Dataset, var: str, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -31,6 +31,8 @@ import numpy as np
 import zarr
 from numcodecs import blosc, zstd
 
+from sensorium_data.chunks import Chunks, read_region
+from sensorium_data.errors import StoreError
 from sensorium_data.store import quiet_zarr
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ class ChunkFiles:
         compressors = [c["name"] for c in meta["codecs"][1:]]
         self.decode = _DECODERS[compressors[0]] if compressors else bytes
         self.step = self.chunk[frame_axis]
+        self.checks = Chunks(path.parent, path.name, meta)
 
     def _file(self, trial: int, k: int) -> Path:
         key = ["0"] * len(self.shape)
@@ -90,11 +93,19 @@ class ChunkFiles:
         except FileNotFoundError:
             return None
 
-    def _decode(self, raw: bytes | None) -> np.ndarray:
-        """A chunk without its trial axis; a chunk never written holds the fill value only."""
+    def _decode(self, raw: bytes | None, trial: int, k: int) -> np.ndarray:
+        """A chunk without its trial axis; a chunk never written holds the fill value only
+        (an error if it holds data that exists: :class:`sensorium_data.chunks.Chunks`)."""
+        index = [0] * len(self.shape)
+        index[0], index[self.frame_axis] = trial, k
         if raw is None:
+            self.checks.check(tuple(index))
             return np.full(self.chunk[1:], self.fill, self.dtype)
-        return np.frombuffer(self.decode(raw), self.dtype).reshape(self.chunk[1:])
+        self.checks.check_blosc(tuple(index), raw)
+        try:
+            return np.frombuffer(self.decode(raw), self.dtype).reshape(self.chunk[1:])
+        except (RuntimeError, ValueError) as e:  # what blosc and zstd raise for bad bytes
+            raise self.checks.damaged(tuple(index), e) from e
 
     def fetch(self, trial: int, start: int, stop: int, pool: Executor) -> Fetched:
         return {k: pool.submit(self._read, trial, k) for k in self._chunks(start, stop)}
@@ -106,7 +117,7 @@ class ChunkFiles:
             raw = fetched[k].result() if fetched is not None else self._read(trial, k)
             lo = max(start - k * self.step, 0)
             hi = min(stop - k * self.step, self.step)
-            yield k * self.step + lo - start, self._decode(raw)[(*head, slice(lo, hi))]
+            yield k * self.step + lo - start, self._decode(raw, trial, k)[(*head, slice(lo, hi))]
 
 
 class ZarrWindows:
@@ -116,15 +127,16 @@ class ZarrWindows:
         with quiet_zarr():
             self.array = zarr.open_array(path, mode="r")
         self.frame_axis = frame_axis
+        self.checks = Chunks(path.parent, path.name)
 
     def fetch(self, trial: int, start: int, stop: int, pool: Executor) -> Fetched:
         return {}  # zarr-python reads what it needs when asked
 
     def parts(self, trial: int, start: int, stop: int, fetched: Fetched | None = None
               ) -> Iterator[tuple[int, np.ndarray]]:
-        index: list[int | slice] = [slice(None)] * (self.array.ndim - 1)
-        index[self.frame_axis - 1] = slice(start, stop)
-        yield 0, np.asarray(self.array[(trial, *index)])
+        region = [slice(0, n) for n in self.array.shape]
+        region[0], region[self.frame_axis] = slice(trial, trial + 1), slice(start, stop)
+        yield 0, read_region(self.array, self.checks, tuple(region))[0]
 
 
 def decode_in_this_thread() -> None:
@@ -170,7 +182,16 @@ def open_windows(store: Path, name: str, frame_axis: int, direct: bool = True) -
     """A reader of frame windows of ``<store>/<name>``: chunk files if the layout allows it
     (and ``direct``), else zarr-python."""
     path = store / name
-    meta = json.loads((path / "zarr.json").read_text())
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError) as e:
+        gone = "no longer exists (deleted after it was opened?)" if not store.is_dir() else (
+            f"has no readable {name}/zarr.json ({e}); it is damaged")
+        msg = (
+            f"the store {store} {gone}, so {name} cannot be read. Open the recording again "
+            "(open_mouse converts it again from its source)."
+        )
+        raise StoreError(msg) from e
     reason = direct_layout(meta, frame_axis) if direct else "direct reads turned off"
     if reason is None:
         return ChunkFiles(path, meta, frame_axis)

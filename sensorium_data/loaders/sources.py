@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from sensorium_data.chunks import read_array
 from sensorium_data.errors import StoreError
 from sensorium_data.loaders.normalize import Normalize, Scaling, scaling
 from sensorium_data.store import SCHEMA_VERSION, quiet_zarr
@@ -157,7 +158,7 @@ def recording(ds: xr.Dataset, tier: Tier, normalize: Normalize) -> Recording:
         raise ValueError(msg)
     scale = scaling(ds.sensorium.statistics, normalize, n_neurons=n_neurons, frames=frames,
                     height=height, width=width, name=name)
-    behavior = np.asarray(_array(store, "behavior")[:], np.float32)[positions]  # (n, 4, T)
+    behavior = read_array(store, "behavior").astype(np.float32)[positions]  # (n, 4, T)
     behavior -= scale.behavior_mean
     behavior *= scale.behavior_scale
     return Recording(
