@@ -71,5 +71,26 @@ def test_pickle_of_another_object_is_refused():
 
 def test_damaged_npy_names_the_file():
     data = npy_bytes(np.array(["train"], dtype=object))[:-5]
-    with pytest.raises(sd.RecordingFormatError, match=r"meta/trials/tiers\.npy is not a plain"):
+    with pytest.raises(sd.RecordingFormatError,
+                       match=r"meta/trials/tiers\.npy holds a pickle .*not a pickle.*damaged"):
         load_npy(data, "meta/trials/tiers.npy")
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+def test_object_arrays_of_every_pickle_protocol_are_read_without_the_pickle_module(
+        monkeypatch, protocol):
+    import pickle
+
+    values = np.array([["train", "oracle", "train"], ["x" * 300, "none", "train"]], dtype=object)
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "|O", "fortran_order": False, "shape": values.shape})
+    pickle.dump(np.asfortranarray(values), buf, protocol=protocol)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a pickle was loaded")
+
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    assert load_npy(buf.getvalue(), "tiers.npy").tolist() == values.tolist()
