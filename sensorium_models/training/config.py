@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 MODEL_KEY = "model_config"
+PUBLISHED_LR = 5e-3
+DEFAULT_LR = {"ln": 5e-4}
 NORMALIZE = ("official", "per_neuron", "none")
 # Keys that may change when a run is resumed: where and how fast it runs, and how long.
 RUNTIME_KEYS = frozenset(
@@ -77,7 +79,8 @@ class TrainConfig:
     in_memory, num_workers
         Hold the training tier in RAM; DataLoader worker processes.
     lr, weight_decay
-        AdamW's learning rate and weight decay.
+        AdamW's learning rate and weight decay. ``lr`` None (the default) takes the model's
+        starting rate, :func:`default_lr` (the run's ``config.json`` holds the number).
     max_epochs, patience, lr_decay_steps, factor, threshold, min_lr
         As the starter kit's early stopping: a round ends after ``patience`` epochs in a
         row without improving the validation correlation by more than ``threshold``, and
@@ -114,7 +117,7 @@ class TrainConfig:
     drop_last: bool = True
     in_memory: bool = False
     num_workers: int = 0
-    lr: float = 5e-3
+    lr: float | None = None
     weight_decay: float = 0.01
     max_epochs: int = 200
     patience: int = 5
@@ -153,10 +156,11 @@ class TrainConfig:
             msg = f"factor={self.factor}; the LR decay factor must lie in (0, 1)."
             raise ConfigError(msg)
         for name in ("lr", "min_lr"):
-            if getattr(self, name) <= 0:
-                msg = f"{name}={getattr(self, name)}; a learning rate must be positive."
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                msg = f"{name}={value}; a learning rate must be positive."
                 raise ConfigError(msg)
-        if self.min_lr > self.lr:
+        if self.min_lr > (self.lr if self.lr is not None else default_lr(self.model)):
             msg = (f"min_lr={self.min_lr} is above lr={self.lr}: the schedule could never "
                    "decay; lower min_lr (default 1e-4) or raise lr.")
             raise ConfigError(msg)
@@ -220,6 +224,22 @@ class TrainConfig:
         ma, mb = a[MODEL_KEY], b[MODEL_KEY]
         out += [f"{MODEL_KEY}.{k}" for k in sorted(set(ma) | set(mb)) if ma.get(k) != mb.get(k)]
         return sorted(out)
+
+
+def default_lr(model: str) -> float:
+    """The learning rate a run of ``model`` starts at unless the config sets ``lr``.
+
+    The published 5e-3 for the baselines; 5e-4 for the LN, whose one convolution has no
+    normalisation after it: at 5e-3 its filters over the uncentred behaviour channels grow
+    together and its predictions diverge to zero within two epochs (docs/training.md, "When
+    training goes wrong").
+
+    Examples
+    --------
+    >>> default_lr("factorized_baseline"), default_lr("ln")
+    (0.005, 0.0005)
+    """
+    return DEFAULT_LR.get(model, PUBLISHED_LR)
 
 
 def valid_keys() -> list[str]:

@@ -26,8 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from sensorium_models.training import checkpoint, data
-from sensorium_models.training.config import ConfigError, TrainConfig, resolve_model_config
+from sensorium_models.training import checkpoint, data, guards
+from sensorium_models.training.batchnorm import recompute_batch_norm
+from sensorium_models.training.config import (
+    ConfigError,
+    TrainConfig,
+    default_lr,
+    resolve_model_config,
+)
 from sensorium_models.training.loop import train_epoch, validate
 from sensorium_models.training.predict import autocast_for, predict, resolve_device
 from sensorium_models.training.stopping import EarlyStopping
@@ -42,6 +48,12 @@ log = logging.getLogger(__name__)
 
 METRICS, SCORES = "metrics.csv", "scores.csv"
 COLUMNS = ("epoch", "lr", "train_loss", "validation_correlation", "seconds")
+# Training batches whose statistics the batch norm layers keep for evaluation, taken after
+# every epoch with the epoch's clip windows (docs/models.md, "Batch norm").
+NORM_BATCHES = 64
+# Below this many train trials a recording's per-frame statistics are too noisy for
+# normalize="official" (the simulator's tiny preset has 16; real recordings hundreds).
+FEW_TRAIN_TRIALS = 100
 
 
 def train(config: TrainConfig | str | os.PathLike[str], *,
@@ -88,7 +100,8 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_file(config)
     options = resolve_model_config(config.model, config.model_config)
-    config = dataclasses.replace(config, model_config=json.loads(json.dumps(options)))
+    lr = config.lr if config.lr is not None else default_lr(config.model)
+    config = dataclasses.replace(config, model_config=json.loads(json.dumps(options)), lr=lr)
     state = None
     if resume is not None:
         folder = Path(resume)
@@ -161,6 +174,7 @@ class Trainer:
         self.autocast = autocast_for(self.device, config.amp)
         torch.manual_seed(config.seed)
         self.datasets = data.open_mice(config)
+        warn_few_train_trials(config, self.datasets)
         self.clips = data.clips(config, self.datasets)
         self.validation = data.trials(self.datasets, config.val_tier, data.loader_options(config))
         self.specs = mouse_specs(self.datasets)
@@ -185,7 +199,8 @@ class Trainer:
                 self.forward = torch.compile(self.model)  # type: ignore[assignment]
             else:
                 log.info("compile=true is ignored on %s (only worth it on a GPU)", self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
+        self.lr = config.lr if config.lr is not None else default_lr(config.model)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr,
                                            weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=config.factor, patience=config.patience,
@@ -198,6 +213,7 @@ class Trainer:
             msg = f"{e} (in the config: batch_size, drop_last)"
             raise ConfigError(msg) from e
         self.loader = data.loader(self.clips, self.sampler, config.num_workers)
+        self.norm_batches = data.interleaved_batches(self.clips, config.batch_size, NORM_BATCHES)
         # sqrt(trials / batch_size) per mouse, counting every trial with files (all tiers), as
         # the starter kit's len(dataset) does
         n_trials = {m: int((ds["tier"] != "none").sum()) for m, ds in self.datasets.items()}
@@ -236,6 +252,12 @@ class Trainer:
             self.save()
             bar.update()
             bar.set_postfix(self._postfix(row))
+            problem = guards.failure(self.history, lr=self.lr, val_tier=config.val_tier)
+            if problem is not None:
+                bar.close()
+                msg = (f"training stopped after epoch {self.epoch}: {problem} The epochs so far "
+                       f"are in {self.folder / METRICS}.")
+                raise guards.TrainingFailedError(msg)
         bar.close()
         if not self.stopping.stopped and self.best is not None:
             self.model.load_state_dict(self.best)  # max_epochs reached: end with the best
@@ -264,6 +286,9 @@ class Trainer:
                            loss_scale=self.loss_scale, batches_per_step=len(self.clips.mice),
                            device=self.device, autocast=self.autocast, on_batch=on_batch)
         bar.set_description(f"training {config.model}", refresh=False)
+        recompute_batch_norm(self.model.core, data.loader(self.clips, self.norm_batches,
+                                                          config.num_workers),
+                             device=self.device, autocast=self.autocast)
         correlation = validate(self.model, self.validation, batch_size=config.batch_size,
                                device=self.device, autocast=self.autocast,
                                num_workers=config.num_workers)
@@ -313,6 +338,24 @@ class Trainer:
         table = evaluate(predictions, self.datasets, scale="official")
         table.to_csv(self.folder / SCORES, index=False)
         log.info("scores written to %s", self.folder / SCORES)
+
+
+def warn_few_train_trials(config: TrainConfig, datasets: Mapping[str, xr.Dataset]) -> None:
+    """Log a warning naming ``normalize="per_neuron"`` when the competition's per-frame
+    statistics come from fewer than ``FEW_TRAIN_TRIALS`` train trials of some recording."""
+    if config.normalize != "official":
+        return
+    counts = {m: int((ds["tier"].values.astype(str) == config.train_tier).sum())
+              for m, ds in datasets.items()}
+    few = {m: n for m, n in counts.items() if n < FEW_TRAIN_TRIALS}
+    if few:
+        listed = ", ".join(f"{m} ({n})" for m, n in few.items())
+        log.warning(
+            "few %s trials in %s: normalize='official' divides each frame by its standard "
+            "deviation over these trials, too few to estimate it (a quiet neuron's frame gets "
+            "up to 100x weight), and such runs learn little beyond the mean. Pass --set "
+            "normalize=per_neuron (docs/training.md, 'When training goes wrong').",
+            config.train_tier, listed)
 
 
 def scored_tiers(datasets: Mapping[str, xr.Dataset]) -> list[str]:
