@@ -38,6 +38,7 @@ OUT_OF_DOMAIN = "out_of_domain"
 BLOCK = 8  # trials read at once
 # Per neuron over the scored frames, kept from the correlation's accumulator for calibration
 RECORDED, PREDICTED, SPREAD = "_recorded_mean", "_predicted_mean", "_predicted_std"
+RAW = "_raw"  # the accumulator of the raw-scale values, for them
 OFF_BY = 10.0  # a mean this many times too large or too small is flagged
 WARNINGS = {
     "zero": "all zero",
@@ -197,12 +198,14 @@ class _Cell:
     def finish(self) -> None:
         self.n_trials = int(self.accs["single_trial_correlation"].n_trials)
         for metric, acc in self.accs.items():
+            if metric == RAW:
+                continue
             if acc.n_trials == 0 or (hasattr(acc, "has_repeats") and not acc.has_repeats):
                 self.result[metric] = np.full(self.n_neurons, np.nan)
             else:
                 self.result[metric] = np.asarray(acc.compute(per_neuron=True))
-        # the correlation's accumulator holds each neuron's means over the scored frames
-        acc = self.accs["single_trial_correlation"]
+        # the raw-scale correlation's accumulator holds each neuron's means and spread
+        acc = self.accs[RAW]
         if acc.n:
             self.result[RECORDED] = acc.mean_x
             self.result[PREDICTED] = acc.mean_y
@@ -258,7 +261,8 @@ def evaluate(
         tiers (stimulus type ``"out_of_domain"``) that mean per out-of-domain stimulus type,
         averaged over the types: the retrospective's Table 1 reports the ``final_test_main``
         and ``final_test_bonus`` rows. Every row has ``calibration``, the predictions' mean
-        over the scored frames divided by the responses' (correlations ignore scale; near 1
+        over the scored frames divided by the responses', both raw whatever ``scale`` (the
+        official one weights a few frames 100x) (correlations ignore scale; near 1
         when the scale is right), and ``warning``: ``"all zero"``, ``"constant"`` or ``"mean
         Kx the responses'"`` (K above 10 or below 0.1), else empty; each warning is logged too.
 
@@ -424,14 +428,15 @@ def _score_recording(
 
 
 def _accumulators(window: dict[str, Any], static: bool, repeats: bool, rates: bool) -> dict:
-    accs: dict[str, Any] = {"single_trial_correlation": RunningSingleTrialCorrelation(**window)}
+    accs: dict[str, Any] = {"single_trial_correlation": RunningSingleTrialCorrelation(**window),
+                            RAW: RunningSingleTrialCorrelation(**window)}
     if repeats:
         accs["correlation_to_average"] = RunningCorrelationToAverage(**window)
         if static:
             accs["feve"] = RunningFEVE(**window)
     if rates:
         for metric in list(accs):
-            if metric != "feve":
+            if metric not in ("feve", RAW):
                 accs[f"{metric}_ceiling"] = type(accs[metric])(**window)
     return accs
 
@@ -461,8 +466,11 @@ def _update(
         return xr.DataArray(values, dims=dims, coords={"trial": trials})
 
     truth_scale, prediction_scale = scaling
-    responses = scaled(load("responses"), truth_scale)
-    streams = {"": scaled(source.read(trials), prediction_scale)}
+    raw_responses, raw_predictions = load("responses"), source.read(trials)
+    cell.accs[RAW].update(scaled(raw_responses, None), scaled(raw_predictions, None),
+                          n_frames=n_frames)
+    responses = scaled(raw_responses, truth_scale)
+    streams = {"": scaled(raw_predictions, prediction_scale)}
     if "rates" in ds:
         streams["_ceiling"] = scaled(load("rates"), truth_scale)
     ids = ds[group_key].values[block] if group_key else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -299,3 +300,41 @@ def test_the_loss_scale_counts_every_trial_of_the_mouse(simulated_stores, tmp_pa
     with_files = int((ds["tier"] != "none").sum())
     assert with_files > int((ds["tier"] == "train").sum())  # the test tiers count too
     assert trainer.loss_scale == {ds.attrs["mouse"]: pytest.approx(math.sqrt(with_files / 4))}
+
+
+def test_eval_mode_predictions_are_on_the_scale_of_the_responses(trained_run):
+    # batch norm evaluates with statistics recomputed for the final weights: the predicted
+    # mean over the scored frames stays within 2x of the recorded one (it was 100x off with
+    # the moving averages of a run at lr 5e-3, docs/models.md, "Batch norm")
+    scores = pd.read_csv(trained_run / "scores.csv")
+    assert scores["calibration"].between(0.5, 2.0).all(), scores[["mouse", "tier", "calibration"]]
+    assert scores["warning"].isna().all()  # written empty
+
+
+def test_a_run_whose_correlation_stays_at_zero_stops_naming_the_learning_rate(
+        simulated_stores, tmp_path, monkeypatch, caplog):
+    from sensorium_models.training import run as run_module
+    from sensorium_models.training.guards import TrainingFailedError
+
+    monkeypatch.setattr(run_module, "validate", lambda *args, **kwargs: 0.0)
+    config = sm.TrainConfig(model="ln", mice=(str(simulated_stores[0]),), max_epochs=5,
+                            batch_size=4, device="cpu", progress=False,
+                            out=str(tmp_path / "run"))
+    assert config.lr is None  # the model's own
+    with caplog.at_level("WARNING", logger="sensorium_models.training.run"), pytest.raises(
+            TrainingFailedError, match=r"training stopped after epoch 2: the oracle correlation "
+            r"has been 0.0000 for 2 epochs: .* learning rate too high for this model and data "
+            r"\(lr 0.0005\). Start a new run with a lower one, e.g. --set lr=5e-05 .*metrics.csv"):
+        sm.train(config)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["lr"] == 0.0005
+    assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 2
+    assert re.search(r"few train trials in .*normalize=per_neuron", caplog.text)
+
+
+def test_the_default_learning_rate_is_the_models():
+    from sensorium_models.training.config import default_lr
+
+    assert default_lr("ln") == 5e-4
+    assert default_lr("factorized_baseline") == default_lr("gru_baseline") == 5e-3
+    with pytest.raises(sm.ConfigError, match=r"min_lr=0.001 is above lr=0.0005"):
+        sm.TrainConfig(model="ln", min_lr=1e-3)

@@ -160,8 +160,9 @@ class TrainConfig:
             if value is not None and value <= 0:
                 msg = f"{name}={value}; a learning rate must be positive."
                 raise ConfigError(msg)
-        if self.min_lr > (self.lr if self.lr is not None else default_lr(self.model)):
-            msg = (f"min_lr={self.min_lr} is above lr={self.lr}: the schedule could never "
+        lr = self.lr if self.lr is not None else default_lr(self.model)
+        if self.min_lr > lr:
+            msg = (f"min_lr={self.min_lr} is above lr={lr}: the schedule could never "
                    "decay; lower min_lr (default 1e-4) or raise lr.")
             raise ConfigError(msg)
 
