@@ -42,7 +42,7 @@ TABLE_COLUMNS = {
     "single_trial_correlation": "single_trial", "single_trial_correlation_ceiling": "ceiling",
     "single_trial_correlation_fraction": "fraction", "correlation_to_average": "to_average",
     "correlation_to_average_ceiling": "to_avg_ceiling",
-    "correlation_to_average_fraction": "to_avg_fraction",
+    "correlation_to_average_fraction": "to_avg_fraction", "calibration": "calibration",
 }
 
 
@@ -95,6 +95,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 def _cmd_train(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from sensorium_models.leaderboard import flagged
     from sensorium_models.training import train
 
     config = train_config(args)
@@ -108,8 +109,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"{len(metrics)} epochs; best {config.val_tier} correlation "
           f"{best['validation_correlation']:.4f} at epoch {int(best['epoch'])}")
     if (run_dir / "scores.csv").exists():
-        print("\nleaderboard table of the best model (official scale):")
-        print(format_table(pd.read_csv(run_dir / "scores.csv")))
+        print("\nleaderboard table of the best model (official scale; calibration: predicted "
+              "mean / recorded mean, raw):")
+        scores = pd.read_csv(run_dir / "scores.csv")
+        print(format_table(scores))
+        for line in flagged(scores):
+            print(f"warning: {line}")
     print(f"\nfigures of what it learned: sensorium plot {run_dir}")
     return 0
 
@@ -296,8 +301,10 @@ def add_model_commands(add: Adder) -> None:
                 ("sensorium train --model factorized_baseline --mice F G H I J --out runs/fact",
                  ""),
                 ("sensorium train --config fact.toml --set lr=0.001 --set max_epochs=50", ""),
-                ("sensorium train --mice sim/tiny-A sim/tiny-B "
-                 "--set 'model_config.hidden_channels=[8,16,16]'", ""),
+                ("sensorium train --mice sim/tiny-A sim/tiny-B sim/tiny-C --max-epochs 8 "
+                 "--set normalize=per_neuron \\\n"
+                 "      --set batch_size=4 --set 'model_config.hidden_channels=[8,16,16]'",
+                 "simulated data (sensorium simulate sim/ --preset tiny)"),
                 ("sensorium train --resume runs/fact", "continue an interrupted run"),
             ],
             notes="The run directory holds config.json (the resolved config), metrics.csv (one "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
-import pytest
 import torch
 
 from sensorium_models.training.batchnorm import recompute_batch_norm
@@ -15,8 +14,8 @@ HEALTHY = [{"train_loss": 9.0 - e, "validation_correlation": 0.02 * e} for e in 
 
 
 def rows(losses, correlations):
-    return [{"train_loss": l, "validation_correlation": r}
-            for l, r in zip(losses, correlations, strict=True)]
+    return [{"train_loss": loss, "validation_correlation": r}
+            for loss, r in zip(losses, correlations, strict=True)]
 
 
 def test_a_learning_run_passes():

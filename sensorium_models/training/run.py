@@ -219,6 +219,11 @@ class Trainer:
         n_trials = {m: int((ds["tier"] != "none").sum()) for m, ds in self.datasets.items()}
         self.loss_scale = {m: math.sqrt(n / config.batch_size) for m, n in n_trials.items()}
         self.history: list[dict[str, float]] = []
+        self.timed = False  # the speed of the first batch is reported once per process
+        defaults = resolve_model_config(config.model, {})
+        self.published_size = all(
+            options[k] == v for k, v in defaults.items()
+            if isinstance(v, int | tuple) and not isinstance(v, bool))
         self.epoch = 0
         self.best: dict[str, torch.Tensor] | None = None
         if state is not None:
@@ -279,8 +284,16 @@ class Trainer:
 
         def on_batch(loss: float) -> None:
             seen[0] += 1
-            bar.set_description(f"epoch {self.epoch} batch {seen[0]}/{steps} loss {loss:.4g}",
-                                refresh=False)
+            elapsed = time.perf_counter() - start
+            per_batch = elapsed / seen[0]
+            if seen[0] == 1 and not self.timed:
+                self.timed = True
+                self._report_speed(per_batch, steps)
+            bar.set_description(
+                f"epoch {self.epoch} batch {seen[0]}/{steps} loss {loss:.4g} "
+                f"{config.batch_size / per_batch:.3g} clips/s, "
+                f"{per_batch * (steps - seen[0]):.0f} s left of the epoch ({self.device})",
+                refresh=True)
 
         loss = train_epoch(self.model, self.forward, self.loader, self.optimizer,
                            loss_scale=self.loss_scale, batches_per_step=len(self.clips.mice),
@@ -305,6 +318,20 @@ class Trainer:
         return {"epoch": self.epoch, "lr": lr, "train_loss": loss,
                 "validation_correlation": correlation,
                 "seconds": round(time.perf_counter() - start, 3)}
+
+    def _report_speed(self, per_batch: float, steps: int) -> None:
+        """Log the device and the time an epoch will take, from the first batch; warn when a
+        model of its published size trains on a CPU."""
+        epoch = per_batch * steps
+        log.info("training on %s: %.3g s for the first batch, about %.0f s per epoch of %d "
+                 "batches", self.device, per_batch, epoch, steps)
+        if self.device.type == "cpu" and self.published_size and per_batch > 1:
+            log.warning(
+                "%s at its published size trains on the CPU at %.3g s per batch (measured on "
+                "the first), about %.1f min per epoch of %d batches. Train on a GPU (--device "
+                "cuda), or narrow the model for a CPU (its size options: docs/models.md; "
+                "docs/benchmarks.md has the measured costs).",
+                self.config.model, per_batch, epoch / 60, steps)
 
     def _model_payload(self) -> dict[str, Any]:
         return checkpoint.model_payload(self.model, self.specs, self.clips.in_channels)
