@@ -67,3 +67,23 @@ def test_a_core_without_batch_norm_reads_no_batch():
 
     assert recompute_batch_norm(core, no_batches(), device=torch.device("cpu"),
                                 autocast=nullcontext) == 0
+
+
+def test_a_published_size_on_the_cpu_is_warned_with_the_measured_speed(caplog):
+    from types import SimpleNamespace
+
+    from sensorium_models.training.run import Trainer
+
+    trainer = SimpleNamespace(device=torch.device("cpu"), published_size=True,
+                              config=SimpleNamespace(model="factorized_baseline"))
+    with caplog.at_level("INFO", logger="sensorium_models.training.run"):
+        Trainer._report_speed(trainer, 19.3, 6)  # type: ignore[arg-type]
+    assert "training on cpu: 19.3 s per batch, about 116 s per epoch of 6 batches" in caplog.text
+    assert ("factorized_baseline at its published size trains on the CPU at 19.3 s per batch "
+            "(measured), about 1.9 min per epoch of 6 batches. Train on a GPU "
+            "(--device cuda)") in caplog.text
+    caplog.clear()
+    trainer.published_size = False  # narrowed: no warning
+    with caplog.at_level("WARNING", logger="sensorium_models.training.run"):
+        Trainer._report_speed(trainer, 19.3, 6)  # type: ignore[arg-type]
+    assert not caplog.text

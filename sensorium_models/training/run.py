@@ -281,12 +281,17 @@ class Trainer:
         lr = float(self.optimizer.param_groups[0]["lr"])
         steps = len(self.sampler)
         seen = [0]
+        first_done = [start]
 
         def on_batch(loss: float) -> None:
             seen[0] += 1
-            elapsed = time.perf_counter() - start
-            per_batch = elapsed / seen[0]
-            if seen[0] == 1 and not self.timed:
+            now = time.perf_counter()
+            if seen[0] == 1:
+                first_done[0] = now
+            # the first batch also starts the loader: time the batches after it
+            later = seen[0] - 1
+            per_batch = (now - first_done[0]) / later if later else now - start
+            if not self.timed and (later == 1 or steps == 1):
                 self.timed = True
                 self._report_speed(per_batch, steps)
             bar.set_description(
@@ -320,15 +325,15 @@ class Trainer:
                 "seconds": round(time.perf_counter() - start, 3)}
 
     def _report_speed(self, per_batch: float, steps: int) -> None:
-        """Log the device and the time an epoch will take, from the first batch; warn when a
-        model of its published size trains on a CPU."""
+        """Log the device and the time an epoch will take, from the second batch (the first
+        with a single one); warn when a model of its published size trains on a CPU."""
         epoch = per_batch * steps
-        log.info("training on %s: %.3g s for the first batch, about %.0f s per epoch of %d "
-                 "batches", self.device, per_batch, epoch, steps)
+        log.info("training on %s: %.3g s per batch, about %.0f s per epoch of %d batches",
+                 self.device, per_batch, epoch, steps)
         if self.device.type == "cpu" and self.published_size and per_batch > 1:
             log.warning(
-                "%s at its published size trains on the CPU at %.3g s per batch (measured on "
-                "the first), about %.1f min per epoch of %d batches. Train on a GPU (--device "
+                "%s at its published size trains on the CPU at %.3g s per batch (measured), "
+                "about %.1f min per epoch of %d batches. Train on a GPU (--device "
                 "cuda), or narrow the model for a CPU (its size options: docs/models.md; "
                 "docs/benchmarks.md has the measured costs).",
                 self.config.model, per_batch, epoch / 60, steps)
