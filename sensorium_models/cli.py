@@ -144,7 +144,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise FileExistsError(msg)
     datasets = run_datasets(args.run[0], args.data_dir)
     predictions = _predict(args, args.run, datasets, args.tiers or scored_tiers(datasets))
-    table = evaluate(predictions, datasets, scale="official")
+    table = evaluate(predictions, datasets, scale=args.scale)
+    print(f"leaderboard table ({args.scale} scale; calibration: predicted mean / recorded mean, "
+          "raw)\n")
     print(format_table(table))
     if args.out:
         table.to_csv(args.out, index=False)
@@ -336,11 +338,15 @@ def add_model_commands(add: Adder) -> None:
                       ("sensorium evaluate runs/seed0 runs/seed1 runs/seed2",
                        "an ensemble: the mean prediction of three runs")],
             notes="Single-trial correlation and correlation to average per mouse, tier and "
-                  "stimulus type,\non the official scale; with simulated data, the ceiling "
-                  "(the noise-free rates) and the\nfraction of it reached.")
+                  "stimulus type,\non the official scale (--scale raw: the recorded units); "
+                  "with simulated data, the ceiling\n(the noise-free rates) and the fraction of "
+                  "it reached; calibration: predicted mean / recorded\nmean (raw; near 1 when "
+                  "the scale is right), and a warning for predictions off in scale.")
     common(p)
     p.add_argument("--tiers", nargs="+", help="tiers to score (default: every labelled tier "
                    "but train)")
+    p.add_argument("--scale", choices=["official", "raw"], default="official",
+                   help="official (default: the leaderboard's per-frame precision) or raw")
     p.add_argument("--out", help="also write the table as CSV (a new file)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_evaluate)

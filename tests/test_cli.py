@@ -214,3 +214,16 @@ def test_submit_writes_valid_files(trained_run, simulated_stores, tmp_path, caps
     assert "already exist (an earlier submission?)" in capsys.readouterr().err
     assert main(["submit", str(trained_run), "--out", str(tmp_path), "--track", "bonus",
                  "--overwrite"]) == 0
+
+
+def test_evaluate_names_its_scale_and_the_calibration(trained_run, tmp_path, capsys):
+    for scale in ("raw", "official"):
+        path = tmp_path / f"{scale}.csv"
+        assert main(["evaluate", str(trained_run), "--tiers", "oracle", "--scale", scale,
+                     "--out", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert f"leaderboard table ({scale} scale; calibration: predicted mean / recorded" in out
+        assert "calibration" in out.splitlines()[2]
+    raw, official = (pd.read_csv(tmp_path / f"{s}.csv") for s in ("raw", "official"))
+    assert not raw["single_trial_correlation"].equals(official["single_trial_correlation"])
+    pd.testing.assert_series_equal(raw["calibration"], official["calibration"])  # raw in both

@@ -117,6 +117,10 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
             )
             raise ConfigError(msg)
         state = checkpoint.load(folder / checkpoint.LAST)
+        done = finished(state, config.max_epochs)
+        if done is not None:
+            log.warning("%s is finished: %s; nothing to resume.", folder, done)
+            return folder
     else:
         folder = new_run_dir(config)
     config = dataclasses.replace(config, out=str(folder))
@@ -128,6 +132,18 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
     log.info("run directory %s", folder)
     trainer.fit()
     return folder
+
+
+def finished(state: Mapping[str, Any], max_epochs: int) -> str | None:
+    """Why a run whose ``last.pt`` holds ``state`` has no epoch left, or None."""
+    epoch = int(state["epoch"])
+    if state["stopping"].get("stopped"):
+        return (f"early stopping ended it after epoch {epoch}; its best model is in best.pt "
+                "(start a new run to train again)")
+    if epoch >= max_epochs:
+        return (f"it has run max_epochs={max_epochs} epochs; pass a larger --max-epochs "
+                "(max_epochs) to train it longer")
+    return None
 
 
 def _get(values: Mapping[str, Any], key: str) -> Any:
