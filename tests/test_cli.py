@@ -51,6 +51,17 @@ def test_list(capsys):
     assert "26872-17-20" not in out
 
 
+def test_list_says_what_the_cache_holds(tmp_path, capsys):
+    name = "dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20"
+    (tmp_path / "stores" / f"{name}.zarr").mkdir(parents=True)
+    assert main(["list", "--competition", "2023", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "in cache" in out.splitlines()[0]
+    rows = {line.split()[2]: line.split() for line in out.splitlines()[1:11]}
+    assert rows["29515-10-12"][-2] == "store" and rows["29623-4-9"][-2] == "-"
+    assert f"cache: {tmp_path} (store: converted" in out
+
+
 def test_convert_then_info(make_tree, tmp_path, data_dir, capsys):
     tree = make_tree()
     assert main(["convert", str(tree), "--store", str(tmp_path / "s.zarr")]) == 0
