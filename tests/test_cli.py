@@ -209,6 +209,14 @@ def test_predict_writes_one_group_per_mouse(trained_run, tmp_path, capsys):
         values = xr.open_zarr(path, group=mice[0])["predictions"]
     assert values.dims == ("trial", "neuron", "frame") and set(values["tier"].values) == {
         "oracle"}
+    both = tmp_path / "both.zarr"
+    assert main(["predict", str(trained_run), "--out", str(both), "--tiers", "oracle",
+                 "live_test_main"]) == 0
+    with quiet_zarr():  # as docs/training.md reads one back
+        p = xr.open_dataset(both, group=mice[0], engine="zarr")["predictions"]
+    assert p["tier"].dtype.kind == "U"  # plain strings
+    assert set(p.where(p.tier == "oracle", drop=True)["tier"].values) == {"oracle"}
+    capsys.readouterr()
     assert main(["predict", str(trained_run), "--out", str(path)]) == 2
     assert "exists; pass a new path" in capsys.readouterr().err
 
