@@ -76,6 +76,8 @@ class TrainConfig:
         and validation and prediction use them: a last batch of one or two clips sets them
         from those clips alone (docs/training.md, "How a run trains": one such batch cut a
         run's oracle correlation from 0.244 to 0.143). The starter kit keeps such batches.
+        (Measured before the running statistics were recomputed after every epoch from up to
+        64 batches, which takes the last batch's weight out of evaluation.)
     in_memory, num_workers
         Hold the training tier in RAM; DataLoader worker processes.
     lr, weight_decay
