@@ -467,10 +467,13 @@ def _update(
 
     truth_scale, prediction_scale = scaling
     raw_responses, raw_predictions = load("responses"), source.read(trials)
-    cell.accs[RAW].update(scaled(raw_responses, None), scaled(raw_predictions, None),
-                          n_frames=n_frames)
     responses = scaled(raw_responses, truth_scale)
     streams = {"": scaled(raw_predictions, prediction_scale)}
+    # calibration on the raw scale: predictions given on the official one (a submission's)
+    # are divided by its precision first
+    unscale = 1 / truth_scale if truth_scale is not None and prediction_scale is None else None
+    cell.accs[RAW].update(scaled(raw_responses, None), scaled(raw_predictions, unscale),
+                          n_frames=n_frames)
     if "rates" in ds:
         streams["_ceiling"] = scaled(load("rates"), truth_scale)
     ids = ds[group_key].values[block] if group_key else None
