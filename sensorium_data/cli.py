@@ -12,6 +12,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pandas as pd
 import xarray as xr
@@ -65,8 +66,23 @@ def describe(ds: xr.Dataset, *, dataset: bool = True) -> str:
     return "\n".join(lines)
 
 
+def in_cache(name: str, root: Path) -> str:
+    """What the cache ``root`` holds of recording ``name``: ``store`` (converted), ``files``
+    (unpacked), ``zip`` (downloaded), else ``-``."""
+    from sensorium_data import paths
+
+    for label, path in (("store", paths.stores_dir(root) / f"{name}.zarr"),
+                        ("files", paths.trees_dir(root) / name),
+                        ("zip", paths.downloads_dir(root) / f"{name}.zip")):
+        if path.exists():
+            return label
+    return "-"
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
-    from sensorium_data import catalog
+    from sensorium_data import catalog, paths
+
+    root = paths.data_dir(args.data_dir)
 
     rows = [
         {
@@ -75,11 +91,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
             "short name": r.short_name,
             "neurons": r.n_neurons,
             "set": r.role,
+            "in cache": in_cache(r.name, root),
             "folder": r.name,
         }
         for r in catalog.recordings(args.competition)
     ]
     print(pd.DataFrame(rows).to_string(index=False))
+    print(f"\ncache: {root} (store: converted, files: unpacked, zip: downloaded)")
     return 0
 
 
@@ -201,6 +219,8 @@ def add_data_commands(add: Adder) -> None:
             examples=[("sensorium list", "all 17 recordings"),
                       ("sensorium list --competition 2023", "the ten 2023 recordings (A-J)")])
     p.add_argument("--competition", choices=["2022", "2023"], help="only this competition")
+    p.add_argument("--data-dir", help="the cache folder (default $SENSORIUM_DATA_DIR or the OS "
+                   "cache)")
     p.set_defaults(func=_cmd_list)
 
 

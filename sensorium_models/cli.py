@@ -42,7 +42,7 @@ TABLE_COLUMNS = {
     "single_trial_correlation": "single_trial", "single_trial_correlation_ceiling": "ceiling",
     "single_trial_correlation_fraction": "fraction", "correlation_to_average": "to_average",
     "correlation_to_average_ceiling": "to_avg_ceiling",
-    "correlation_to_average_fraction": "to_avg_fraction",
+    "correlation_to_average_fraction": "to_avg_fraction", "calibration": "calibration",
 }
 
 
@@ -96,6 +96,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 def _cmd_train(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from sensorium_models.leaderboard import flagged
     from sensorium_models.training import train
 
     if args.ensemble and args.resume:
@@ -115,8 +116,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"{len(metrics)} epochs; best {config.val_tier} correlation "
           f"{best['validation_correlation']:.4f} at epoch {int(best['epoch'])}")
     if (run_dir / "scores.csv").exists():
-        print("\nleaderboard table of the best model (official scale):")
-        print(format_table(pd.read_csv(run_dir / "scores.csv")))
+        print("\nleaderboard table of the best model (official scale; calibration: predicted "
+              "mean / recorded mean, raw):")
+        scores = pd.read_csv(run_dir / "scores.csv")
+        print(format_table(scores))
+        for line in flagged(scores):
+            print(f"warning: {line}")
     print(f"\nfigures of what it learned: sensorium plot {run_dir}")
     return 0
 
@@ -155,7 +160,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise FileExistsError(msg)
     datasets = run_datasets(args.run[0], args.data_dir)
     predictions = _predict(args, args.run, datasets, args.tiers or scored_tiers(datasets))
-    table = evaluate(predictions, datasets, scale="official")
+    table = evaluate(predictions, datasets, scale=args.scale)
+    print(f"leaderboard table ({args.scale} scale; calibration: predicted mean / recorded mean, "
+          "raw)\n")
     print(format_table(table))
     if args.out:
         table.to_csv(args.out, index=False)
@@ -315,8 +322,10 @@ def add_model_commands(add: Adder) -> None:
                 ("sensorium train --model factorized_baseline --mice F G H I J --out runs/fact",
                  ""),
                 ("sensorium train --config fact.toml --set lr=0.001 --set max_epochs=50", ""),
-                ("sensorium train --mice sim/tiny-A sim/tiny-B "
-                 "--set 'model_config.hidden_channels=[8,16,16]'", ""),
+                ("sensorium train --mice sim/tiny-A sim/tiny-B sim/tiny-C --max-epochs 8 "
+                 "--set normalize=per_neuron \\\n"
+                 "      --set batch_size=4 --set 'model_config.hidden_channels=[8,16,16]'",
+                 "simulated data (sensorium simulate sim/ --preset tiny)"),
                 ("sensorium train --resume runs/fact", "continue an interrupted run"),
             ],
             notes="The run directory holds config.json (the resolved config), metrics.csv (one "
@@ -354,11 +363,15 @@ def add_model_commands(add: Adder) -> None:
                       ("sensorium evaluate runs/seed0 runs/seed1 runs/seed2",
                        "an ensemble: the mean prediction of three runs")],
             notes="Single-trial correlation and correlation to average per mouse, tier and "
-                  "stimulus type,\non the official scale; with simulated data, the ceiling "
-                  "(the noise-free rates) and the\nfraction of it reached.")
+                  "stimulus type,\non the official scale (--scale raw: the recorded units); "
+                  "with simulated data, the ceiling\n(the noise-free rates) and the fraction of "
+                  "it reached; calibration: predicted mean / recorded\nmean (raw; near 1 when "
+                  "the scale is right), and a warning for predictions off in scale.")
     common(p)
     p.add_argument("--tiers", nargs="+", help="tiers to score (default: every labelled tier "
                    "but train)")
+    p.add_argument("--scale", choices=["official", "raw"], default="official",
+                   help="official (default: the leaderboard's per-frame precision) or raw")
     p.add_argument("--out", help="also write the table as CSV (a new file)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_evaluate)

@@ -37,6 +37,13 @@ def pyplot() -> Any:
     return plt
 
 
+def integer_ticks() -> Any:
+    """A tick locator at whole numbers (epochs)."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def learning_curves(metrics: Mapping[str, pd.DataFrame], path: Path, *, val_tier: str) -> Path:
     """Validation correlation per epoch, one line per model."""
     plt = pyplot()
@@ -44,10 +51,11 @@ def learning_curves(metrics: Mapping[str, pd.DataFrame], path: Path, *, val_tier
     for model, table in metrics.items():
         ax.plot(table["epoch"], table["validation_correlation"], marker="o", ms=3, label=model)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(integer_ticks())
     ax.set_ylabel(f"{val_tier} single-trial correlation")
     ax.set_title("learning curves")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="best")
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -91,11 +99,14 @@ def traces(ds: xr.Dataset, predictions: Mapping[str, xr.DataArray], path: Path, 
         for model, values in predictions.items():
             ax.plot(seconds, values.sel(trial=trial).isel(neuron=j).values[:length], lw=1.2,
                     label=f"predicted: {model}")
-        ax.set_ylabel(f"neuron {int(ds['neuron'][j])}")
+        ax.set_ylabel(f"neuron {int(ds['neuron'][j])}\n(response, a.u.)", fontsize=8)
     axes_list = np.atleast_1d(axes)
     axes_list[0].set_title(f"{ds.attrs['mouse']}, {tier} trial {int(trial)}: the {len(neurons)} "
                            f"neurons {best_model} predicts best", fontsize=9)
-    axes_list[0].legend(fontsize=7, ncol=2, loc="upper right")
+    # above the traces, not over them; every line shares the neuron's axis (raw units), so a
+    # prediction off in scale shows as such
+    axes_list[0].legend(fontsize=7, ncol=4, loc="lower left", bbox_to_anchor=(0, 1.12),
+                        frameon=False)
     axes_list[-1].set_xlabel("seconds (the first frames have no prediction: burn-in)")
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -192,10 +203,11 @@ def run_curves(metrics: pd.DataFrame, path: Path, *, model: str, val_tier: str) 
     top.set_ylabel(f"{val_tier} single-trial corr.")
     top.set_title(f"{model}: learning curves")
     top.grid(alpha=0.3)
-    top.legend(fontsize=8, loc="lower right")
+    top.legend(fontsize=8, loc="best")
     bottom.plot(epochs, metrics["train_loss"].to_numpy(), marker="o", ms=3, color="C1")
     bottom.set_ylabel("train loss (Poisson)")
     bottom.set_xlabel("epoch")
+    bottom.xaxis.set_major_locator(integer_ticks())
     bottom.grid(alpha=0.3)
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -248,7 +260,8 @@ def readout_map(pixels: Mapping[str, np.ndarray], cortex: Mapping[str, np.ndarra
                 ax.set_ylabel("video row (pixel)")
             if i == 1:
                 ax.set_xlabel("video column (pixel)")
-            fig.colorbar(dots, ax=ax, shrink=0.8)
+            fig.colorbar(dots, ax=ax, shrink=0.8).set_label(
+                f"cortical {axis} (recording's units)", fontsize=7)
     fig.suptitle(f"{model}: readout positions in the {height}x{width} video, "
                  "coloured by cortical position", fontsize=9)
     fig.savefig(path, dpi=120)

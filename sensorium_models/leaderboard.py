@@ -36,6 +36,15 @@ IN_DOMAIN = "NaturalVideo"
 POOLED = "all"
 OUT_OF_DOMAIN = "out_of_domain"
 BLOCK = 8  # trials read at once
+# Per neuron over the scored frames, kept from the correlation's accumulator for calibration
+RECORDED, PREDICTED, SPREAD = "_recorded_mean", "_predicted_mean", "_predicted_std"
+RAW = "_raw"  # the accumulator of the raw-scale values, for them
+OFF_BY = 10.0  # a mean this many times too large or too small is flagged
+WARNINGS = {
+    "zero": "all zero",
+    "constant": "constant",
+    "scale": "mean {ratio:.3g}x the responses'",
+}
 
 
 def official_precision(std: Any) -> np.ndarray:
@@ -189,10 +198,18 @@ class _Cell:
     def finish(self) -> None:
         self.n_trials = int(self.accs["single_trial_correlation"].n_trials)
         for metric, acc in self.accs.items():
+            if metric == RAW:
+                continue
             if acc.n_trials == 0 or (hasattr(acc, "has_repeats") and not acc.has_repeats):
                 self.result[metric] = np.full(self.n_neurons, np.nan)
             else:
                 self.result[metric] = np.asarray(acc.compute(per_neuron=True))
+        # the raw-scale correlation's accumulator holds each neuron's means and spread
+        acc = self.accs[RAW]
+        if acc.n:
+            self.result[RECORDED] = acc.mean_x
+            self.result[PREDICTED] = acc.mean_y
+            self.result[SPREAD] = np.sqrt(acc.cyy / acc.n)
 
 
 def evaluate(
@@ -243,7 +260,11 @@ def evaluate(
         rows with mouse ``"all"`` per tier: the mean over all mice's neurons, and for the bonus
         tiers (stimulus type ``"out_of_domain"``) that mean per out-of-domain stimulus type,
         averaged over the types: the retrospective's Table 1 reports the ``final_test_main``
-        and ``final_test_bonus`` rows.
+        and ``final_test_bonus`` rows. Every row has ``calibration``, the predictions' mean
+        over the scored frames divided by the responses', both raw whatever ``scale`` (the
+        official one weights a few frames 100x) (correlations ignore scale; near 1
+        when the scale is right), and ``warning``: ``"all zero"``, ``"constant"`` or ``"mean
+        Kx the responses'"`` (K above 10 or below 0.1), else empty; each warning is logged too.
 
     Examples
     --------
@@ -283,6 +304,8 @@ def evaluate(
     )
     table = pd.DataFrame(rows(cells, recs))
     table.attrs.update(scale=scale, skip=skip, max_frames=max_frames)
+    for line in flagged(table):
+        log.warning("%s", line)
     return table
 
 
@@ -405,14 +428,15 @@ def _score_recording(
 
 
 def _accumulators(window: dict[str, Any], static: bool, repeats: bool, rates: bool) -> dict:
-    accs: dict[str, Any] = {"single_trial_correlation": RunningSingleTrialCorrelation(**window)}
+    accs: dict[str, Any] = {"single_trial_correlation": RunningSingleTrialCorrelation(**window),
+                            RAW: RunningSingleTrialCorrelation(**window)}
     if repeats:
         accs["correlation_to_average"] = RunningCorrelationToAverage(**window)
         if static:
             accs["feve"] = RunningFEVE(**window)
     if rates:
         for metric in list(accs):
-            if metric != "feve":
+            if metric not in ("feve", RAW):
                 accs[f"{metric}_ceiling"] = type(accs[metric])(**window)
     return accs
 
@@ -442,8 +466,14 @@ def _update(
         return xr.DataArray(values, dims=dims, coords={"trial": trials})
 
     truth_scale, prediction_scale = scaling
-    responses = scaled(load("responses"), truth_scale)
-    streams = {"": scaled(source.read(trials), prediction_scale)}
+    raw_responses, raw_predictions = load("responses"), source.read(trials)
+    responses = scaled(raw_responses, truth_scale)
+    streams = {"": scaled(raw_predictions, prediction_scale)}
+    # calibration on the raw scale: predictions given on the official one (a submission's)
+    # are divided by its precision first
+    unscale = 1 / truth_scale if truth_scale is not None and prediction_scale is None else None
+    cell.accs[RAW].update(scaled(raw_responses, None), scaled(raw_predictions, unscale),
+                          n_frames=n_frames)
     if "rates" in ds:
         streams["_ceiling"] = scaled(load("rates"), truth_scale)
     ids = ds[group_key].values[block] if group_key else None
@@ -560,14 +590,56 @@ def _row(
         "n_unlabelled": sum(c.n_unlabelled for c in cells),
         "n_neurons": sum({c.mouse: c.n_neurons for c in cells}.values()),
     }
+    means = {k: result[k] for k in (RECORDED, PREDICTED, SPREAD) if k in result}
     for metric, values in result.items():
-        row[metric] = _mean(values)
+        if metric not in means:
+            row[metric] = _mean(values)
+    if len(means) == 3:
+        row.update(calibration_columns(means[RECORDED], means[PREDICTED], means[SPREAD]))
+    else:  # nothing scored
+        row.update(calibration=float("nan"), warning="")
     for metric in ("single_trial_correlation", "correlation_to_average"):
         ceiling = row.get(f"{metric}_ceiling")
         if ceiling is not None:
             with np.errstate(invalid="ignore", divide="ignore"):
                 row[f"{metric}_fraction"] = float(np.float64(row[metric]) / ceiling)
     return row
+
+
+def calibration_columns(recorded: np.ndarray, predicted: np.ndarray, spread: np.ndarray
+                        ) -> dict[str, Any]:
+    """``calibration`` (predicted mean / recorded mean, over the neurons' scored frames) and
+    ``warning``: what is wrong with the predictions' scale, or "" (see :data:`WARNINGS`).
+
+    Examples
+    --------
+    >>> calibration_columns(np.array([1.0, 2.0]), np.array([150.0, 300.0]), np.array([1.0, 1.0]))
+    {'calibration': 150.0, 'warning': "mean 150x the responses'"}
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = float(np.float64(_mean(predicted)) / _mean(recorded))
+    if np.all(predicted == 0):
+        warning = WARNINGS["zero"]
+    elif np.all(spread <= 1e-6 * (np.abs(predicted) + 1e-12)):
+        warning = WARNINGS["constant"]
+    elif np.isfinite(ratio) and not 1 / OFF_BY < ratio < OFF_BY:
+        warning = WARNINGS["scale"].format(ratio=ratio)
+    else:
+        warning = ""
+    return {"calibration": ratio, "warning": warning}
+
+
+def flagged(table: pd.DataFrame) -> list[str]:
+    """One line per row of ``table`` with a warning, naming the row and what to check."""
+    if "warning" not in table.columns:
+        return []
+    bad = table[table["warning"].fillna("").astype(str) != ""]
+    return [
+        f"predictions of {row.mouse}, {row.tier}, {row.stimulus_type}: {row.warning} "
+        f"(calibration {row.calibration:.3g}); correlations ignore scale, so check the run "
+        "(docs/training.md, 'When training goes wrong')"
+        for row in bad.itertuples()
+    ]
 
 
 def _mean(values: np.ndarray) -> float:

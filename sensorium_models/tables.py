@@ -19,11 +19,13 @@ def by_stimulus(table: pd.DataFrame) -> pd.DataFrame:
     """Per (tier, stimulus type) over all mice: the mean of the per-mouse values weighted by
     their neurons (the leaderboard pools neurons), then each tier's pooled row.
 
-    Columns: tier, stimulus_type, n_neurons, the metrics and their ``*_ceiling``.
+    Columns: tier, stimulus_type, n_neurons, the metrics and their ``*_ceiling``, and
+    ``calibration`` (predicted mean / recorded mean) where the table has it.
     """
     import pandas as pd
 
     columns = [c for m in METRICS for c in (m, f"{m}_ceiling") if c in table.columns]
+    columns += [c for c in ("calibration",) if c in table.columns]
     per_mouse = table[(table["mouse"] != POOLED) & (table["stimulus_type"] != POOLED)]
     rows = []
     for (tier, kind), group in per_mouse.groupby(["tier", "stimulus_type"], sort=False):

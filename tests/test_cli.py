@@ -51,6 +51,17 @@ def test_list(capsys):
     assert "26872-17-20" not in out
 
 
+def test_list_says_what_the_cache_holds(tmp_path, capsys):
+    name = "dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20"
+    (tmp_path / "stores" / f"{name}.zarr").mkdir(parents=True)
+    assert main(["list", "--competition", "2023", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "in cache" in out.splitlines()[0]
+    rows = {line.split()[2]: line.split() for line in out.splitlines()[1:11]}
+    assert rows["29515-10-12"][-2] == "store" and rows["29623-4-9"][-2] == "-"
+    assert f"cache: {tmp_path} (store: converted" in out
+
+
 def test_convert_then_info(make_tree, tmp_path, data_dir, capsys):
     tree = make_tree()
     assert main(["convert", str(tree), "--store", str(tmp_path / "s.zarr")]) == 0
@@ -199,6 +210,14 @@ def test_predict_writes_one_group_per_mouse(trained_run, tmp_path, capsys):
         values = xr.open_zarr(path, group=mice[0])["predictions"]
     assert values.dims == ("trial", "neuron", "frame") and set(values["tier"].values) == {
         "oracle"}
+    both = tmp_path / "both.zarr"
+    assert main(["predict", str(trained_run), "--out", str(both), "--tiers", "oracle",
+                 "live_test_main"]) == 0
+    with quiet_zarr():  # as docs/training.md reads one back
+        p = xr.open_dataset(both, group=mice[0], engine="zarr")["predictions"]
+    assert p["tier"].dtype.kind == "U"  # plain strings
+    assert set(p.where(p.tier == "oracle", drop=True)["tier"].values) == {"oracle"}
+    capsys.readouterr()
     assert main(["predict", str(trained_run), "--out", str(path)]) == 2
     assert "exists; pass a new path" in capsys.readouterr().err
 
@@ -215,3 +234,16 @@ def test_submit_writes_valid_files(trained_run, simulated_stores, tmp_path, caps
     assert "already exist (an earlier submission?)" in capsys.readouterr().err
     assert main(["submit", str(trained_run), "--out", str(tmp_path), "--track", "bonus",
                  "--overwrite"]) == 0
+
+
+def test_evaluate_names_its_scale_and_the_calibration(trained_run, tmp_path, capsys):
+    for scale in ("raw", "official"):
+        path = tmp_path / f"{scale}.csv"
+        assert main(["evaluate", str(trained_run), "--tiers", "oracle", "--scale", scale,
+                     "--out", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert f"leaderboard table ({scale} scale; calibration: predicted mean / recorded" in out
+        assert "calibration" in out.splitlines()[2]
+    raw, official = (pd.read_csv(tmp_path / f"{s}.csv") for s in ("raw", "official"))
+    assert not raw["single_trial_correlation"].equals(official["single_trial_correlation"])
+    pd.testing.assert_series_equal(raw["calibration"], official["calibration"])  # raw in both

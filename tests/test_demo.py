@@ -22,6 +22,8 @@ def test_demo_trains_scores_and_plots(tmp_path, capsys):
             assert -1 < oracle["single_trial_correlation"] < 1
             assert 0.2 < oracle["single_trial_correlation_ceiling"] < 1
             assert "correlation_to_average_ceiling" in oracle
+            assert oracle["calibration"] > 0  # predicted mean / recorded mean
+    assert "calibration (predicted mean / recorded mean, raw, oracle tier, all mice):" in out
     for figure in ("learning_curves.png", "traces.png", "receptive_fields.png"):
         assert (tmp_path / figure).stat().st_size > 10_000
     for model in ("factorized_baseline", "ln"):

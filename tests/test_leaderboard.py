@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -295,3 +297,34 @@ def test_a_converted_recording(make_tree, tmp_path):
     assert row(official, "dynamic1-2-3-Video-x", "oracle", "unknown").single_trial_correlation == (
         pytest.approx(expected)
     )
+
+
+def test_calibration_is_the_predicted_over_the_recorded_mean(mice, table):
+    table, preds = table
+    r = row(table, "dynamicA-1-1-Video-x", "oracle", "NaturalVideo")
+    ds, pred = subset(mice["A"], preds["A"], "oracle", "NaturalVideo")
+    window = slice(WINDOW["skip"], WINDOW["max_frames"])
+    recorded = ds.responses[:, :, window].mean(("trial", "frame")).values
+    predicted = pred[:, :, window].mean(("trial", "frame")).values
+    assert r.calibration == pytest.approx(predicted.mean() / recorded.mean(), rel=1e-4)
+    assert (table["warning"] == "").all()  # a model of the rates: on scale, not constant
+
+
+@pytest.mark.parametrize(
+    ("change", "warning"),
+    [
+        (lambda p: p * 0, "all zero"),
+        (lambda p: p * 0 + 0.7, "constant"),
+        (lambda p: p * 100, r"mean (9\d|1\d\d)(\.\d)?x the responses'"),
+        (lambda p: p / 50, r"mean 0\.0\d+x the responses'"),
+    ],
+)
+def test_predictions_off_in_scale_are_flagged_in_the_table_and_the_log(mice, change, warning,
+                                                                       caplog):
+    preds = {"A": change(predict(mice["A"]))}
+    with caplog.at_level("WARNING", logger="sensorium_models.leaderboard"):
+        table = evaluate(preds, {"A": mice["A"]}, **WINDOW)
+    oracle = row(table, "dynamicA-1-1-Video-x", "oracle", "NaturalVideo")
+    assert re.fullmatch(warning, oracle.warning)
+    assert re.search(r"predictions of dynamicA-1-1-Video-x, oracle, NaturalVideo: "
+                     + warning.split(" ")[0] + r".*When training goes wrong", caplog.text)

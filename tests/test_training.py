@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -411,8 +412,8 @@ def test_a_store_replaced_under_a_run_is_named_on_resume(trained_run, simulated_
              r"the 24 neurons' coordinates differ from the recording's now")):
         shutil.rmtree(stores[0])
         convert(tree, stores[0], progress=False)
-        with pytest.raises(sm.CheckpointError, match=match):
-            sm.train(config, resume=run)
+        with pytest.raises(sm.CheckpointError, match=match):  # a finished run opens nothing
+            sm.train(dataclasses.replace(config, max_epochs=3), resume=run)
 
 
 def _hold(lock: Path):
@@ -491,3 +492,71 @@ def test_a_run_that_fails_before_training_leaves_no_folder(simulated_stores, tmp
     with pytest.raises(UnknownMouseError):
         sm.train(sm.TrainConfig(mice=("K",), out=str(empty)))
     assert list(tmp_path.iterdir()) == [empty] and list(empty.iterdir()) == []
+
+
+def test_eval_mode_predictions_are_on_the_scale_of_the_responses(trained_run):
+    # batch norm evaluates with statistics recomputed for the final weights (docs/models.md,
+    # "Batch norm"): on training clips, eval mode predicts what train mode does, and the
+    # validation tier's predicted mean is within 2x of the recorded one (pooled; per mouse
+    # 0.50-0.92 here, with normalize="official" on 5 train trials per mouse)
+    from sensorium_models.training import data
+
+    config = sm.read_config(trained_run)
+    datasets = data.open_run_mice(trained_run)
+    model = sm.load_run(trained_run).eval()
+    ratios, sums = [], torch.zeros(2)
+    with torch.no_grad():
+        for batch in data.iterate(data.clips(config, datasets), config.batch_size):
+            inputs = {"mouse": batch["mouse"], "behavior": batch["behavior"]}
+            evaluated = model(batch["videos"], **inputs)  # (B, N, T_out)
+            model.core.train()  # the batch's own statistics, as in training
+            trained = model(batch["videos"], **inputs)
+            model.core.eval()
+            ratios.append(float(evaluated.mean() / trained.mean()))
+            sums += torch.stack([evaluated.sum(), trained.sum()])
+    # over all clips within 25 %; per batch of 4 clips within 2x (train mode normalises each
+    # batch by its own statistics, which vary from batch to batch)
+    assert 0.8 < float(sums[0] / sums[1]) < 1.25, ratios
+    assert 0.5 < min(ratios) and max(ratios) < 2.0, ratios
+    scores = pd.read_csv(trained_run / "scores.csv")
+    oracle = scores[(scores["tier"] == "oracle") & (scores["mouse"] == "all")]
+    assert 0.5 < float(oracle["calibration"].iloc[0]) < 2.0  # all mice's neurons pooled
+    assert scores["warning"].isna().all()  # written empty: nothing flagged
+
+
+def test_a_run_whose_correlation_stays_at_zero_stops_naming_the_learning_rate(
+        simulated_stores, tmp_path, monkeypatch, caplog):
+    from sensorium_models.training import run as run_module
+    from sensorium_models.training.guards import TrainingFailedError
+
+    monkeypatch.setattr(run_module, "validate", lambda *args, **kwargs: 0.0)
+    config = sm.TrainConfig(model="ln", mice=(str(simulated_stores[0]),), max_epochs=5,
+                            batch_size=4, device="cpu", progress=False,
+                            out=str(tmp_path / "run"))
+    assert config.lr is None  # the model's own
+    with caplog.at_level("WARNING", logger="sensorium_models.training.run"), pytest.raises(
+            TrainingFailedError, match=r"training stopped after epoch 2: the oracle correlation "
+            r"has been 0.0000 for 2 epochs: .* learning rate too high for this model and data "
+            r"\(lr 0.0005\). Start a new run with a lower one, e.g. --set lr=5e-05 .*metrics.csv"):
+        sm.train(config)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["lr"] == 0.0005
+    assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 2
+    assert re.search(r"few train trials in .*normalize=per_neuron", caplog.text)
+
+
+def test_the_default_learning_rate_is_the_models():
+    from sensorium_models.training.config import default_lr
+
+    assert default_lr("ln") == 5e-4
+    assert default_lr("factorized_baseline") == default_lr("gru_baseline") == 5e-3
+    with pytest.raises(sm.ConfigError, match=r"min_lr=0.001 is above lr=0.0005"):
+        sm.TrainConfig(model="ln", min_lr=1e-3)
+
+
+def test_resuming_a_finished_run_says_it_is_finished(trained_run, caplog):
+    before = (trained_run / "last.pt").read_bytes()
+    with caplog.at_level("WARNING", logger="sensorium_models.training.run"):
+        assert sm.train(sm.read_config(trained_run), resume=trained_run) == trained_run
+    assert re.search(r"is finished: it has run max_epochs=2 epochs; pass a larger --max-epochs "
+                     r"\(max_epochs\) to train it longer; nothing to resume", caplog.text)
+    assert (trained_run / "last.pt").read_bytes() == before

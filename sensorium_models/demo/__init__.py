@@ -142,6 +142,8 @@ def run_demo(out: str | os.PathLike[str] | None = None, *, seed: int = 0, quick:
     echo("6/6 scores: single-trial correlation and correlation to average (frames 50-300, "
          "neurons of all mice pooled)\n")
     echo(format_side_by_side(side_by_side(tables["raw"]), LABELS))
+    echo("\ncalibration (predicted mean / recorded mean, raw, oracle tier, all mice): "
+         + ", ".join(f"{LABELS.get(m, m)} {_calibration(t):.2f}" for m, t in tables["raw"].items()))
     echo("\nbaseline: the factorized baseline (reduced); LN: the linear-nonlinear floor; ceiling: "
          "the simulator's\nnoise-free rates scored like a model. Raw scale: with the tiny "
          "preset's few train trials the\nofficial per-frame scale inflates the scores "
@@ -185,6 +187,12 @@ def _figures(folder: Path, datasets: dict, predictions: dict, metrics: dict,
                                                   folder / "receptive_fields.png", model=model,
                                                   video_shape=shape))
     return paths
+
+
+def _calibration(table: Any) -> float:
+    """The oracle tier's pooled calibration of a leaderboard table."""
+    pooled = table[(table["mouse"] == "all") & (table["tier"] == "oracle")]
+    return float(pooled["calibration"].iloc[0]) if len(pooled) else float("nan")
 
 
 def _describe(overrides: dict[str, Any]) -> str:

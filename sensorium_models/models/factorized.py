@@ -26,7 +26,9 @@ class FactorizedConfig(ModelConfig):
     hidden_channels, spatial_kernels, temporal_kernels
         Per layer: output channels, spatial kernel size, temporal kernel size.
     momentum
-        Batch norm momentum (PyTorch's convention: weight of the new batch).
+        Batch norm momentum (PyTorch's convention: weight of the new batch). ``train``
+        replaces the running statistics after every epoch by those of the final weights
+        (docs/models.md, "Batch norm"), so this shapes only the statistics within an epoch.
     gamma_spatial, gamma_temporal
         Weights of the Laplace smoothness penalties on the first layer's spatial and
         temporal kernels.

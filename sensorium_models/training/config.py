@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 MODEL_KEY = "model_config"
+PUBLISHED_LR = 5e-3
+DEFAULT_LR = {"ln": 5e-4}
 NORMALIZE = ("official", "per_neuron", "official_viv1t", "none")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("plateau", "warmup_cosine")
@@ -94,12 +96,16 @@ class TrainConfig:
         and validation and prediction use them: a last batch of one or two clips sets them
         from those clips alone (docs/training.md, "How a run trains": one such batch cut a
         run's oracle correlation from 0.244 to 0.143). The starter kit keeps such batches.
+        (Measured before the running statistics were recomputed after every epoch from up to
+        64 batches, which takes the last batch's weight out of evaluation.)
     in_memory, num_workers
         Hold the training tier in RAM; DataLoader worker processes.
     optimizer, lr, weight_decay
         ``"adamw"`` (decoupled weight decay) or ``"adam"`` (``weight_decay`` as an L2 term
         of the gradient); the learning rate and weight decay of every parameter but the
         readouts' (and of those too unless ``readout_lr``, ``readout_weight_decay`` are set).
+        ``lr`` None (the default) takes the model's starting rate, :func:`default_lr` (the
+        run's ``config.json`` holds the number).
     readout_lr, readout_weight_decay
         The learning rate and weight decay of the readouts and shifters, a second parameter
         group; ``None``: ``lr``, ``weight_decay``.
@@ -179,7 +185,7 @@ class TrainConfig:
     drop_last: bool = True
     in_memory: bool = False
     num_workers: int = 0
-    lr: float = 5e-3
+    lr: float | None = None
     weight_decay: float = 0.01
     loss: str = "poisson"
     max_epochs: int = 200
@@ -247,22 +253,25 @@ class TrainConfig:
         for f in fields(self):  # inf or nan would train, then fail or never improve
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
-                msg = (f"{f.name}={value}; it must be a finite number (default {f.default}, "
-                       f"e.g. --set {f.name}={f.default}).")
+                default = default_lr(self.model) if f.name == "lr" else f.default
+                msg = (f"{f.name}={value}; it must be a finite number (default {default}, "
+                       f"e.g. --set {f.name}={default}).")
                 raise ConfigError(msg)
         if not 0 < self.factor < 1:
             msg = f"factor={self.factor}; the LR decay factor must lie in (0, 1)."
             raise ConfigError(msg)
         for name in ("lr", "min_lr"):
-            if getattr(self, name) <= 0:
-                msg = f"{name}={getattr(self, name)}; a learning rate must be positive."
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                msg = f"{name}={value}; a learning rate must be positive."
                 raise ConfigError(msg)
         if self.threshold < 0:  # weight_decay: with the recipe keys (_check_recipe)
             msg = (f"threshold={self.threshold}; the improvement an epoch must make to count "
                    "must be 0 or more.")
             raise ConfigError(msg)
-        if self.min_lr > self.lr:
-            msg = (f"min_lr={self.min_lr} is above lr={self.lr}: the schedule could never "
+        lr = self.lr if self.lr is not None else default_lr(self.model)
+        if self.min_lr > lr:
+            msg = (f"min_lr={self.min_lr} is above lr={lr}: the schedule could never "
                    "decay; lower min_lr (default 1e-4) or raise lr.")
             raise ConfigError(msg)
 
@@ -351,6 +360,11 @@ class TrainConfig:
         values[MODEL_KEY] = nested
         return TrainConfig.from_dict(values)
 
+    @property
+    def start_lr(self) -> float:
+        """``lr``, or the model's :func:`default_lr` where it is None."""
+        return self.lr if self.lr is not None else default_lr(self.model)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values (tuples as lists), as written to ``config.json``."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -364,6 +378,22 @@ class TrainConfig:
         ma, mb = a[MODEL_KEY], b[MODEL_KEY]
         out += [f"{MODEL_KEY}.{k}" for k in sorted(set(ma) | set(mb)) if ma.get(k) != mb.get(k)]
         return sorted(out)
+
+
+def default_lr(model: str) -> float:
+    """The learning rate a run of ``model`` starts at unless the config sets ``lr``.
+
+    The published 5e-3 for the baselines; 5e-4 for the LN, whose one convolution has no
+    normalisation after it: at 5e-3 its filters over the uncentred behaviour channels grow
+    together and its predictions diverge to zero within two epochs (docs/training.md, "When
+    training goes wrong").
+
+    Examples
+    --------
+    >>> default_lr("factorized_baseline"), default_lr("ln")
+    (0.005, 0.0005)
+    """
+    return DEFAULT_LR.get(model, PUBLISHED_LR)
 
 
 def valid_keys() -> list[str]:

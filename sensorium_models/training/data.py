@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -91,6 +92,15 @@ def batches_by_mouse(dataset: ClipDataset, batch_size: int) -> list[list[int]]:
     for indices in dataset.indices_by_mouse().values():
         out += [indices[b:b + batch_size].tolist() for b in range(0, len(indices), batch_size)]
     return out
+
+
+def interleaved_batches(dataset: ClipDataset, batch_size: int, limit: int) -> list[list[int]]:
+    """At most ``limit`` index batches of one mouse each, the mice in turn (so a limit that
+    cuts the list short leaves out no mouse), in dataset order within a mouse."""
+    per_mouse = [[indices[b:b + batch_size].tolist() for b in range(0, len(indices), batch_size)]
+                 for indices in dataset.indices_by_mouse().values()]
+    out = [b for group in itertools.zip_longest(*per_mouse) for b in group if b is not None]
+    return out[:limit]
 
 
 def loader(dataset: Any, batch_sampler: Any, num_workers: int) -> torch.utils.data.DataLoader:

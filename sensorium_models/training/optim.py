@@ -36,16 +36,16 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     """
     kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
     if config.readout_lr is None and config.readout_weight_decay is None:
-        return kind(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return kind(model.parameters(), lr=config.start_lr, weight_decay=config.weight_decay)
     core: list[nn.Parameter] = []
     readout: list[nn.Parameter] = []
     for name, parameter in model.named_parameters():
         (readout if name.startswith(READOUT_PREFIXES) else core).append(parameter)
     groups = [
-        {"params": core, "lr": config.lr, "weight_decay": config.weight_decay},
+        {"params": core, "lr": config.start_lr, "weight_decay": config.weight_decay},
         {"params": readout,
-         "lr": config.lr if config.readout_lr is None else config.readout_lr,
+         "lr": config.start_lr if config.readout_lr is None else config.readout_lr,
          "weight_decay": (config.weight_decay if config.readout_weight_decay is None
                           else config.readout_weight_decay)},
     ]
-    return kind(groups, lr=config.lr, weight_decay=config.weight_decay)
+    return kind(groups, lr=config.start_lr, weight_decay=config.weight_decay)

@@ -193,7 +193,8 @@ def predict(
                 frames = min(predicted.shape[-1], values.shape[-1])
                 values[indices, :, :frames] = predicted[..., :frames] / precision[:, :frames]
                 trial_ids[indices] = batch["trial"].numpy()
-            tier = ds["tier"].sel(trial=trial_ids).values.astype(object)
+            # plain strings, which survive a zarr or netCDF round trip as strings
+            tier = ds["tier"].sel(trial=trial_ids).values.astype(str)
             out[name] = xr.DataArray(
                 values, dims=("trial", "neuron", "frame"),
                 coords={"trial": trial_ids, "neuron": ds["neuron"].values, "tier": ("trial", tier)},

@@ -26,9 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from sensorium_models.training import checkpoint, data, schedule
+from sensorium_models.training import checkpoint, data, guards, schedule
+from sensorium_models.training.batchnorm import recompute_batch_norm
 from sensorium_models.training.compiling import compile_model
-from sensorium_models.training.config import ConfigError, TrainConfig, resolve_model_config
+from sensorium_models.training.config import (
+    ConfigError,
+    TrainConfig,
+    resolve_model_config,
+)
 from sensorium_models.training.ema import WeightAverage
 from sensorium_models.training.lock import check_free, claim
 from sensorium_models.training.loop import train_epoch, validate
@@ -47,6 +52,12 @@ log = logging.getLogger(__name__)
 
 METRICS, SCORES = "metrics.csv", "scores.csv"
 COLUMNS = ("epoch", "lr", "train_loss", "validation_correlation", "seconds")
+# Training batches whose statistics the batch norm layers keep for evaluation, taken after
+# every epoch with the epoch's clip windows (docs/models.md, "Batch norm").
+NORM_BATCHES = 64
+# Below this many train trials a recording's per-frame statistics are too noisy for
+# normalize="official" (the simulator's tiny preset has 16; real recordings hundreds).
+FEW_TRAIN_TRIALS = 100
 
 
 def train(config: TrainConfig | str | os.PathLike[str], *,
@@ -97,7 +108,8 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_file(config)
     options = resolve_model_config(config.model, config.model_config)
-    config = dataclasses.replace(config, model_config=json.loads(json.dumps(options)))
+    config = dataclasses.replace(config, model_config=json.loads(json.dumps(options)),
+                                 lr=config.start_lr)
     if resume is not None:
         folder = Path(resume)
         saved = checkpoint.read_config(folder)
@@ -117,6 +129,10 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
     # one process at a time: a new run's folder is made here, and removed if the data fails
     with claim(folder, new=resume is None, numbered=not config.out) as folder:
         state = None if resume is None else checkpoint.load(folder / checkpoint.LAST)
+        done = None if state is None else finished(state, config.max_epochs)
+        if done is not None:
+            log.warning("%s is finished: %s; nothing to resume.", folder, done)
+            return folder
         config = dataclasses.replace(config, out=str(folder))
         trainer = Trainer(config, options, folder, state)  # opens the data
         (folder / checkpoint.CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
@@ -125,6 +141,18 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
         log.info("run directory %s", folder)
         trainer.fit()
     return folder
+
+
+def finished(state: Mapping[str, Any], max_epochs: int) -> str | None:
+    """Why a run whose ``last.pt`` holds ``state`` has no epoch left, or None."""
+    epoch = int(state["epoch"])
+    if state["stopping"].get("stopped"):
+        return (f"early stopping ended it after epoch {epoch}; its best model is in best.pt "
+                "(start a new run to train again)")
+    if epoch >= max_epochs:
+        return (f"it has run max_epochs={max_epochs} epochs; pass a larger --max-epochs "
+                "(max_epochs) to train it longer")
+    return None
 
 
 def _get(values: Mapping[str, Any], key: str) -> Any:
@@ -156,6 +184,7 @@ class Trainer:
         self.autocast, self.scaler = resolve_precision(config, self.device)
         torch.manual_seed(config.seed)
         self.datasets = data.open_mice(config)
+        warn_few_train_trials(config, self.datasets)
         train_sets, val_sets, tiers = self._split(config)
         self.clips = data.clips(config, train_sets, tiers[0])
         self.validation = data.trials(val_sets, tiers[1], data.loader_options(config))
@@ -198,6 +227,7 @@ class Trainer:
         if config.mixed_mice and self.forward is not self.model:
             # batches that mix mice run the core alone, then each mouse's readout on its clips
             self.core = torch.compile(self.model.core)  # type: ignore[assignment]
+        self.lr = config.start_lr
         self.optimizer = build_optimizer(self.model, config)
         self.stopping = schedule.build_stopping(config)
         try:
@@ -216,10 +246,16 @@ class Trainer:
         self.average = WeightAverage(self.model, config.ema) if config.ema else None
         # sqrt(trials / clips per step and mouse) per mouse, counting every trial with files
         # (all tiers), as the starter kit's len(dataset) does
+        self.norm_batches = data.interleaved_batches(self.clips, config.batch_size, NORM_BATCHES)
         n_trials = {m: int((ds["tier"] != "none").sum()) for m, ds in self.datasets.items()}
         clips = config.batch_size * config.accumulate
         self.loss_scale = {m: math.sqrt(n / clips) for m, n in n_trials.items()}
         self.history: list[dict[str, float]] = []
+        self.timed = False  # the speed of the first batch is reported once per process
+        defaults = resolve_model_config(config.model, {})
+        self.published_size = all(
+            options[k] == v for k, v in defaults.items()
+            if isinstance(v, int | tuple) and not isinstance(v, bool))
         self.epoch = 0
         self.best: dict[str, torch.Tensor] | None = None
         if state is not None:
@@ -277,6 +313,12 @@ class Trainer:
             self.save()
             bar.update()
             bar.set_postfix(self._postfix(row))
+            problem = guards.failure(self.history, lr=self.lr, val_tier=config.val_tier)
+            if problem is not None:
+                bar.close()
+                msg = (f"training stopped after epoch {self.epoch}: {problem} The epochs so far "
+                       f"are in {self.folder / METRICS}.")
+                raise guards.TrainingFailedError(msg)
         bar.close()
         if not self.stopping.stopped and self.best is not None:
             self.model.load_state_dict(self.best)  # max_epochs reached: end with the best
@@ -295,11 +337,24 @@ class Trainer:
         lr = float(self.optimizer.param_groups[0]["lr"])
         steps = len(self.sampler)
         seen = [0]
+        first_done = [start]
 
         def on_batch(loss: float) -> None:
             seen[0] += 1
-            bar.set_description(f"epoch {self.epoch} batch {seen[0]}/{steps} loss {loss:.4g}",
-                                refresh=False)
+            now = time.perf_counter()
+            if seen[0] == 1:
+                first_done[0] = now
+            # the first batch also starts the loader: time the batches after it
+            later = seen[0] - 1
+            per_batch = (now - first_done[0]) / later if later else now - start
+            if not self.timed and (later == 1 or steps == 1):
+                self.timed = True
+                self._report_speed(per_batch, steps)
+            bar.set_description(
+                f"epoch {self.epoch} batch {seen[0]}/{steps} loss {loss:.4g} "
+                f"{config.batch_size / per_batch:.3g} clips/s, "
+                f"{per_batch * (steps - seen[0]):.0f} s left of the epoch ({self.device})",
+                refresh=True)
 
         loss = train_epoch(self.model, self.forward, self.loader, self.optimizer,
                            loss_scale=self.loss_scale, batches_per_step=self.batches_per_step,
@@ -309,6 +364,11 @@ class Trainer:
                            criterion=get_loss(config.loss))
         bar.set_description(f"training {config.model}", refresh=False)
         evaluated = self.model if self.average is None else self.average.module
+        # batch norm's running statistics lag the weights: recomputed for the evaluated ones
+        core: Any = evaluated.core
+        recompute_batch_norm(core, data.loader(self.clips, self.norm_batches,
+                                               config.num_workers),
+                             device=self.device, autocast=self.autocast)
         correlation = validate(evaluated, self.validation, batch_size=config.batch_size,
                                device=self.device, autocast=self.autocast,
                                num_workers=config.num_workers)
@@ -336,6 +396,20 @@ class Trainer:
             self.scheduler.step()  # type: ignore[call-arg]
         if self.average is not None:
             self.average.update(self.model)
+
+    def _report_speed(self, per_batch: float, steps: int) -> None:
+        """Log the device and the time an epoch will take, from the second batch (the first
+        with a single one); warn when a model of its published size trains on a CPU."""
+        epoch = per_batch * steps
+        log.info("training on %s: %.3g s per batch, about %.0f s per epoch of %d batches",
+                 self.device, per_batch, epoch, steps)
+        if self.device.type == "cpu" and self.published_size and per_batch > 1:
+            log.warning(
+                "%s at its published size trains on the CPU at %.3g s per batch (measured), "
+                "about %.1f min per epoch of %d batches. Train on a GPU (--device "
+                "cuda), or narrow the model for a CPU (its size options: docs/models.md; "
+                "docs/benchmarks.md has the measured costs).",
+                self.config.model, per_batch, epoch / 60, steps)
 
     def _model_payload(self) -> dict[str, Any]:
         return checkpoint.model_payload(self.model, self.specs, self.clips.in_channels)
@@ -386,6 +460,24 @@ def check_window(config: TrainConfig, model: VideoEncoder) -> None:
                f"takes clips of at most window={window} frames at frame_step={step}; pass "
                f"--set frames={window} --set frame_step={step}.")
         raise ConfigError(msg)
+
+
+def warn_few_train_trials(config: TrainConfig, datasets: Mapping[str, xr.Dataset]) -> None:
+    """Log a warning naming ``normalize="per_neuron"`` when the competition's per-frame
+    statistics come from fewer than ``FEW_TRAIN_TRIALS`` train trials of some recording."""
+    if config.normalize != "official":
+        return
+    counts = {m: int((ds["tier"].values.astype(str) == config.train_tier).sum())
+              for m, ds in datasets.items()}
+    few = {m: n for m, n in counts.items() if n < FEW_TRAIN_TRIALS}
+    if few:
+        listed = ", ".join(f"{m} ({n})" for m, n in few.items())
+        log.warning(
+            "few %s trials in %s: normalize='official' divides each frame by its standard "
+            "deviation over these trials, too few to estimate it (a quiet neuron's frame gets "
+            "up to 100x weight), and such runs learn little beyond the mean. Pass --set "
+            "normalize=per_neuron (docs/training.md, 'When training goes wrong').",
+            config.train_tier, listed)
 
 
 def scored_tiers(datasets: Mapping[str, xr.Dataset]) -> list[str]:

@@ -78,7 +78,7 @@ def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,
     warmup = round(config.warmup_epochs * steps_per_epoch)
     constant = round(config.constant_epochs * steps_per_epoch)
     total = config.max_epochs * steps_per_epoch
-    final = config.min_lr / config.lr
+    final = config.min_lr / config.start_lr
 
     def factor(step: int) -> float:
         return warmup_cosine_factor(step, warmup=warmup, constant=constant, total=total,
