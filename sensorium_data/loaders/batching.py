@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import weakref
 from collections.abc import Mapping, Sequence
@@ -98,8 +99,9 @@ def _rows_of_one_batch(tensors: list[torch.Tensor]) -> torch.Tensor | None:
         return None
     offsets = [t.storage_offset() for t in tensors]
     step = offsets[1] - offsets[0] if len(tensors) > 1 else first.numel()
-    extent = 1 + sum((n - 1) * abs(st) for n, st in zip(first.shape, first.stride(), strict=True))
-    if step < extent or any(b - a != step for a, b in zip(offsets, offsets[1:], strict=False)):
+    extent = 1 + sum((n - 1) * abs(st)
+                     for n, st in zip(first.shape, first.stride(), strict=True))
+    if step < extent or any(b - a != step for a, b in itertools.pairwise(offsets)):
         return None  # rows overlap, or are not evenly spaced
     return first.as_strided((len(tensors), *first.shape), (step, *first.stride()), offsets[0])
 

@@ -400,9 +400,11 @@ class ClipDataset(torch.utils.data.Dataset):
         """The response precision of recording ``m``, time-major (T, N), made once per
         process."""
         local = self._process()
-        if local.precision_t[m] is None:
-            local.precision_t[m] = np.ascontiguousarray(self._recordings[m].scaling.precision.T)
-        return local.precision_t[m]
+        precision = local.precision_t[m]
+        if precision is None:
+            precision = np.ascontiguousarray(self._recordings[m].scaling.precision.T)
+            local.precision_t[m] = precision
+        return precision
 
     def _videos(self, rec: Recording, frames: int) -> np.ndarray:
         return np.empty((self.in_channels, frames, rec.height, rec.width), np.float32)
