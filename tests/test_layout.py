@@ -245,3 +245,8 @@ def test_convert_upgrade_on_the_command_line(store, tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith(str(old))
     assert not needs_upgrade(old) and sd.open_mouse(old).attrs["schema_version"] == SCHEMA_VERSION
+    out = subprocess.run([sys.executable, "-m", "sensorium_models.cli", "convert", "--upgrade",
+                          str(old), "--store", str(tmp_path / "x.zarr")],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 2
+    assert "--upgrade rewrites the store given in place; it takes no --store" in out.stderr
