@@ -92,14 +92,17 @@ def upgrade(store: str | os.PathLike[str], *, progress: bool = True) -> Path:
     return target
 
 
-def _copy_group(old: zarr.Group, new: zarr.Group, progress: bool, label: str) -> None:
-    """Copy every array of ``old`` into ``new``: the large ones of a video recording into the
-    mapped layout trial by trial, the others with their own chunks and codecs."""
+def _copy_group(old: zarr.Group, new: zarr.Group, progress: bool, label: str,
+                root: bool = True) -> None:
+    """Copy every array of ``old`` into ``new``: the large ones of a video recording (at the
+    root, not the statistics of the same names) into the mapped layout trial by trial, the
+    others with their own chunks and codecs."""
     stored = old.get("labelled")
     labelled = np.asarray(stored[...]) if isinstance(stored, zarr.Array) else None
     for name, arr in old.arrays():
         dims = arr.metadata.dimension_names  # type: ignore[union-attr]
-        mapped = name in MAPPED and dims is not None and dims[FRAME_AXIS[name]] == "frame"
+        mapped = (root and name in MAPPED and dims is not None
+                  and dims[FRAME_AXIS[name]] == "frame")
         if mapped:
             out = new.create_array(name, shape=arr.shape, chunks=(1, *arr.shape[1:]),
                                    dtype=arr.dtype, dimension_names=dims,
@@ -120,4 +123,4 @@ def _copy_group(old: zarr.Group, new: zarr.Group, progress: bool, label: str) ->
         if math.prod(arr.shape):
             out[...] = arr[...]
     for name, sub in old.groups():
-        _copy_group(sub, new.create_group(name), progress, label)
+        _copy_group(sub, new.create_group(name), progress, label, root=False)

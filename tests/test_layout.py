@@ -201,6 +201,11 @@ def test_upgrade_rewrites_the_store_from_itself(store, tmp_path):
     xr.testing.assert_identical(upgraded.drop_attrs(), fresh.drop_attrs())
     assert {k: v for k, v in upgraded.attrs.items() if k != "store"} == \
         {k: v for k, v in fresh.attrs.items() if k != "store"}
+    for meta in sorted(store.rglob("zarr.json")):  # the same arrays, chunks and codecs
+        twin = json.loads((old / meta.relative_to(store)).read_text())
+        here = json.loads(meta.read_text())
+        for key in ("shape", "chunk_grid", "codecs", "data_type", "fill_value"):
+            assert twin.get(key) == here.get(key), (meta, key)
     for name in ("responses", "videos"):  # the same files, byte for byte
         for file in sorted((store / name / "c").rglob("*")):
             twin = old / file.relative_to(store)
