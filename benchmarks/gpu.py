@@ -14,8 +14,11 @@ frames at step 2 on a 64 x 64 canvas; ``--frames`` overrides the frames):
   happens there and is timed apart), and the peak GPU memory the steps allocated.
 * **loader**: the same epoch function fed by the trainer's ``DataLoader`` from zarr stores
   (five hard-linked copies of one synthetic recording of real size, ``benchmarks/convert.py``'s
-  generator, ``--trials`` trials), for each ``--workers`` count, in the fastest mode. If its
-  clips per second match the step's, the loader keeps the GPU busy.
+  generator, ``--trials`` trials, in the mapped layout ``convert`` writes), for each
+  ``--workers`` count, in the fastest mode. The trainer's path in full: batches written in
+  place by ``ClipDataset``, pinned by the DataLoader on CUDA, and copied to the GPU by
+  ``train_epoch``'s ``on_device`` while the batch before trains. If its clips per second match
+  the step's, the loader keeps the GPU busy.
 
 * **attention**: for ViV1T, which of SDPA's kernels (flash, memory-efficient, math) accept its
   attention (11 heads x 48 dims over 435 spatial tokens) in fp32 and bf16.
@@ -246,7 +249,8 @@ def measure_loader(model_name: str, mode: str, workers: int, paths: list[Path],
     warmup = run_steps(model, forward, optimizer, autocast, stream, args.warmup, device)
     seconds = run_steps(model, forward, optimizer, autocast, stream, args.steps, device)
     return {"model": model_name, "mode": mode, "workers": workers, "warmup_s": warmup,
-            "seconds": seconds, "clips_per_s": args.steps * args.mice * args.batch / seconds}
+            "seconds": seconds, "clips_per_s": args.steps * args.mice * args.batch / seconds,
+            "pin_memory": loader.pin_memory}
 
 
 def attention_kernels(device: Any, heads: int = 11, head_dim: int = 48, tokens: int = 435

@@ -26,6 +26,7 @@ from sensorium_data.fetch import DownloadError, HashMismatchError, download, fet
 from sensorium_data.simulate import list_presets, simulate
 from sensorium_data.store import convert
 from sensorium_data.tree import FileTree, TreeWriter, open_tree
+from sensorium_data.upgrade import upgrade
 
 if TYPE_CHECKING:
     from sensorium_data.loaders import ClipDataset, MouseBatchSampler, TrialDataset, collate
@@ -63,6 +64,7 @@ __all__ = [
     "open_tree",
     "recordings",
     "simulate",
+    "upgrade",
 ]
 
 _LOADERS = ("ClipDataset", "MouseBatchSampler", "TrialDataset", "collate")

@@ -118,8 +118,15 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from sensorium_data import convert
+    from sensorium_data import convert, upgrade
 
+    if args.upgrade:
+        if args.store or args.overwrite:
+            msg = ("--upgrade rewrites the store given in place; it takes no --store or "
+                   "--overwrite. Run: sensorium convert --upgrade STORE")
+            raise ValueError(msg)
+        print(upgrade(args.tree))
+        return 0
     print(convert(args.tree, args.store, data_dir=args.data_dir, overwrite=args.overwrite))
     return 0
 
@@ -195,11 +202,16 @@ def add_data_commands(add: Adder) -> None:
 
     p = add("convert", "convert a recording's file tree or zip into a zarr store",
             examples=[("sensorium convert path/to/recording", "into the cache"),
-                      ("sensorium convert rec.zip --store rec.zarr", "into rec.zarr")],
+                      ("sensorium convert rec.zip --store rec.zarr", "into rec.zarr"),
+                      ("sensorium convert --upgrade rec.zarr",
+                       "rewrite a store of an earlier schema in place, from itself")],
             notes="open_mouse converts on first use by itself; this verb converts ahead.")
     p.add_argument("tree", help="the recording's folder (holding data/ and meta/) or its zip")
     p.add_argument("--store", help="where to write the store (default: in the cache)")
     p.add_argument("--overwrite", action="store_true", help="convert again if the store exists")
+    p.add_argument("--upgrade", action="store_true",
+                   help="TREE is a store of an earlier schema: rewrite it into the current one "
+                        "(the old store stays whole until the new one is complete)")
     data_dir(p)
     p.set_defaults(func=_cmd_convert)
 

@@ -13,8 +13,9 @@ import xarray as xr
 from sensorium_data import paths
 from sensorium_data.chunks import check_small, checked_dask
 from sensorium_data.errors import StoreError
-from sensorium_data.store import SCHEMA_VERSION, convert, convert_tree, is_complete, quiet_zarr
+from sensorium_data.store import READABLE_SCHEMAS, convert, convert_tree, is_complete, quiet_zarr
 from sensorium_data.tree import STATISTICS, open_tree
+from sensorium_data.upgrade import needs_upgrade, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ def resolve_store(
     store = paths.stores_dir(root) / f"{rec.name}.zarr"
     if is_complete(store):
         return store
+    if needs_upgrade(store):  # a store of an earlier schema: rewritten from itself, in place
+        return upgrade(store, progress=progress)
     tree = paths.trees_dir(root) / rec.name
     zip_path = paths.downloads_dir(root) / f"{rec.name}.zip"
     if tree.is_dir():  # extraction renames the finished folder into place
@@ -106,10 +109,10 @@ def open_store(store: str | os.PathLike[str]) -> xr.Dataset:
             "sensorium_data.convert(<tree or zip>, store)."
         )
         raise StoreError(msg)
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_SCHEMAS:
         msg = (
             f"{store} is a store of schema version {version}, but this version of sensorium "
-            f"reads version {SCHEMA_VERSION}. Convert the recording again: "
+            f"reads versions {list(READABLE_SCHEMAS)}. Convert the recording again: "
             "sensorium_data.convert(<tree or zip>, store, overwrite=True), or delete the store "
             "and call open_mouse again."
         )

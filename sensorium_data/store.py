@@ -16,6 +16,10 @@ The store is what :func:`sensorium_data.open_mouse` reads, lazily. Its layout::
         ├── responses (statistic, neuron, frame)
         └── behavior  (statistic, behavior_variable, frame)
 
+Videos, responses and rates are stored one raw chunk per trial, frames first on disk (the
+mapped layout of :mod:`sensorium_data.layout`): the training loader maps a clip as one
+contiguous slice, and xarray reads the dims above unchanged.
+
 A 2022 (static image) recording has ``images`` (trial, height, width) instead of videos and no
 frame axis; :mod:`sensorium_data.static` draws its layout. Both record ``competition`` in the
 store's attributes.
@@ -47,21 +51,27 @@ from zarr.codecs import BloscCodec, ZstdCodec
 
 from sensorium_data import paths
 from sensorium_data.errors import RecordingFormatError, StoreError
+from sensorium_data.layout import mapped_encoding
 from sensorium_data.tree import STATISTICS, FileTree, open_tree, valid_frames
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-"""Version of the store layout; a store of another version is converted again."""
+SCHEMA_VERSION = 2
+"""Version of the store layout; a store of another version is converted again.
+
+2: responses, rates and videos in the mapped layout (:mod:`sensorium_data.layout`);
+1: the same arrays in Blosc/zstd chunks (still read; :func:`sensorium_data.upgrade`)."""
+READABLE_SCHEMAS = (1, SCHEMA_VERSION)
+"""Schema versions :func:`sensorium_data.open_mouse` opens."""
 BEHAVIOR_VARIABLES = ("pupil_dilation", "running_speed", "pupil_x", "pupil_y")
 LICENSE_2023 = "CC BY-NC-ND 4.0 (SENSORIUM 2023 data, gin.g-node.org/pollytur)"
 
-# Chunking and codecs, measured in docs/storage.md: responses in blocks of RESPONSE_FRAMES
-# frames of one trial (all neurons), so an 80-frame clip reads 2-3 chunks and the padding past
-# frame 300 is an all-NaN chunk (written all the same, 164 bytes compressed: a missing chunk is
-# then always damage, sensorium_data.chunks); videos one trial per chunk; behaviour 64 trials
-# per chunk.
-RESPONSE_FRAMES = 50
+# Chunking and codecs, measured in docs/storage.md: responses, rates and videos one raw,
+# time-major chunk per trial (sensorium_data.layout), so the training loader maps a clip as one
+# contiguous slice; behaviour 64 trials per chunk (the loader holds it in memory). 2022
+# responses (one number per trial and neuron) stay compressed. Every chunk is written, even
+# one of fill values only (a withheld trial's): a missing chunk is then always damage
+# (sensorium_data.chunks).
 BEHAVIOR_TRIALS = 64
 RESPONSE_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", typesize=4)
 CODEC = ZstdCodec(level=3)
@@ -293,13 +303,17 @@ class _BaseWriter:
         return self.target
 
     def _array(self, name: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str,
-               dims: tuple[str, ...], fill: float | int, codec: object = CODEC) -> zarr.Array:
+               dims: tuple[str, ...], fill: float | int, codec: object = CODEC,
+               mapped: bool = False) -> zarr.Array:
+        """A new array, compressed with ``codec``, or in the mapped layout (one raw trial per
+        chunk)."""
+        # every chunk written, even one of fill values only: a missing chunk is then an error
+        # when read (sensorium_data.chunks), except where a write is skipped
+        encoding = (mapped_encoding(name) if mapped
+                    else {"compressors": [codec], "config": {"write_empty_chunks": True}})
         return self.group.create_array(
             name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=dims,
-            compressors=[codec], fill_value=fill,  # type: ignore[list-item]
-            # every chunk written, even one of fill values only: a missing chunk is then an
-            # error when read (sensorium_data.chunks), except where a write is skipped
-            config={"write_empty_chunks": True},
+            fill_value=fill, **encoding,
         )
 
     def _each_trial(self, fn: Callable[[int], None], desc: str, step: int = 1) -> None:
@@ -450,7 +464,7 @@ class _Writer(_BaseWriter):
         chunks = (1, self.frames, self.height, self.width)
         fill = 0 if dtype == "uint8" else float("nan")
         arr = self._array("videos", shape, chunks, dtype, ("trial", "frame", "height", "width"),
-                          fill)
+                          fill, mapped=True)
         n_frames = np.zeros(n, np.int32)
         hashes = [""] * n
         lossless = np.ones(n, bool)
@@ -485,10 +499,10 @@ class _Writer(_BaseWriter):
     def _responses(self, n_frames: np.ndarray) -> np.ndarray:
         tree, n = self.tree, len(self.tree.trials)
         shape = (n, self.n_neurons, self.frames)
-        chunks = (1, self.n_neurons, min(self.frames, RESPONSE_FRAMES))
+        chunks = (1, self.n_neurons, self.frames)
         dims = ("trial", "neuron", "frame")
         streams = ["responses", *(["rates"] if "rates" in tree.streams else [])]
-        arrays = {s: self._array(s, shape, chunks, "float32", dims, float("nan"), RESPONSE_CODEC)
+        arrays = {s: self._array(s, shape, chunks, "float32", dims, float("nan"), mapped=True)
                   for s in streams}
         labelled = np.ones(n, bool)
 

@@ -21,7 +21,7 @@ def test_gpu_benchmark_runs_on_the_cpu(tmp_path: Path) -> None:
     (step,) = results["step"]
     (loaded,) = results["loader"]
     assert (step["model"], step["mode"], step["peak_gib"]) == ("ln", "fp32", None)
-    assert (loaded["workers"], loaded["mode"]) == (0, "fp32")
+    assert (loaded["workers"], loaded["mode"], loaded["pin_memory"]) == (0, "fp32", False)
     assert step["clips_per_s"] > 0 and loaded["clips_per_s"] > 0
     assert "| ln | fp32 | 0 |" in out.stdout  # the loader's row of the printed report
 

@@ -18,9 +18,10 @@ import xarray as xr
 import sensorium_data as sd
 import sensorium_models as sm
 from sensorium_data.errors import StoreError
-from sensorium_data.loaders import clips as clips_module
+from sensorium_data.loaders import mapped as mapped_module
 from sensorium_data.loaders.reader import ChunkFiles, ZarrWindows, direct_layout, open_windows
 from sensorium_data.store import SCHEMA_VERSION
+from tests.old_stores import schema_1_copy
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,12 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     root = tmp_path_factory.mktemp("sim")
     trees = sd.simulate(root / "trees", preset="tiny", scale=0.3, seed=1, progress=False)
     return [sd.convert(tree, root / f"{tree.name}.zarr", progress=False) for tree in trees[:2]]
+
+
+@pytest.fixture(scope="module")
+def old_store(stores: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``stores[0]`` as schema 1 wrote it (compressed chunks of 50 frames)."""
+    return schema_1_copy(stores[0], tmp_path_factory.mktemp("old") / "tiny-A.zarr")
 
 
 @pytest.fixture(scope="module")
@@ -199,9 +206,9 @@ def test_a_selection_of_trials_is_served(opened):
     assert_item(clips[1], ds)
 
 
-def test_zarr_fallback_reads_the_same(stores, opened, monkeypatch):
-    direct = open_windows(stores[0], "responses", 2)
-    fallback = open_windows(stores[0], "responses", 2, direct=False)
+def test_zarr_fallback_reads_the_same(old_store, opened, monkeypatch):
+    direct = open_windows(old_store, "responses", 2)
+    fallback = open_windows(old_store, "responses", 2, direct=False)
     assert isinstance(direct, ChunkFiles) and isinstance(fallback, ZarrWindows)
     ds = opened["tiny-A"]
     for start, stop in [(0, 80), (45, 125), (100, 150), (149, 180)]:
@@ -218,8 +225,8 @@ def test_zarr_fallback_reads_the_same(stores, opened, monkeypatch):
     def zarr_only(store, name, frame_axis):
         return open_windows(store, name, frame_axis, direct=False)
 
-    monkeypatch.setattr(clips_module, "open_windows", zarr_only)
-    clips = sd.ClipDataset(stores[0], frames=80, seed=0)
+    monkeypatch.setattr(mapped_module, "open_windows", zarr_only)
+    clips = sd.ClipDataset(old_store, frames=80, seed=0)
     assert_item(clips[2], ds)
 
 
@@ -227,8 +234,8 @@ def reading_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("sensorium-read")]
 
 
-def test_a_fork_finds_no_reading_threads(stores, opened):
-    clips = sd.ClipDataset(stores[0], frames=80, seed=0)
+def test_a_fork_finds_no_reading_threads(old_store, opened):
+    clips = sd.ClipDataset(old_store, frames=80, seed=0)  # decoded on threads (schema 1)
     assert_item(clips[0], opened["tiny-A"])  # reads on the process's threads
     assert reading_threads()
     pid = os.fork()  # as a DataLoader starting workers does
@@ -240,8 +247,8 @@ def test_a_fork_finds_no_reading_threads(stores, opened):
     assert reading_threads()
 
 
-def test_direct_reads_only_for_the_simple_layout(stores):
-    meta = json.loads((stores[0] / "responses" / "zarr.json").read_text())
+def test_direct_reads_only_for_the_simple_layout(old_store):
+    meta = json.loads((old_store / "responses" / "zarr.json").read_text())
     assert direct_layout(meta, 2) is None
     sharded = dict(meta, codecs=[{"name": "sharding_indexed", "configuration": {}}])
     assert "sharding_indexed" in str(direct_layout(sharded, 2))
@@ -325,7 +332,7 @@ def test_store_of_another_schema(stores, tmp_path):
     meta["attributes"]["schema_version"] = SCHEMA_VERSION + 1
     (old / "zarr.json").write_text(json.dumps(meta))
     with pytest.raises(StoreError, match=rf"schema version {SCHEMA_VERSION + 1}, but this version "
-                                         rf"of sensorium reads version {SCHEMA_VERSION}\. "
+                                         rf"of sensorium reads versions \[1, {SCHEMA_VERSION}\]\. "
                                          r"Convert the recording again"):
         sd.ClipDataset(old)
     ds = sd.open_mouse(stores[0])

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+
+# The batches made by batch_buffer and still alive: only their rows are handed on uncopied.
+_BUFFERS: weakref.WeakSet[torch.Tensor] = weakref.WeakSet()
 
 
 def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -66,6 +71,9 @@ def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def _stack(tensors: list[torch.Tensor], frames: int, axis: int, pad: float) -> torch.Tensor:
     """Stack along a new first axis, padding ``axis`` (of the result) to ``frames``."""
     first = tensors[0]
+    whole = _rows_of_one_batch(tensors)
+    if whole is not None and whole.shape[axis] == frames:
+        return whole
     shape = [len(tensors), *first.shape]
     shape[axis] = frames
     out = _empty(first, shape)
@@ -77,6 +85,27 @@ def _stack(tensors: list[torch.Tensor], frames: int, axis: int, pad: float) -> t
     return torch.stack(tensors, out=out)
 
 
+def _rows_of_one_batch(tensors: list[torch.Tensor]) -> torch.Tensor | None:
+    """The batch whose rows ``tensors`` are, in order and evenly spaced in one memory (as
+    :class:`ClipDataset` writes the items of a batch), as a view of that memory; or None."""
+    first = tensors[0]
+    if not any(first._base is batch for batch in _BUFFERS):
+        return None  # only batches made for it: never a view of memory the items share
+    if first.numel() == 0 or any(t.shape != first.shape or t.stride() != first.stride()
+                                 for t in tensors):
+        return None
+    storage = first.untyped_storage()
+    if any(t.untyped_storage().data_ptr() != storage.data_ptr() for t in tensors):
+        return None
+    offsets = [t.storage_offset() for t in tensors]
+    step = offsets[1] - offsets[0] if len(tensors) > 1 else first.numel()
+    extent = 1 + sum((n - 1) * abs(st)
+                     for n, st in zip(first.shape, first.stride(), strict=True))
+    if step < extent or any(b - a != step for a, b in itertools.pairwise(offsets)):
+        return None  # rows overlap, or are not evenly spaced
+    return first.as_strided((len(tensors), *first.shape), (step, *first.stride()), offsets[0])
+
+
 def _empty(like: torch.Tensor, shape: list[int]) -> torch.Tensor:
     """An empty tensor; in shared memory inside a DataLoader worker, so that sending the batch
     to the main process does not copy it again (as torch's default_collate does)."""
@@ -84,3 +113,11 @@ def _empty(like: torch.Tensor, shape: list[int]) -> torch.Tensor:
         return like.new_empty(shape)
     storage = like._typed_storage()._new_shared(math.prod(shape), device=like.device)
     return like.new(storage).resize_(shape)
+
+
+def batch_buffer(shape: tuple[int, ...]) -> torch.Tensor:
+    """An empty float32 batch that items are written into (in shared memory inside a
+    DataLoader worker); :func:`collate` hands it on whole when the items are its rows."""
+    batch = _empty(torch.empty(0, dtype=torch.float32), list(shape))
+    _BUFFERS.add(batch)
+    return batch

@@ -14,9 +14,11 @@ import numpy as np
 import torch
 import xarray as xr
 
+from sensorium_data.loaders.batching import batch_buffer
+from sensorium_data.loaders.mapped import layout_reason, open_trials
 from sensorium_data.loaders.memory import Resident
 from sensorium_data.loaders.normalize import Normalize, check_normalize
-from sensorium_data.loaders.reader import Fetched, Windows, decode_in_this_thread, open_windows
+from sensorium_data.loaders.reader import Fetched, Windows, decode_in_this_thread
 from sensorium_data.loaders.shaping import Shaping, check_canvas, check_frame_step
 from sensorium_data.loaders.sources import Recording, Source, Tier, open_sources, recording
 
@@ -40,6 +42,15 @@ def window_start(seed: int, epoch: int, index: int, n_starts: int) -> int:
     """The first frame of item ``index``'s window: uniform in ``[0, n_starts)``, a function of
     ``(seed, epoch, index)`` only, so any process computes the same."""
     return _mix(_mix(_mix(seed & _MASK) ^ (epoch & _MASK)) ^ index) % n_starts
+
+
+class _Slot(NamedTuple):
+    """Where one item is written in its batch: videos (C, F, H, W), responses (N, F),
+    behaviour (4, F), views of the batch's tensors."""
+
+    videos: torch.Tensor
+    responses: torch.Tensor
+    behavior: torch.Tensor
 
 
 class _Window(NamedTuple):
@@ -76,6 +87,7 @@ class _Local:
     def __init__(self, n: int):
         self.pid = os.getpid()
         self.readers: list[tuple[Windows, Windows] | None] = [None] * n
+        self.precision_t: list[np.ndarray | None] = [None] * n
         self.rng: np.random.Generator | None = None
         self._pool: ThreadPoolExecutor | None = None
         if torch.utils.data.get_worker_info() is not None:
@@ -203,6 +215,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.behavior_channels, self.pupil_channels = behavior_channels, pupil_channels
         for rec in self._recordings:
             self._fit(rec)
+        self._mapped = [self._can_map(rec) for rec in self._recordings]
         self._offsets = np.cumsum([0, *(len(rec.trials) for rec in self._recordings)]).tolist()
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()  # seen by all workers
         self._local: _Local | None = None
@@ -211,6 +224,15 @@ class ClipDataset(torch.utils.data.Dataset):
             self._resident = [Resident(rec, *self._readers(m))
                               for m, rec in enumerate(self._recordings)]
         log.info("%r", self)
+
+    @staticmethod
+    def _can_map(rec: Recording) -> bool:
+        """Whether the store of ``rec`` is in the mapped layout; says so when it is not."""
+        reason = layout_reason(rec.store)
+        if reason is not None:
+            log.warning("%s: %s; clips are read through the slower decoding path", rec.mouse,
+                        reason)
+        return reason is None
 
     def _fit(self, rec: Recording) -> None:
         """Leave out trials shorter than the clips; warn about withheld responses."""
@@ -310,7 +332,24 @@ class ClipDataset(torch.utils.data.Dataset):
         of all its items are started first, so that the disk works while items decode."""
         windows = [self._window(i) for i in indices]
         fetched = [self._fetch(window) for window in windows]
-        return [self._item(w, f) for w, f in zip(windows, fetched, strict=True)]
+        slots = self._slots(windows)
+        return [self._item(w, f, s) for w, f, s in zip(windows, fetched, slots, strict=True)]
+
+    def _slots(self, windows: list[_Window]) -> list[_Slot | None]:
+        """Items of one mouse and one length are written straight into their batch (which
+        :func:`collate` then hands on without copying): one copy per clip from the store."""
+        first = windows[0]
+        same = all(w.m == first.m and w.frames == first.frames for w in windows)
+        if self._resident is not None or not same or self.shaping != Shaping():
+            return [None] * len(windows)  # (a shaped item is made apart, then copied)
+        rec, n, f = self._recordings[first.m], len(windows), first.frames
+        videos = batch_buffer((n, self.in_channels, f, rec.height, rec.width))
+        behavior = batch_buffer((n, 4, f))
+        if self._mapped[first.m]:  # frames first in memory, as on disk: (B, N, F) strided
+            responses = batch_buffer((n, f, rec.n_neurons)).transpose(1, 2)
+        else:
+            responses = batch_buffer((n, rec.n_neurons, f))
+        return [_Slot(videos[b], responses[b], behavior[b]) for b in range(n)]
 
     def _window(self, index: int) -> _Window:
         n_items = len(self)
@@ -330,12 +369,15 @@ class ClipDataset(torch.utils.data.Dataset):
         if self._resident is not None:
             return None
         m, j, start, frames = window
+        if self._mapped[m]:
+            return {}, {}  # nothing to read ahead: the copy out of the map reads the pages
         pos, pool = int(self._recordings[m].positions[j]), self._process().pool
         videos, responses = self._readers(m)
         return (videos.fetch(pos, start, start + frames, pool),
                 responses.fetch(pos, start, start + frames, pool))
 
-    def _item(self, window: _Window, fetched: tuple[Fetched, Fetched] | None) -> dict[str, Any]:
+    def _item(self, window: _Window, fetched: tuple[Fetched, Fetched] | None,
+              slot: _Slot | None = None) -> dict[str, Any]:
         m, j, start, frames = window
         rec = self._recordings[m]
         if self._resident is not None:
@@ -343,11 +385,16 @@ class ClipDataset(torch.utils.data.Dataset):
                                                             frames)
         else:
             assert fetched is not None  # _fetch reads from the store whenever not resident
-            videos, responses, behavior = self._from_store(m, j, start, frames, fetched)
-        videos, responses, behavior = self.shaping(videos, responses, behavior)
-        return {"videos": torch.from_numpy(videos), "responses": torch.from_numpy(responses),
-                "behavior": torch.from_numpy(behavior), "mouse": rec.mouse,
-                "trial": int(rec.trials[j]), "start": start}
+            videos, responses, behavior = self._from_store(m, j, start, frames, fetched, slot)
+        tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+        if slot is not None:  # written straight into the batch (no shaping: see _slots)
+            tensors = (slot[0], slot[1], slot[2])
+        else:
+            videos, responses, behavior = self.shaping(videos, responses, behavior)
+            tensors = (torch.from_numpy(videos), torch.from_numpy(responses),
+                       torch.from_numpy(behavior))
+        return {"videos": tensors[0], "responses": tensors[1], "behavior": tensors[2],
+                "mouse": rec.mouse, "trial": int(rec.trials[j]), "start": start}
 
     def _start(self, index: int, n_starts: int) -> int:
         if n_starts <= 1:
@@ -369,10 +416,27 @@ class ClipDataset(torch.utils.data.Dataset):
         local = self._process()
         readers = local.readers[m]
         if readers is None:
-            store = self._recordings[m].store
-            readers = (open_windows(store, "videos", 1), open_windows(store, "responses", 2))
+            rec, mapped = self._recordings[m], self._mapped[m]
+            # which store positions have chunk files: every trial with frames, for responses
+            # only the labelled ones (withheld responses are never written)
+            has_frames = np.zeros(int(rec.positions.max()) + 1, bool)
+            has_frames[rec.positions] = rec.n_frames > 0
+            labelled = np.zeros_like(has_frames)
+            labelled[rec.positions] = rec.labelled & (rec.n_frames > 0)
+            readers = (open_trials(rec.store, "videos", 1, has_frames, mapped),
+                       open_trials(rec.store, "responses", 2, labelled, mapped))
             local.readers[m] = readers
         return readers
+
+    def _precision_t(self, m: int) -> np.ndarray:
+        """The response precision of recording ``m``, time-major (T, N), made once per
+        process."""
+        local = self._process()
+        precision = local.precision_t[m]
+        if precision is None:
+            precision = np.ascontiguousarray(self._recordings[m].scaling.precision.T)
+            local.precision_t[m] = precision
+        return precision
 
     def _videos(self, rec: Recording, frames: int) -> np.ndarray:
         return np.empty((self.in_channels, frames, rec.height, rec.width), np.float32)
@@ -383,17 +447,24 @@ class ClipDataset(torch.utils.data.Dataset):
         videos[1:] = behavior[rows, :, None, None]
 
     def _from_store(self, m: int, j: int, start: int, frames: int,
-                    fetched: tuple[Fetched, Fetched]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    fetched: tuple[Fetched, Fetched], slot: _Slot | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Normalize the window into new arrays, or into ``slot`` (its place in the batch)."""
         rec = self._recordings[m]
         video_reader, response_reader = self._readers(m)
         pos, stop = int(rec.positions[j]), start + frames
-        videos = self._videos(rec, frames)
+        if slot is None:
+            videos = self._videos(rec, frames)
+            behavior = rec.behavior[j, :, start:stop].copy()  # (4, F)
+            responses = np.empty((rec.n_neurons, frames), np.float32)
+        else:
+            videos, responses, behavior = (t.numpy() for t in slot)
+            np.copyto(behavior, rec.behavior[j, :, start:stop])
         for at, piece in video_reader.parts(pos, start, stop, fetched[0]):  # (f, height, width)
             rec.scaling.videos(piece, start + at, videos[0, at:at + len(piece)])
-        behavior = rec.behavior[j, :, start:stop].copy()  # (4, F)
         self._channels(videos, behavior)
-        responses = np.empty((rec.n_neurons, frames), np.float32)
-        precision = rec.scaling.precision
+        # time-major when the store and the batch are: every operand is then read in order
+        precision = self._precision_t(m).T if self._mapped[m] else rec.scaling.precision
         for at, piece in response_reader.parts(pos, start, stop, fetched[1]):  # (N, f)
             f = piece.shape[1]
             np.multiply(piece, precision[:, start + at:start + at + f],
@@ -467,7 +538,8 @@ class TrialDataset(ClipDataset):
                          in_memory=in_memory, seed=0, canvas=canvas,
                          relu_responses=relu_responses)
 
-    def _item(self, window: _Window, fetched: tuple[Fetched, Fetched] | None) -> dict[str, Any]:
-        item = super()._item(window, fetched)
+    def _item(self, window: _Window, fetched: tuple[Fetched, Fetched] | None,
+              slot: _Slot | None = None) -> dict[str, Any]:
+        item = super()._item(window, fetched, slot)
         item["length"] = window.frames
         return item

@@ -15,7 +15,7 @@ import zarr
 from sensorium_data.chunks import read_array
 from sensorium_data.errors import StoreError
 from sensorium_data.loaders.normalize import Normalize, Scaling, scaling
-from sensorium_data.store import SCHEMA_VERSION, quiet_zarr
+from sensorium_data.store import READABLE_SCHEMAS, quiet_zarr
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def open_sources(source: Source | Sequence[Source]) -> list[xr.Dataset]:
 
 
 def _check(ds: xr.Dataset) -> str:
-    """The recording's name, after checking it is a 2023 store of this schema version."""
+    """The recording's name, after checking it is a 2023 store of a schema version read here."""
     store = ds.attrs.get("store")
     if not store:
         msg = (
@@ -92,10 +92,10 @@ def _check(ds: xr.Dataset) -> str:
         )
         raise ValueError(msg)
     version = ds.attrs.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_SCHEMAS:
         msg = (
             f"{store} is a store of schema version {version}, but this version of sensorium "
-            f"reads version {SCHEMA_VERSION}. Convert the recording again: "
+            f"reads versions {list(READABLE_SCHEMAS)}. Convert the recording again: "
             "sensorium_data.convert(<tree or zip>, store, overwrite=True)."
         )
         raise StoreError(msg)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +37,60 @@ def poisson_loss(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tens
     return torch.where(valid, terms, torch.zeros_like(terms)).sum()
 
 
+def on_device(batches: Iterable[dict[str, Any]], device: torch.device
+              ) -> Iterator[dict[str, Any]]:
+    """The batches with their tensors on ``device``, each copied while the one before trains.
+
+    On CUDA the copies run on a side stream, ``non_blocking`` (from pinned memory, as the
+    trainer's DataLoader pins them, they overlap the compute): batch ``k + 1`` is drawn from
+    ``batches`` and its copy started before batch ``k`` is handed out, and the compute stream
+    waits for a copy only when it uses that batch. Elsewhere the same order, with plain copies
+    (a no-op for tensors already there).
+
+    Examples
+    --------
+    >>> import torch
+    >>> batches = [{"mouse": "A", "videos": torch.zeros(2, 3)} for _ in range(3)]
+    >>> [b["videos"].device.type for b in on_device(batches, torch.device("cpu"))]
+    ['cpu', 'cpu', 'cpu']
+    """
+    cuda = device.type == "cuda"
+    side = torch.cuda.Stream(device) if cuda else None
+
+    def start_copy(batch: dict[str, Any]) -> dict[str, Any]:
+        with torch.cuda.stream(side) if side is not None else nullcontext():
+            return {k: _map_tensors(v, lambda t: t.to(device, non_blocking=cuda))
+                    for k, v in batch.items()}
+
+    iterator = iter(batches)
+    ahead = next(iterator, None)
+    staged = None if ahead is None else start_copy(ahead)
+    while staged is not None:
+        current = staged
+        if side is not None:
+            compute = torch.cuda.current_stream(device)
+            compute.wait_stream(side)
+            for value in current.values():  # memory the compute uses is not reused early
+                _map_tensors(value, compute_uses(compute))
+        ahead = next(iterator, None)
+        staged = None if ahead is None else start_copy(ahead)
+        yield current
+
+
+def compute_uses(stream: torch.cuda.Stream) -> Any:
+    """A function marking a tensor as used by ``stream`` (its memory is kept until then)."""
+    return lambda t: t.record_stream(stream)
+
+
+def _map_tensors(value: Any, fn: Any) -> Any:
+    """``fn`` applied to a tensor, or to each tensor of a list (responses of mixed mice)."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, list) and value and isinstance(value[0], torch.Tensor):
+        return [fn(t) for t in value]
+    return value
+
+
 def train_epoch(
     model: VideoEncoder,
     forward: nn.Module,
@@ -66,12 +121,14 @@ def train_epoch(
     ``regularizer_scale``: the regularizers' weight per batch (``1 / accumulate``, so that
     accumulated batches count them as one bigger batch would). ``core``: ``model.core`` or
     its compiled version, for batches that mix mice.
+    Batches reach the device through :func:`on_device` (the next one is copied while the
+    current one trains).
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
     total, count = 0.0, 0
     pending = 0
-    for batch in batches:
+    for batch in on_device(batches, device):
         loss = batch_loss(model, forward, batch, loss_scale=loss_scale, device=device,
                           autocast=autocast, cutmix=cutmix,
                           regularizer_scale=regularizer_scale, core=core,

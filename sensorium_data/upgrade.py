@@ -1,0 +1,126 @@
+"""Upgrading a store of an earlier schema into the current one, from the store itself."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import zarr
+from filelock import FileLock
+from tqdm.auto import tqdm
+
+from sensorium_data.errors import StoreError
+from sensorium_data.layout import FRAME_AXIS, MAPPED, mapped_encoding
+from sensorium_data.store import READABLE_SCHEMAS, SCHEMA_VERSION, _read_attrs, quiet_zarr
+
+log = logging.getLogger(__name__)
+
+
+def needs_upgrade(store: str | os.PathLike[str]) -> bool:
+    """True if ``store`` is a complete store of an earlier schema that :func:`upgrade` rewrites."""
+    try:
+        attrs = _read_attrs(Path(store))
+    except StoreError:
+        return False
+    version = attrs.get("schema_version")
+    return bool(attrs.get("complete")) and version in READABLE_SCHEMAS and version != SCHEMA_VERSION
+
+
+def upgrade(store: str | os.PathLike[str], *, progress: bool = True) -> Path:
+    """Rewrite a store of an earlier schema into the current one, from the store itself.
+
+    The new store is written beside the old one under a temporary name, then swapped in; the
+    old store stays whole until the new one is complete (a killed upgrade leaves the old store
+    as it was). Runs under the same lock as :func:`sensorium_data.convert`. Values, dims,
+    coordinates and attributes are unchanged; only the chunks and codecs of :data:`MAPPED`
+    arrays change. A store of the current schema is returned as is.
+
+    Parameters
+    ----------
+    store
+        The store to upgrade.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    Path
+        ``store``.
+
+    Examples
+    --------
+    >>> import sensorium_data as sd
+    >>> sd.upgrade("F.zarr")  # doctest: +SKIP
+    PosixPath('F.zarr')
+    """
+    target = Path(store).expanduser()
+    with FileLock(str(target) + ".lock"):
+        attrs = _read_attrs(target)
+        version = attrs.get("schema_version")
+        if version == SCHEMA_VERSION and attrs.get("complete"):
+            return target
+        if version not in READABLE_SCHEMAS or not attrs.get("complete"):
+            msg = (
+                f"{target} is a store of schema version {version} (complete: "
+                f"{bool(attrs.get('complete'))}); upgrade rewrites complete stores of versions "
+                f"{list(READABLE_SCHEMAS[:-1])}. Convert the recording again from its file "
+                "tree: sensorium_data.convert(<tree or zip>, store, overwrite=True)."
+            )
+            raise StoreError(msg)
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        log.info("upgrading %s from schema %s to %s", target, version, SCHEMA_VERSION)
+        try:
+            with quiet_zarr():
+                old = zarr.open_group(target, mode="r")
+                new = zarr.open_group(tmp, mode="w", zarr_format=3)
+                _copy_group(old, new, progress, target.name)
+                new.attrs.update({**dict(old.attrs), "schema_version": SCHEMA_VERSION})
+                zarr.consolidate_metadata(tmp)
+        except BaseException:  # the old store was not touched; leave nothing half-written
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        aside = target.with_name(f"{target.name}.old-{os.getpid()}")
+        os.replace(target, aside)
+        os.replace(tmp, target)
+        shutil.rmtree(aside, ignore_errors=True)
+    return target
+
+
+def _copy_group(old: zarr.Group, new: zarr.Group, progress: bool, label: str,
+                root: bool = True) -> None:
+    """Copy every array of ``old`` into ``new``: the large ones of a video recording (at the
+    root, not the statistics of the same names) into the mapped layout trial by trial, the
+    others with their own chunks and codecs."""
+    stored = old.get("labelled")
+    labelled = np.asarray(stored[...]) if isinstance(stored, zarr.Array) else None
+    for name, arr in old.arrays():
+        dims = arr.metadata.dimension_names  # type: ignore[union-attr]
+        mapped = (root and name in MAPPED and dims is not None
+                  and dims[FRAME_AXIS[name]] == "frame")
+        if mapped:
+            out = new.create_array(name, shape=arr.shape, chunks=(1, *arr.shape[1:]),
+                                   dtype=arr.dtype, dimension_names=dims,
+                                   fill_value=arr.fill_value,
+                                   **mapped_encoding(name))  # type: ignore[arg-type]
+            bar = tqdm(range(arr.shape[0]), desc=f"{label[:24]} {name}", unit="trial",
+                       disable=not progress, leave=False)
+            for i in bar:
+                if name == "responses" and labelled is not None and not labelled[i]:
+                    continue  # withheld: no file, as convert writes it
+                out[i] = arr[i]
+            continue
+        out = new.create_array(name, shape=arr.shape, chunks=arr.chunks, dtype=arr.dtype,
+                               dimension_names=dims, fill_value=arr.fill_value,
+                               compressors=arr.compressors or None,
+                               filters=arr.filters or None)
+        out.attrs.update(dict(arr.attrs))
+        if math.prod(arr.shape):
+            out[...] = arr[...]
+    for name, sub in old.groups():
+        _copy_group(sub, new.create_group(name), progress, label, root=False)
