@@ -127,8 +127,10 @@ def scaling(stats: xr.Dataset, normalize: Normalize, *, n_neurons: int, frames: 
     def f32(a: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=np.float32)
 
-    return Scaling(f32(np.nan_to_num(v_mean)), f32(floor_scale(v_std)), f32(b_mean.T),
-                   f32(floor_scale(b_std).T), f32(precision.T))
+    # ViV1T's divisor, std - mean, is mostly negative: floored by its size, its sign kept
+    v_sign = np.where(np.asarray(v_std) < 0, -1.0, 1.0)
+    return Scaling(f32(np.nan_to_num(v_mean)), f32(v_sign * floor_scale(np.abs(v_std))),
+                   f32(b_mean.T), f32(floor_scale(b_std).T), f32(precision.T))
 
 
 def floor_scale(std: np.ndarray) -> np.ndarray:

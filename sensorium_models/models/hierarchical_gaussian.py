@@ -159,7 +159,9 @@ class HierarchicalGaussianReadout(GaussianReadout):
             grid = grid + shift.reshape(b * t, 1, 2)  # (B*T, N, 2)
         picks = [getattr(self, f"pick{k}") for k in self.levels]
         grids = torch.cat([grid, *(grid[:, p] for p in picks)], dim=1)  # (B*T, N + sum m, 2)
-        features = torch.cat([self.features, *self.level_features], dim=1)  # (C, N + sum m)
+        # indexed, not unpacked: dynamo cannot unpack a ParameterList (torch.compile failed so)
+        level_features = [self.level_features[i] for i in range(len(self.levels))]
+        features = torch.cat([self.features, *level_features], dim=1)  # (C, N + sum m)
         # One sampling for all levels; past the edge reads the edge (as the Gaussian readout).
         sampled = F.grid_sample(frames, grids.unsqueeze(2), align_corners=True,
                                 padding_mode="border")  # (B*T, C, N + sum m, 1)
