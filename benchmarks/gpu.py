@@ -296,6 +296,8 @@ def report(results: dict[str, Any]) -> str:
         peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.1f}"
         lines.append(f"| {r['model']} | {r['frames']} x {r['channels']} | {r['mode']} | "
                      f"{r['clips_per_s']:.1f} | {peak} | {r['warmup_s']:.0f} |")
+    for r in results.get("failed", []):
+        lines.append(f"| {r['model']} | - | {r['mode']} | failed: {r['error'][:80]} | - | - |")
     if results["loader"]:
         lines += ["", "| model | mode | loader workers | clips / s from the stores | "
                       "against batches on the device |", "|---|---|---:|---:|---:|"]
@@ -344,19 +346,26 @@ def main(argv: list[str] | None = None) -> None:
                    f"of {args.frames or 'each model' + chr(39) + 's'} frames, widths x "
                    f"{args.width:g}, {args.steps} steps timed "
                    f"after {args.warmup}",
-        "step": [], "loader": [],
+        "step": [], "loader": [], "failed": [],
     }
     path = args.out / "gpu.json"
     if "viv1t" in args.models and device.type == "cuda":
         results["attention"] = attention_kernels(device)
     for model, mode in itertools.product(args.models, args.modes):
         print(f"step: {model} {mode}", flush=True)
-        results["step"].append(measure_step(model, mode, args, device))
+        try:
+            results["step"].append(measure_step(model, mode, args, device))
+        except Exception as e:  # one failure (a compile error, say) must not cost the rest
+            print(f"step: {model} {mode} failed: {type(e).__name__}: {e}", flush=True)
+            results["failed"].append({"model": model, "mode": mode,
+                                      "error": f"{type(e).__name__}: {str(e)[:300]}"})
         path.write_text(json.dumps(results, indent=1))
     if not args.skip_loader:
         paths = stores(args)
         for model in args.models:
             rows = [r for r in results["step"] if r["model"] == model]
+            if not rows:  # every mode of it failed
+                continue
             mode = max(rows, key=lambda r: r["clips_per_s"])["mode"]
             for workers in args.workers:
                 print(f"loader: {model} {mode}, {workers} workers", flush=True)

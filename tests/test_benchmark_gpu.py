@@ -79,3 +79,17 @@ def test_gpu_benchmark_runs_dynamic_v1fm_with_its_input(tmp_path: Path) -> None:
     assert step["parameters"] < 60_000  # narrowed: 8 channels (0.04 x 224), 20 in the MLP
     assert step["clips_per_s"] > 0 and loaded["clips_per_s"] > 0
     assert "| dynamic_v1fm | 30 x 5 | fp32 |" in out.stdout
+
+
+def test_a_failing_measurement_is_reported_and_the_others_still_run(tmp_path: Path) -> None:
+    args = ["--out", str(tmp_path), "--device", "cpu", "--neurons", "20", "--batch", "1",
+            "--steps", "1", "--warmup", "1", "--modes", "fp32", "--models", "no_such_model",
+            "ln", "--frames", "20", "--skip-loader", "--width", "0.125"]
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), *args],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    results = json.loads((tmp_path / "gpu.json").read_text())
+    assert [r["model"] for r in results["step"]] == ["ln"]
+    (failed,) = results["failed"]
+    assert failed["model"] == "no_such_model" and "unknown model" in failed["error"]
+    assert "| no_such_model | - | fp32 | failed: " in out.stdout
