@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -13,6 +14,7 @@ import zarr
 from filelock import FileLock
 from tqdm.auto import tqdm
 
+from sensorium_data.chunks import Chunks, read_region
 from sensorium_data.errors import StoreError
 from sensorium_data.layout import FRAME_AXIS, MAPPED, mapped_encoding
 from sensorium_data.store import READABLE_SCHEMAS, SCHEMA_VERSION, _read_attrs, quiet_zarr
@@ -79,7 +81,7 @@ def upgrade(store: str | os.PathLike[str], *, progress: bool = True) -> Path:
             with quiet_zarr():
                 old = zarr.open_group(target, mode="r")
                 new = zarr.open_group(tmp, mode="w", zarr_format=3)
-                _copy_group(old, new, progress, target.name)
+                _copy_group(old, new, progress, target.name, target)
                 new.attrs.update({**dict(old.attrs), "schema_version": SCHEMA_VERSION})
                 zarr.consolidate_metadata(tmp)
         except BaseException:  # the old store was not touched; leave nothing half-written
@@ -92,7 +94,7 @@ def upgrade(store: str | os.PathLike[str], *, progress: bool = True) -> Path:
     return target
 
 
-def _copy_group(old: zarr.Group, new: zarr.Group, progress: bool, label: str,
+def _copy_group(old: zarr.Group, new: zarr.Group, progress: bool, label: str, store: Path,
                 root: bool = True) -> None:
     """Copy every array of ``old`` into ``new``: the large ones of a video recording (at the
     root, not the statistics of the same names) into the mapped layout trial by trial, the
@@ -101,8 +103,12 @@ def _copy_group(old: zarr.Group, new: zarr.Group, progress: bool, label: str,
     labelled = np.asarray(stored[...]) if isinstance(stored, zarr.Array) else None
     for name, arr in old.arrays():
         dims = arr.metadata.dimension_names  # type: ignore[union-attr]
+        # 2022 responses are (trial, neuron): not mapped
         mapped = (root and name in MAPPED and dims is not None
-                  and dims[FRAME_AXIS[name]] == "frame")
+                  and len(dims) > FRAME_AXIS[name] and dims[FRAME_AXIS[name]] == "frame")
+        # read as the views read: a missing or damaged chunk is an error, never NaN copied
+        checked = Chunks(store, arr.path)
+        whole = tuple(slice(0, n) for n in arr.shape)
         if mapped:
             out = new.create_array(name, shape=arr.shape, chunks=(1, *arr.shape[1:]),
                                    dtype=arr.dtype, dimension_names=dims,
@@ -113,14 +119,35 @@ def _copy_group(old: zarr.Group, new: zarr.Group, progress: bool, label: str,
             for i in bar:
                 if name == "responses" and labelled is not None and not labelled[i]:
                     continue  # withheld: no file, as convert writes it
-                out[i] = arr[i]
+                out[i] = read_region(arr, checked, (slice(i, i + 1), *whole[1:]))[0]
+            out.attrs.update(dict(arr.attrs))
             continue
+        # every chunk written, as convert writes them (all_chunks_written is copied)
         out = new.create_array(name, shape=arr.shape, chunks=arr.chunks, dtype=arr.dtype,
                                dimension_names=dims, fill_value=arr.fill_value,
                                compressors=arr.compressors or None,
-                               filters=arr.filters or None)
+                               filters=arr.filters or None,
+                               config={"write_empty_chunks": True})
         out.attrs.update(dict(arr.attrs))
         if math.prod(arr.shape):
-            out[...] = arr[...]
+            out[...] = _read_all(arr, checked, whole, dims)
     for name, sub in old.groups():
-        _copy_group(sub, new.create_group(name), progress, label, root=False)
+        _copy_group(sub, new.create_group(name), progress, label, store, root=False)
+
+
+def _read_all(arr: zarr.Array, checked: Chunks, whole: tuple[slice, ...],
+              dims: tuple[str | None, ...] | None) -> np.ndarray:
+    """All of ``arr``: arrays over trials read as the views read them (a missing chunk of
+    existing data or a damaged one is an error); the others (neurons, frames, statistics)
+    must have every chunk file, which convert writes."""
+    if dims and dims[0] == "trial":
+        return read_region(arr, checked, whole)
+    grid = [range(-(-n // c)) for n, c in zip(arr.shape, checked.chunk, strict=True)]
+    for index in itertools.product(*grid):
+        if checked.known_layout and not checked.file(index).is_file():
+            missing = checked.file(index).relative_to(checked.store)
+            msg = (f"{checked.store}: the chunk file {missing} of {checked.name} is missing; "
+                   "the store is damaged and is not upgraded. Convert the recording again: "
+                   "sensorium_data.convert(<tree or zip>, store, overwrite=True).")
+            raise StoreError(msg)
+    return np.asarray(arr[...])

@@ -39,6 +39,10 @@ def test_a_loss_growing_for_three_epochs_names_the_learning_rate():
     # growing a little, or not every epoch: not stopped
     assert failure(rows([10, 10.1, 10.2, 10.3], [0.05] * 4), lr=1e-2, val_tier="oracle") is None
     assert failure(rows([10, 15, 14, 20], [0.05] * 4), lr=1e-2, val_tier="oracle") is None
+    # a negative loss (Poisson without its constant) worsening a little: not stopped; by more
+    # than half its size: stopped
+    assert failure(rows([-100, -90, -80, -70], [0.05] * 4), lr=1e-2, val_tier="oracle") is None
+    assert failure(rows([-100, -80, -60, -40], [0.05] * 4), lr=1e-2, val_tier="oracle")
 
 
 def test_recomputed_statistics_are_those_of_the_current_weights():

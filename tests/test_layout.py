@@ -255,3 +255,39 @@ def test_convert_upgrade_on_the_command_line(store, tmp_path):
                          capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 2
     assert "--upgrade rewrites the store given in place; it takes no --store" in out.stderr
+
+
+def test_upgrade_of_a_2022_store_keeps_its_per_trial_responses(make_static_tree, tmp_path):
+    from sensorium_data.store import quiet_zarr
+
+    store = sd.convert(make_static_tree(), tmp_path / "s.zarr", progress=False)
+    before = sd.open_mouse(store).responses.values
+    with quiet_zarr():  # 2022 stores converted before the mapped layout say schema 1
+        zarr.open_group(store, mode="r+").attrs["schema_version"] = 1
+        zarr.consolidate_metadata(store)
+    assert needs_upgrade(store)
+    sd.upgrade(store, progress=False)
+    np.testing.assert_array_equal(sd.open_mouse(store).responses.values, before)
+
+
+def test_upgrade_refuses_a_damaged_store_instead_of_copying_nan(store, tmp_path):
+    old = schema_1_copy(store, tmp_path / "old.zarr")
+    ds = sd.open_mouse(store)
+    pos = int(np.flatnonzero(ds.labelled.values)[0])
+    (old / "responses" / "c" / str(pos) / "0" / "0").unlink()
+    with pytest.raises(StoreError, match=rf"old\.zarr: responses of trial {ds.trial.values[pos]} "
+                       r"is missing \(chunk file responses/c/"):
+        sd.upgrade(old, progress=False)
+    assert needs_upgrade(old)  # the old store is left as it was, nothing half-written beside it
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("old.zarr")) == [
+        "old.zarr", "old.zarr.lock"]
+
+
+def test_upgrade_writes_every_chunk_as_convert_does(make_tree, tmp_path):
+    tree = make_tree(n_neurons=9, frames=40)
+    np.save(tree / "meta/neurons/cell_motor_coordinates.npy", np.zeros((9, 3)))  # all fill
+    store = sd.convert(tree, tmp_path / "toy.zarr", progress=False)
+    old = schema_1_copy(store, tmp_path / "old.zarr")
+    sd.upgrade(old, progress=False)
+    assert (old / "z" / "c" / "0").is_file()
+    np.testing.assert_array_equal(sd.open_mouse(old).z.values, np.zeros(9))

@@ -4,8 +4,9 @@ Two signs, read from the epochs so far (``metrics.csv``'s rows):
 
 - the validation correlation stays at zero (``|r| < ZERO``) for ``DEAD_EPOCHS`` epochs: the
   predictions no longer depend on the input (an LN at lr 5e-3 drives them all to 0.0);
-- the training loss grows in each of ``RISING_EPOCHS`` epochs in a row, to more than
-  ``RISE`` times where it started: the updates overshoot.
+- the training loss grows in each of ``RISING_EPOCHS`` epochs in a row, by more than
+  ``RISE - 1`` times the size of where it started (a Poisson loss without its constant can
+  be negative): the updates overshoot.
 
 Both point at a learning rate too high for the model and the data; the message says so and
 names the lower one to start a new run with.
@@ -63,7 +64,7 @@ def failure(history: Sequence[Mapping[str, float]], *, lr: float, val_tier: str)
         )
     losses = [row["train_loss"] for row in history[-(RISING_EPOCHS + 1):]]
     if (len(losses) == RISING_EPOCHS + 1 and all(b > a for a, b in itertools.pairwise(losses))
-            and losses[-1] > RISE * losses[0]):
+            and losses[-1] - losses[0] > (RISE - 1) * abs(losses[0])):
         return (
             f"the training loss grew in each of the last {RISING_EPOCHS} epochs, from "
             f"{losses[0]:.4g} to {losses[-1]:.4g}. {fix}"
