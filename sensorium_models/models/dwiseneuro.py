@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import torch
@@ -436,21 +436,4 @@ def dwiseneuro() -> DwiseNeuroConfig:
 @register_model
 def dwiseneuro_distilled() -> DwiseNeuroConfig:
     """DwiseNeuro stage 2, trained with a stage-1 teacher: expansion 6, 170.1 M parameters."""
-    return DwiseNeuroConfig(
-        stem_channels=64,
-        channels=(64, 64, 64, 128, 128, 128, 256, 256, 256),
-        strides=(2, 1, 1, 1, 2, 1, 1, 2, 1),
-        expansion=6,
-        se_reduction=32,
-        spatial_kernel=3,
-        temporal_kernel=5,
-        drop_path=0.1,
-        cortex=(1024, 2048, 4096),
-        cortex_groups=2,
-        cortex_drop_path=0.1,
-        readout_dropout=0.4,
-        softplus_beta=0.07,
-        window=16,
-        frame_step=2,
-        window_batch=64,
-    )
+    return replace(dwiseneuro(), expansion=6)
