@@ -96,6 +96,15 @@ def test_a_fold_run_validates_on_its_fold(dwiseneuro_run: Path):
     assert len(rows) == 1 and np.isfinite(float(rows[0]["validation_correlation"]))
 
 
+def test_a_fold_run_scores_only_the_tiers_it_did_not_train_on(simulated_stores, tmp_path):
+    # train and oracle were pooled and trained on (but for the fold): scores.csv leaves them out
+    run = sm.train(dwiseneuro_config(simulated_stores, tmp_path / "r", fold=1, folds=2,
+                                     score=True))
+    with (run / "scores.csv").open() as f:
+        tiers = {row["tier"] for row in csv.DictReader(f)}
+    assert tiers and not tiers & {"train", "oracle"}
+
+
 def test_the_model_window_must_match_the_clips(simulated_stores, tmp_path):
     with pytest.raises(ConfigError, match=r"frames=8 at frame_step=2: dwiseneuro takes clips "
                                           r"of at most window=4 frames at frame_step=2; pass "

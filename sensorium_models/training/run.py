@@ -438,8 +438,13 @@ class Trainer:
         from sensorium_models.leaderboard import evaluate
 
         tiers = scored_tiers(self.datasets)
+        if self.config.fold is not None:  # both tiers were pooled and trained on, in part
+            pooled = {self.config.train_tier, self.config.val_tier}
+            log.info("fold %d: %s not scored (their trials trained this run, but for the "
+                     "fold's own)", self.config.fold, ", ".join(sorted(pooled)))
+            tiers = [t for t in tiers if t not in pooled]
         if not tiers:
-            log.warning("no labelled tier besides train: no scores.csv")
+            log.warning("no labelled tier besides the ones trained on: no scores.csv")
             return
         predictions = predict(self.model, self.datasets, tiers=tiers,
                               batch_size=self.config.batch_size, device=str(self.device),
