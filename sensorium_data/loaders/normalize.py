@@ -30,6 +30,8 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
+from sensorium_data.scale import official_precision
+
 Normalize = Literal["official", "per_neuron", "official_viv1t"] | None
 NORMALIZE_CHOICES: tuple[Normalize, ...] = ("official", "per_neuron", "official_viv1t", None)
 
@@ -50,10 +52,8 @@ def check_normalize(normalize: object) -> None:
 def floor_precision(std: np.ndarray) -> np.ndarray:
     """The starter kit's response precision: ``1 / std``, floored at 1 % of the mean std.
 
-    The same formula as :func:`sensorium_models.official_precision` (which it calls).
+    The leaderboard's own definition, :func:`sensorium_data.scale.official_precision`.
     """
-    from sensorium_models import official_precision  # the leaderboard's own definition
-
     return official_precision(std)
 
 
