@@ -22,7 +22,6 @@ import itertools
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sensorium_models.models.encoder import ModelConfig, initial_bias
@@ -152,20 +151,15 @@ class HierarchicalGaussianReadout(GaussianReadout):
         Tensor
             (B, N, T) drive, before the output nonlinearity.
         """
-        b, c, t, h, w = x.shape
-        frames = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B*T, C, H, W)
-        grid = self.positions(b * t)  # (B*T, N, 2)
-        if shift is not None:
-            grid = grid + shift.reshape(b * t, 1, 2)  # (B*T, N, 2)
+        b, t = x.shape[0], x.shape[2]
+        frames, grid = self.frames_and_grid(x, shift)  # (B*T, C, H, W), (B*T, N, 2)
         picks = [getattr(self, f"pick{k}") for k in self.levels]
         grids = torch.cat([grid, *(grid[:, p] for p in picks)], dim=1)  # (B*T, N + sum m, 2)
         # indexed, not unpacked: dynamo cannot unpack a ParameterList (torch.compile failed so)
         level_features = [self.level_features[i] for i in range(len(self.levels))]
         features = torch.cat([self.features, *level_features], dim=1)  # (C, N + sum m)
-        # One sampling for all levels; past the edge reads the edge (as the Gaussian readout).
-        sampled = F.grid_sample(frames, grids.unsqueeze(2), align_corners=True,
-                                padding_mode="border")  # (B*T, C, N + sum m, 1)
-        drives = (sampled.squeeze(-1) * features).sum(1)  # (B*T, N + sum m)
+        sampled = self.sample(frames, grids)  # one sampling for all levels: (B*T, C, N + sum m)
+        drives = (sampled * features).sum(1)  # (B*T, N + sum m)
         sizes = [grid.shape[1], *(len(p) for p in picks)]
         first, *coarse = drives.split(sizes, dim=1)  # (B*T, N), (B*T, m_k) ...
         levels = [first]

@@ -109,17 +109,28 @@ class GaussianReadout(Readout):
         Tensor
             (B, N, T) drive, before the output nonlinearity.
         """
+        b, t = x.shape[0], x.shape[2]
+        frames, grid = self.frames_and_grid(x, shift)
+        drive = (self.sample(frames, grid) * self.features).sum(1) + self.bias  # (B*T, N)
+        return drive.view(b, t, -1).transpose(1, 2)  # (B, N, T)
+
+    def frames_and_grid(self, x: Tensor, shift: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(B, C, T, H, W) features and an optional (B, T, 2) shift -> the frames as a batch,
+        (B*T, C, H, W), and every neuron's position in each, (B*T, N, 2)."""
         b, c, t, h, w = x.shape
         frames = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B*T, C, H, W)
         grid = self.positions(b * t)  # (B*T, N, 2)
         if shift is not None:
             grid = grid + shift.reshape(b * t, 1, 2)  # (B*T, N, 2)
+        return frames, grid
+
+    @staticmethod
+    def sample(frames: Tensor, grid: Tensor) -> Tensor:
+        """(B*T, C, H, W) frames read at (B*T, M, 2) positions -> (B*T, C, M) features."""
         # A position shifted past the edge reads the edge, not zeros: zeros would silence the
         # neuron and leave its position no gradient to come back with.
-        sampled = F.grid_sample(frames, grid.unsqueeze(2), align_corners=True,
-                                padding_mode="border")  # (B*T, C, N, 1)
-        drive = (sampled.squeeze(-1) * self.features).sum(1) + self.bias  # (B*T, N)
-        return drive.view(b, t, -1).transpose(1, 2)  # (B, N, T)
+        return F.grid_sample(frames, grid.unsqueeze(2), align_corners=True,
+                             padding_mode="border").squeeze(-1)  # (B*T, C, M)
 
     def regularizer(self) -> Tensor:
         """``feature_reg`` times the L1 norm of the feature weights."""

@@ -13,7 +13,6 @@ Registered as the readout ``"gaussian_state"``, the default of ``viv1t``.
 from __future__ import annotations
 
 import numpy as np
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sensorium_models.models.encoder import ModelConfig, initial_bias
@@ -77,7 +76,7 @@ class StateGaussianReadout(GaussianReadout):
         Tensor
             (B, N, T) drive, before the output nonlinearity.
         """
-        b, c, t, h, w = x.shape
+        b, t = x.shape[0], x.shape[2]
         if behavior is None or tuple(behavior.shape) != (b, 4, t):
             got = None if behavior is None else tuple(behavior.shape)
             msg = (
@@ -86,12 +85,8 @@ class StateGaussianReadout(GaussianReadout):
                 "model (the loaders' batches carry it)."
             )
             raise ValueError(msg)
-        frames = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B*T, C, H, W)
-        grid = self.positions(b * t)  # (B*T, N, 2)
-        if shift is not None:
-            grid = grid + shift.reshape(b * t, 1, 2)  # (B*T, N, 2)
-        sampled = F.grid_sample(frames, grid.unsqueeze(2), align_corners=True,
-                                padding_mode="border").squeeze(-1)  # (B*T, C, N)
+        frames, grid = self.frames_and_grid(x, shift)  # (B*T, C, H, W), (B*T, N, 2)
+        sampled = self.sample(frames, grid)  # (B*T, C, N)
         state = self.state_encoder(behavior.transpose(1, 2).reshape(b * t, 4))  # (B*T, C)
         sampled = sampled + state.unsqueeze(-1).to(sampled.dtype)  # (B*T, C, N)
         drive = (sampled * self.features).sum(1) + self.bias  # (B*T, N)
