@@ -113,7 +113,8 @@ def test_the_model_window_must_match_the_clips(simulated_stores, tmp_path):
 
 
 def test_a_teacher_of_another_model_is_refused(simulated_stores, trained_run, tmp_path):
-    config = dwiseneuro_config(simulated_stores, tmp_path / "r", teacher=str(trained_run))
+    config = dwiseneuro_config(simulated_stores, tmp_path / "r", teacher=str(trained_run),
+                               mixed_mice=True)
     with pytest.raises(ConfigError, match=r"is a factorized_baseline run; a teacher of "
                                           r"dwiseneuro must be a run of the same model family"):
         sm.train(config)
@@ -121,7 +122,7 @@ def test_a_teacher_of_another_model_is_refused(simulated_stores, trained_run, tm
 
 def test_a_teacher_on_other_mice_or_options_is_refused(simulated_stores, dwiseneuro_run,
                                                        tmp_path):
-    fold0 = {"fold": 0, "folds": 2, "teacher": str(dwiseneuro_run)}
+    fold0 = {"fold": 0, "folds": 2, "teacher": str(dwiseneuro_run), "mixed_mice": True}
     other_mice = dwiseneuro_config(simulated_stores[:2], tmp_path / "a", **fold0)
     with pytest.raises(ConfigError, match=r"was trained on mice \[.*\], this run on \[.*\]; "
                                           r"distillation needs a readout of the teacher"):
@@ -130,12 +131,89 @@ def test_a_teacher_on_other_mice_or_options_is_refused(simulated_stores, dwisene
     with pytest.raises(ConfigError, match=r"other options \(fold: teacher 0, this run 1\)"):
         sm.train(other_fold)
     with pytest.raises(ConfigError, match=r"teacher='nowhere' is not a finished run directory"):
-        sm.train(dwiseneuro_config(simulated_stores, tmp_path / "c", teacher="nowhere"))
-    same = dwiseneuro_config(simulated_stores, tmp_path / "d", model="dwiseneuro_distilled",
-                             **fold0)
-    with pytest.raises(ConfigError, match=r"can teach this run, but distillation needs batches "
-                                          r"that mix mice"):
-        sm.train(same)
+        sm.train(dwiseneuro_config(simulated_stores, tmp_path / "c", teacher="nowhere",
+                                   mixed_mice=True))
+
+
+def test_distillation_needs_batches_that_mix_mice_and_the_poisson_loss(simulated_stores,
+                                                                       tmp_path):
+    for extra in ({"mixed_mice": False}, {"mixed_mice": True, "loss": "poisson_correlation"}):
+        with pytest.raises(ConfigError, match=r"distillation fits every mouse's readout on "
+                                              r"every clip .* pass --set mixed_mice=true --set "
+                                              r"loss=poisson"):
+            dwiseneuro_config(simulated_stores, tmp_path / "r", teacher="runs/t", **extra)
+
+
+def test_a_distilled_run_trains_from_its_teacher(simulated_stores, dwiseneuro_run, tmp_path,
+                                                 monkeypatch):
+    calls = []
+    teacher_targets = distill.teacher_targets
+
+    def counted(teacher, videos, behavior):
+        calls.append(len(videos))
+        return teacher_targets(teacher, videos, behavior)
+
+    monkeypatch.setattr(distill, "teacher_targets", counted)
+    run = sm.train(dwiseneuro_config(
+        simulated_stores, tmp_path / "d", model="dwiseneuro_distilled", fold=0, folds=2,
+        teacher=str(dwiseneuro_run), mixed_mice=True, cutmix=0.5))
+    with (run / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert calls and len(rows) == 1
+    assert np.isfinite(float(rows[0]["train_loss"]))
+    assert np.isfinite(float(rows[0]["validation_correlation"]))
+
+
+NEURONS = {"A": 3, "B": 4}
+
+
+def _tiny_pair(mice=("A", "B")):
+    import torch
+
+    from sensorium_models.models import create_model
+    from sensorium_models.models.specs import MouseSpec
+
+    torch.manual_seed(0)
+    specs = {m: MouseSpec(n_neurons=NEURONS[m], coords=np.random.default_rng(k).normal(
+        size=(NEURONS[m], 2))) for k, m in enumerate(mice)}
+    make = lambda: create_model("dwiseneuro", mice=specs, in_channels=5,  # noqa: E731
+                                **TINY_DWISENEURO)
+    return make(), make().eval().requires_grad_(False)
+
+
+def test_the_distilled_loss_without_distilled_pairs_is_the_mixed_loss():
+    import torch
+
+    from sensorium_models.training import mixed
+    from sensorium_models.training.loop import poisson_loss
+
+    student, teacher = _tiny_pair()
+    student.eval()
+    videos, behavior = torch.rand(3, 5, 4, 16, 16), torch.rand(3, 4, 4)
+    mice = ["A", "B", "A"]
+    responses = [torch.rand(NEURONS[m], 4) for m in mice]
+    scale = {"A": 2.0, "B": 0.5}
+    outs = mixed.mixed_forward(student, videos, behavior, mice)
+    targets = mixed.mixed_targets(responses, mice, next(iter(outs.values())).shape[-1])
+    expected = mixed.scaled_sum({m: poisson_loss(o, targets[m]) for m, o in outs.items()},
+                                scale)
+    got = distill.distilled_loss(student, teacher, videos, behavior, responses, mice,
+                                 loss_scale=scale, ratio=0.0)
+    assert torch.isclose(got, expected, rtol=1e-5)
+
+
+def test_every_readout_learns_from_every_clip_and_the_teacher_does_not():
+    import torch
+
+    student, teacher = _tiny_pair()
+    videos, behavior = torch.rand(2, 5, 4, 16, 16), torch.rand(2, 4, 4)
+    responses = [torch.rand(3, 4), torch.rand(3, 4)]  # both clips from mouse A
+    loss = distill.distilled_loss(student, teacher, videos, behavior, responses, ["A", "A"],
+                                  loss_scale={"A": 1.0, "B": 1.0})
+    loss.backward()
+    grads = [p.grad for p in student.readouts["B"].parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    assert all(p.grad is None for p in teacher.parameters())
 
 
 @pytest.mark.parametrize("module", [folds, distill])

@@ -291,6 +291,13 @@ class TrainConfig:
             msg = (f"readout_lr={self.readout_lr}; a learning rate must be positive (or leave "
                    "it unset: the readouts then train at lr).")
             raise ConfigError(msg)
+        if self.teacher is not None and not (self.mixed_mice and self.loss == "poisson"):
+            msg = (f"teacher={self.teacher!r} with mixed_mice={self.mixed_mice}, loss="
+                   f"{self.loss!r}: distillation fits every mouse's readout on every clip of a "
+                   "batch that mixes mice, with the Poisson loss (DwiseNeuro's stage 2); pass "
+                   "--set mixed_mice=true --set loss=poisson (docs/recipes/"
+                   "dwiseneuro_distilled.toml).")
+            raise ConfigError(msg)
         if self.schedule == "warmup_cosine":
             if self.warmup_epochs + self.constant_epochs > self.max_epochs:
                 msg = (f"warmup_epochs={self.warmup_epochs} + constant_epochs="

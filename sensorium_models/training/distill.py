@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from sensorium_models.training.loop import EPS
+from sensorium_models.training.mixed import mixed_forward
+
 if TYPE_CHECKING:
+    from torch import nn
+
     from sensorium_models.models import VideoEncoder
 
 #: The share of the loss the distilled targets carry.
@@ -108,7 +113,64 @@ def distillation_weights(recorded: Tensor, ratio: float = RATIO) -> Tensor:
 
 
 @torch.no_grad()
-def teacher_targets(teacher: VideoEncoder, videos: Tensor, behavior: Tensor | None
-                    ) -> dict[str, Tensor]:
-    """The teacher's predictions for every mouse of a batch of clips: mouse -> (B, N, T)."""
-    return {mouse: teacher(videos, mouse=mouse, behavior=behavior) for mouse in teacher.mice}
+def teacher_targets(teacher: VideoEncoder, videos: Tensor, behavior: Tensor) -> dict[str, Tensor]:
+    """The teacher's predictions for every mouse of a batch of clips: mouse -> (B, N, T_out),
+    its core run once over the batch."""
+    return mixed_forward(teacher, videos, behavior, [teacher.mice[0]] * len(videos),
+                         every_mouse=True)
+
+
+def poisson_per_clip(predictions: Tensor, targets: Tensor) -> Tensor:
+    """(B,) the summed Poisson loss of each clip (:func:`.loop.poisson_loss` row by row).
+
+    Examples
+    --------
+    >>> from sensorium_models.training.loop import poisson_loss
+    >>> y, p = torch.rand(3, 4, 5), torch.rand(3, 4, 5) + 0.1
+    >>> bool(torch.isclose(poisson_per_clip(p, y).sum(), poisson_loss(p, y)))
+    True
+    """
+    valid = torch.isfinite(targets)
+    targets = torch.where(valid, targets, torch.zeros_like(targets))
+    terms = predictions - targets * torch.log(predictions + EPS)  # (B, N, T)
+    return torch.where(valid, terms, torch.zeros_like(terms)).flatten(1).sum(1)
+
+
+def distilled_loss(model: VideoEncoder, teacher: VideoEncoder, videos: Tensor, behavior: Tensor,
+                   responses: Sequence[Tensor], mice: Sequence[str], *,
+                   loss_scale: Mapping[str, float], core: nn.Module | None = None,
+                   ratio: float = RATIO) -> Tensor:
+    """The loss of a batch that mixes mice, every readout fitted on every clip: a clip's
+    recorded responses for its own mouse, the teacher's predictions for the others.
+
+    Each (clip, mouse) pair's summed Poisson loss, times the mouse's ``loss_scale``, is
+    weighted by :func:`distillation_weights` and the total rescaled by ``n_recorded /
+    sum(weights)``: without distilled pairs it is the loss of :mod:`.mixed`'s batches, with
+    them the recorded pairs carry ``1 - ratio`` of it and the distilled ``ratio``.
+
+    Parameters
+    ----------
+    model, teacher
+        The student and the (frozen, evaluating) teacher, with readouts for the same mice.
+    videos, behavior
+        (B, C, F, H, W) clips (CutMixed or not: the teacher sees the same ones) and
+        (B, 4, F) behaviour.
+    responses
+        B (N_i, F) recorded responses of the clips' own mice.
+    mice
+        The B clips' mice.
+    """
+    outs = mixed_forward(model, videos, behavior, mice, core=core,
+                         every_mouse=True)  # mouse -> (B, N_m, T_out)
+    taught = teacher_targets(teacher, videos, behavior)  # mouse -> (B, N_m, T_out)
+    recorded = torch.tensor([[m == own for m in model.mice] for own in mice],
+                            device=videos.device)  # (B, M)
+    weights = distillation_weights(recorded, ratio)  # (B, M)
+    total = videos.new_zeros((), dtype=torch.float32)
+    for k, mouse in enumerate(model.mice):
+        out = outs[mouse].float()  # (B, N_m, T_out)
+        target = taught[mouse].float().clone()  # (B, N_m, T_out)
+        for row in torch.nonzero(recorded[:, k]).flatten().tolist():
+            target[row] = responses[row][:, -out.shape[-1]:]
+        total = total + (weights[:, k] * poisson_per_clip(out, target)).sum() * loss_scale[mouse]
+    return total * recorded.sum() / weights.sum()

@@ -108,6 +108,7 @@ def train_epoch(
     regularizer_scale: float = 1.0,
     core: nn.Module | None = None,
     criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    teacher: VideoEncoder | None = None,
 ) -> float:
     """Train one epoch; return the mean loss per batch (``criterion``, Poisson by default,
     scaled, plus the regularizers).
@@ -120,7 +121,8 @@ def train_epoch(
     CutMix per clip (:mod:`.augment`). ``scaler``: fp16's gradient scaler.
     ``regularizer_scale``: the regularizers' weight per batch (``1 / accumulate``, so that
     accumulated batches count them as one bigger batch would). ``core``: ``model.core`` or
-    its compiled version, for batches that mix mice.
+    its compiled version, for batches that mix mice. ``teacher``: distillation (batches
+    that mix mice, :func:`.distill.distilled_loss`).
     Batches reach the device through :func:`on_device` (the next one is copied while the
     current one trains).
     """
@@ -132,7 +134,7 @@ def train_epoch(
         loss = batch_loss(model, forward, batch, loss_scale=loss_scale, device=device,
                           autocast=autocast, cutmix=cutmix,
                           regularizer_scale=regularizer_scale, core=core,
-                          criterion=criterion)
+                          criterion=criterion, teacher=teacher)
         (loss if scaler is None else scaler.scale(loss)).backward()
         pending += 1
         if pending == batches_per_step:
@@ -152,10 +154,12 @@ def batch_loss(model: VideoEncoder, forward: nn.Module, batch: Mapping[str, Any]
                cutmix: float = 0.0, regularizer_scale: float = 1.0,
                core: nn.Module | None = None,
                criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+               teacher: VideoEncoder | None = None,
                ) -> torch.Tensor:
     """The loss of one batch: each mouse's ``criterion`` (default: the summed Poisson loss,
     :mod:`.losses` names the others) times its ``loss_scale``, plus the regularizers times
-    ``regularizer_scale``."""
+    ``regularizer_scale``. With a ``teacher`` (batches that mix mice), every mouse's readout
+    fits every clip (:func:`.distill.distilled_loss`) and every readout's penalty counts."""
     fit = criterion or poisson_loss
     mouse = batch["mouse"]
     videos = batch["videos"].to(device, non_blocking=True)  # (B, C, F, H, W)
@@ -171,6 +175,13 @@ def batch_loss(model: VideoEncoder, forward: nn.Module, batch: Mapping[str, Any]
         target = responses[..., -out.shape[-1]:]  # the model's output is end-aligned
         return (fit(out.float(), target) * loss_scale[mouse]
                 + model.regularizer(mouse) * regularizer_scale)
+    if teacher is not None:
+        from sensorium_models.training.distill import distilled_loss
+
+        with autocast():
+            loss = distilled_loss(model, teacher, videos, behavior, responses, mouse,
+                                  loss_scale=loss_scale, core=core)
+        return loss + mixed.mixed_regularizer(model, model.mice) * regularizer_scale
     with autocast():
         outs = mixed.mixed_forward(model, videos, behavior, mouse,
                                    core=core)  # mouse -> (B_m, N_m, T_out)

@@ -37,8 +37,10 @@ def rows_by_mouse(mice: Sequence[str]) -> dict[str, list[int]]:
 
 
 def mixed_forward(model: VideoEncoder, videos: Tensor, behavior: Tensor, mice: Sequence[str],
-                  *, core: nn.Module | None = None) -> dict[str, Tensor]:
-    """Each mouse's predictions for its own clips of a batch that mixes mice.
+                  *, core: nn.Module | None = None, every_mouse: bool = False
+                  ) -> dict[str, Tensor]:
+    """Each mouse's predictions for its own clips of a batch that mixes mice (or, with
+    ``every_mouse``, every mouse's predictions for every clip, as distillation needs).
 
     Parameters
     ----------
@@ -52,16 +54,22 @@ def mixed_forward(model: VideoEncoder, videos: Tensor, behavior: Tensor, mice: S
         The B clips' mice.
     core
         ``model.core`` (the default) or its compiled version.
+    every_mouse
+        Run every readout of the model over all B clips (each with the clip's own
+        behaviour), not only each mouse's readout over its own clips.
 
     Returns
     -------
     dict of str to Tensor
         Mouse -> (B_mouse, N_mouse, T - burn_in) predictions of its rows
         (:func:`rows_by_mouse`), as ``model(videos[rows], mouse=mouse, behavior=...)``
-        gives them for a core without batch statistics.
+        gives them for a core without batch statistics; with ``every_mouse``, each of the
+        model's mice -> (B, N_mouse, T - burn_in).
     """
     rows = rows_by_mouse(mice)
-    for mouse in rows:
+    if every_mouse:
+        rows = {mouse: list(range(len(mice))) for mouse in model.mice}
+    for mouse in dict.fromkeys([*mice, *rows]):
         check_inputs(videos, behavior, mouse=mouse, mice=model.mice,
                      in_channels=model.in_channels, burn_in=model.burn_in)
     features = (model.core if core is None else core)(videos)  # (B, C', T_out, H', W')

@@ -199,18 +199,16 @@ class Trainer:
         except TypeError as e:  # an option of the wrong type, named by create_model
             raise ConfigError(f"model_config: {e}") from e
         check_window(config, model)
+        self.teacher: VideoEncoder | None = None
         if config.teacher is not None:
             from sensorium_models.training.distill import check_teacher
 
             try:
-                check_teacher(config.teacher, model=config.model, mice=list(self.datasets),
-                              options=config.to_dict())
+                teacher = check_teacher(config.teacher, model=config.model,
+                                        mice=list(self.datasets), options=config.to_dict())
             except ValueError as e:
                 raise ConfigError(str(e)) from e
-            msg = (f"teacher={config.teacher!r} can teach this run, but distillation needs "
-                   "batches that mix mice with a loss masked per mouse, which this trainer "
-                   "does not have yet; train without teacher.")
-            raise ConfigError(msg)
+            self.teacher = teacher.to(self.device).eval().requires_grad_(False)
         if config.frames <= model.burn_in:
             msg = (f"frames={config.frames}: {config.model}'s first {model.burn_in} frames of a "
                    f"clip are burn-in and give no prediction; pass frames of at least "
@@ -361,7 +359,7 @@ class Trainer:
                            device=self.device, autocast=self.autocast, on_batch=on_batch,
                            on_step=self._after_step, cutmix=config.cutmix, scaler=self.scaler,
                            regularizer_scale=1 / config.accumulate, core=self.core,
-                           criterion=get_loss(config.loss))
+                           criterion=get_loss(config.loss), teacher=self.teacher)
         bar.set_description(f"training {config.model}", refresh=False)
         evaluated = self.model if self.average is None else self.average.module
         # batch norm's running statistics lag the weights: recomputed for the evaluated ones
