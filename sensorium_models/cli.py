@@ -351,9 +351,11 @@ def add_model_commands(add: Adder) -> None:
                    "max_epochs not with schedule=warmup_cosine)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--max-epochs", type=int, help="stop after this many epochs at the latest")
-    p.add_argument("--ensemble", choices=["v1fm31"], help="train a named ensemble member by "
-                   "member under --out (v1fm31: Dynamic-V1FM's 31 readout variants); run it "
-                   "again to continue")
+    p.add_argument("--ensemble", choices=["v1fm31", "folds7"], help="train a named ensemble "
+                   "member by member under --out (v1fm31: Dynamic-V1FM's 31 readout variants; "
+                   "folds7: one run per fold of 7 by video, DwiseNeuro's; a --set "
+                   "teacher=runs/x/fold-{fold} distills each fold from its own); run it again "
+                   "to continue")
     p.set_defaults(func=_cmd_train)
 
     p = add("evaluate", "print the leaderboard table of a trained run",

@@ -7,11 +7,12 @@ import doctest
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import sensorium_data as sd
 import sensorium_models as sm
-from sensorium_models.cli import main
+from sensorium_models.cli import build_parser, main
 from sensorium_models.training import ensembles
 from sensorium_models.training.config import ConfigError
 
@@ -34,7 +35,9 @@ def test_the_v1fm31_members():
     assert "mean-0" not in members and members["adaptive-0"] == {"fusion": "adaptive",
                                                                   "levels": "0"}
     # the CLI names the strategies without importing torch
-    assert list(ensembles.STRATEGIES) == ["v1fm31"]
+    assert list(ensembles.STRATEGIES) == ["v1fm31", "folds7"]
+    for name in ensembles.STRATEGIES:
+        assert build_parser().parse_args(["train", "--ensemble", name]).ensemble == name
 
 
 def test_two_members_train_resume_and_ensemble(simulated_stores, tmp_path, monkeypatch):
@@ -100,9 +103,35 @@ def test_a_folder_of_another_ensemble_or_config_is_refused(simulated_stores, tmp
 def test_the_cli_option(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--model", "dynamic_v1fm", "--ensemble", "v1fm32"])
-    assert "invalid choice: 'v1fm32' (choose from 'v1fm31')" in capsys.readouterr().err
+    assert "invalid choice: 'v1fm32' (choose from 'v1fm31', 'folds7')" in capsys.readouterr().err
     assert main(["train", "--ensemble", "v1fm31", "--resume", "runs/x"]) != 0
     assert "--ensemble with --resume: run the same" in capsys.readouterr().err
+
+
+def test_a_fold_ensemble_trains_one_member_per_fold(simulated_stores, tmp_path):
+    assert list(ensembles.ensemble_members("folds7")) == [f"fold-{k}" for k in range(7)]
+    config = sm.TrainConfig(model="ln", mice=tuple(str(s) for s in simulated_stores[:2]),
+                            frames=20, batch_size=4, max_epochs=1, device="cpu",
+                            progress=False, score=False, out=str(tmp_path / "f7"))
+    runs = ensembles.train_ensemble(config, "folds7", members=["fold-0", "fold-3"])
+    assert [r.name for r in runs] == ["fold-0", "fold-3"]
+    assert [(sm.read_config(r).fold, sm.read_config(r).folds) for r in runs] == [(0, 7), (3, 7)]
+    datasets = [sd.open_mouse(s) for s in simulated_stores[:2]]
+    one = sm.predict(runs[:1], datasets, tiers=["oracle"])
+    both = sm.predict(runs, datasets, tiers=["oracle"])  # the members' mean
+    second = sm.predict(runs[1:], datasets, tiers=["oracle"])
+    for mouse, p in both.items():
+        np.testing.assert_allclose(p.values, (one[mouse].values + second[mouse].values) / 2,
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_a_fold_teacher_is_the_members_own_fold(tmp_path):
+    config = sm.TrainConfig(model="dwiseneuro_distilled", teacher="runs/stage1/fold-{fold}",
+                            mixed_mice=True)
+    member = ensembles._member_config(config, tmp_path / "fold-4", {"fold": 4, "folds": 7},
+                                      "config")
+    assert (member.teacher, member.fold, member.out) == ("runs/stage1/fold-4", 4,
+                                                         str(tmp_path / "fold-4"))
 
 
 def test_docstring_examples():

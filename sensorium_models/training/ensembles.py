@@ -42,8 +42,16 @@ def v1fm31() -> dict[str, dict[str, Any]]:
     return members
 
 
-#: Strategy name -> (the model it is for, its members: name -> model options).
-STRATEGIES = {"v1fm31": ("dynamic_v1fm", v1fm31)}
+def folds7() -> dict[str, dict[str, Any]]:
+    """DwiseNeuro's fold ensemble: one member per fold of 7 by video
+    (:mod:`~sensorium_models.training.folds`; notes/winning_models.md 1.3), for any model."""
+    return {f"fold-{k}": {"fold": k, "folds": 7} for k in range(7)}
+
+
+#: Strategy name -> (the model it is for, None for any; its members: name -> options; what
+#: the options set: the model's options ("model_config") or the run's config keys ("config")).
+STRATEGIES = {"v1fm31": ("dynamic_v1fm", v1fm31, "model_config"),
+              "folds7": (None, folds7, "config")}
 
 
 def ensemble_members(strategy: str) -> dict[str, dict[str, Any]]:
@@ -68,11 +76,13 @@ def train_ensemble(config: TrainConfig, strategy: str, *,
     Parameters
     ----------
     config
-        The base config: every member trains with it, its ``model_config`` updated by the
-        member's options. ``config.model`` must be the strategy's model; ``config.out`` is
-        the ensemble's folder (default ``runs/<strategy>``).
+        The base config: every member trains with it, updated by the member's options (its
+        ``model_config`` for ``"v1fm31"``, its fold for ``"folds7"``; a ``teacher`` holding
+        ``{fold}`` becomes the member's fold, so that each fold distills from its own
+        stage-1 run). ``config.model`` must be the strategy's model; ``config.out`` is the
+        ensemble's folder (default ``runs/<strategy>``).
     strategy
-        A name of :data:`STRATEGIES` (``"v1fm31"``).
+        A name of :data:`STRATEGIES` (``"v1fm31"``, ``"folds7"``).
     members
         Only these members (names of :func:`ensemble_members`), in the strategy's order;
         default all.
@@ -91,8 +101,8 @@ def train_ensemble(config: TrainConfig, strategy: str, *,
     >>> predictions = sm.predict(runs, datasets)  # doctest: +SKIP
     """
     every = ensemble_members(strategy)
-    model = STRATEGIES[strategy][0]
-    if config.model != model:
+    model, _, sets = STRATEGIES[strategy]
+    if model is not None and config.model != model:
         msg = (f"ensemble {strategy!r} is made of {model} models, but the config's model is "
                f"{config.model!r}; pass --model {model}.")
         raise ConfigError(msg)
@@ -106,8 +116,7 @@ def train_ensemble(config: TrainConfig, strategy: str, *,
     folders = []
     for name in (m for m in every if m in chosen):
         folder = root / name
-        member = dataclasses.replace(config, out=str(folder),
-                                     model_config={**config.model_config, **every[name]})
+        member = _member_config(config, folder, every[name], sets)
         if name not in done:
             started = (folder / "config.json").exists()
             log.info("ensemble %s: %s member %s", strategy, "resuming" if started else "training",
@@ -117,6 +126,18 @@ def train_ensemble(config: TrainConfig, strategy: str, *,
             _write_manifest(root, strategy, config, done)
         folders.append(folder)
     return folders
+
+
+def _member_config(config: TrainConfig, folder: Path, options: dict[str, Any], sets: str
+                   ) -> TrainConfig:
+    """The base ``config`` with a member's options, its output in ``folder``."""
+    if sets == "model_config":
+        return dataclasses.replace(config, out=str(folder),
+                                   model_config={**config.model_config, **options})
+    teacher = config.teacher
+    if teacher is not None and "{fold}" in teacher:
+        teacher = teacher.replace("{fold}", str(options["fold"]))
+    return dataclasses.replace(config, out=str(folder), teacher=teacher, **options)
 
 
 def _open_manifest(root: Path, strategy: str, config: TrainConfig) -> list[str]:
