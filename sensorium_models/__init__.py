@@ -24,6 +24,7 @@ from sensorium_models.models import (
     register_model,
     register_readout,
 )
+from sensorium_models.predictions import read_predictions, write_predictions
 from sensorium_models.submission import (
     read_submission,
     score_submission,
@@ -63,6 +64,7 @@ __all__ = [
     "oracle_correlation",
     "plot_run",
     "predict",
+    "read_predictions",
     "read_config",
     "read_submission",
     "register_model",
@@ -71,5 +73,6 @@ __all__ = [
     "single_trial_correlation",
     "train",
     "validate_submission",
+    "write_predictions",
     "write_submission",
 ]
