@@ -22,7 +22,6 @@ from sensorium_models.predictions import (
 )
 from tests.conftest import shifted_copy
 
-
 predict_module = importlib.import_module("sensorium_models.training.predict")
 
 

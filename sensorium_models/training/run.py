@@ -29,6 +29,7 @@ import torch
 from sensorium_models.predictions import fill_cache
 from sensorium_models.training import checkpoint, data, guards, schedule
 from sensorium_models.training.batchnorm import recompute_batch_norm
+from sensorium_models.training.calibrate import calibrate_start
 from sensorium_models.training.compiling import compile_model
 from sensorium_models.training.config import ConfigError, TrainConfig, resolve_model_config
 from sensorium_models.training.ema import WeightAverage
@@ -54,7 +55,6 @@ COLUMNS = ("epoch", "lr", "train_loss", "validation_correlation", "seconds")
 NORM_BATCHES = 64
 # Below this many train trials a recording's per-frame statistics are too noisy for
 # normalize="official" (the simulator's tiny preset has 16; real recordings hundreds).
-FEW_TRAIN_TRIALS = 100
 
 
 def train(config: TrainConfig | str | os.PathLike[str], *,
@@ -181,13 +181,14 @@ class Trainer:
         self.autocast, self.scaler = resolve_precision(config, self.device)
         torch.manual_seed(config.seed)
         self.datasets = data.open_mice(config)
-        warn_few_train_trials(config, self.datasets)
+        guards.warn_few_train_trials(config, self.datasets)
         train_sets, val_sets, tiers = self._split(config)
         self.clips = data.clips(config, train_sets, tiers[0])
         self.validation = data.trials(val_sets, tiers[1], data.loader_options(config))
         self.specs = mouse_specs(self.datasets)
+        self.means = data.mean_responses(config, self.datasets, config.batch_size)
+        means = self.means
         if state is None:
-            means = data.mean_responses(config, self.datasets, config.batch_size)
             self.specs = {m: dataclasses.replace(s, mean_response=means[m])
                           for m, s in self.specs.items()}
         try:
@@ -212,6 +213,9 @@ class Trainer:
                    f"{model.burn_in + 1} (default 80).")
             raise ConfigError(msg)
         self.model: VideoEncoder = model.to(self.device)
+        if state is None:  # the biases that give the mean responses on training clips
+            calibrate_start(self.model, self.clips, means, batch_size=config.batch_size,
+                            device=self.device, autocast=self.autocast)
         self.forward: nn.Module = self.model
         if config.compile:
             if self.device.type == "cuda":
@@ -364,6 +368,8 @@ class Trainer:
         recompute_batch_norm(core, data.loader(self.clips, self.norm_batches,
                                                config.num_workers),
                              device=self.device, autocast=self.autocast)
+        calibrate_start(evaluated, self.clips, self.means, batch_size=config.batch_size,
+                        device=self.device, autocast=self.autocast, batch_norm=False)
         correlation = validate(evaluated, self.validation, batch_size=config.batch_size,
                                device=self.device, autocast=self.autocast,
                                num_workers=config.num_workers)
@@ -462,24 +468,6 @@ def check_window(config: TrainConfig, model: VideoEncoder) -> None:
                f"takes clips of at most window={window} frames at frame_step={step}; pass "
                f"--set frames={window} --set frame_step={step}.")
         raise ConfigError(msg)
-
-
-def warn_few_train_trials(config: TrainConfig, datasets: Mapping[str, xr.Dataset]) -> None:
-    """Log a warning naming ``normalize="per_neuron"`` when the competition's per-frame
-    statistics come from fewer than ``FEW_TRAIN_TRIALS`` train trials of some recording."""
-    if config.normalize != "official":
-        return
-    counts = {m: int((ds["tier"].values.astype(str) == config.train_tier).sum())
-              for m, ds in datasets.items()}
-    few = {m: n for m, n in counts.items() if n < FEW_TRAIN_TRIALS}
-    if few:
-        listed = ", ".join(f"{m} ({n})" for m, n in few.items())
-        log.warning(
-            "few %s trials in %s: normalize='official' divides each frame by its standard "
-            "deviation over these trials, too few to estimate it (a quiet neuron's frame gets "
-            "up to 100x weight), and such runs learn little beyond the mean. Pass --set "
-            "normalize=per_neuron (docs/training.md, 'When training goes wrong').",
-            config.train_tier, listed)
 
 
 def scored_tiers(datasets: Mapping[str, xr.Dataset]) -> list[str]:
