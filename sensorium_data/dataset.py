@@ -11,11 +11,12 @@ import numpy as np
 import xarray as xr
 
 from sensorium_data import paths
-from sensorium_data.chunks import check_small, checked_dask
 from sensorium_data.errors import StoreError
-from sensorium_data.store import READABLE_SCHEMAS, convert, convert_tree, is_complete, quiet_zarr
+from sensorium_data.store.chunks import check_small, checked_dask
+from sensorium_data.store.conversion import convert, convert_tree
+from sensorium_data.store.layout import check_schema, is_complete, quiet_zarr
+from sensorium_data.store.upgrade import needs_upgrade, upgrade
 from sensorium_data.tree import STATISTICS, open_tree
-from sensorium_data.upgrade import needs_upgrade, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,6 @@ def open_store(store: str | os.PathLike[str]) -> xr.Dataset:
         except Exception as e:  # zarr/xarray raise several types for damaged stores
             msg = f"{store} is not a readable sensorium store ({e}); convert the recording again."
             raise StoreError(msg) from e
-    version = ds.attrs.get("schema_version")
     if not ds.attrs.get("complete"):
         msg = (
             f"{store} is not a finished sensorium store (its attributes do not say complete); "
@@ -109,14 +109,7 @@ def open_store(store: str | os.PathLike[str]) -> xr.Dataset:
             "sensorium_data.convert(<tree or zip>, store)."
         )
         raise StoreError(msg)
-    if version not in READABLE_SCHEMAS:
-        msg = (
-            f"{store} is a store of schema version {version}, but this version of sensorium "
-            f"reads versions {list(READABLE_SCHEMAS)}. Convert the recording again: "
-            "sensorium_data.convert(<tree or zip>, store, overwrite=True), or delete the store "
-            "and call open_mouse again."
-        )
-        raise StoreError(msg)
+    check_schema(store, ds.attrs, ", or delete the store and call open_mouse again")
     if ds.attrs.get("competition") not in COMPETITIONS:
         msg = (
             f"{store} records competition {ds.attrs.get('competition')!r}; this version reads "

@@ -19,7 +19,7 @@ A SENSORIUM 2022 recording (``static<animal>-<session>-<scan>-GrayImageNet-<hash
 ``data/images/<trial>.npy`` (1, 144, 256) instead of videos and one value per trial in the other
 streams (responses (neurons,), behavior (3,), pupil_center (2,)); :func:`open_tree` recognises it
 by its ``data/images`` folder (``FileTree.competition == "2022"``) and
-:mod:`sensorium_data.static` converts it.
+:mod:`sensorium_data.store.static` converts it.
 
 Trial indices are the file names; they have gaps (tier ``none`` has no files). Every trial file
 of a recording has the same number of frames; shorter trials are NaN-padded. The reader takes
@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 STREAMS = ("videos", "responses", "behavior", "pupil_center")
 """The streams every 2023 recording has, in ``data/<stream>/<trial>.npy``."""
 STATIC_STREAMS = ("images", "responses", "behavior", "pupil_center")
-"""The streams every 2022 (static image) recording has; see :mod:`sensorium_data.static`."""
+"""The streams every 2022 (static image) recording has; see :mod:`sensorium_data.store.static`."""
 OPTIONAL_STREAMS = ("rates",)
 TIERS = (
     "train",

@@ -12,10 +12,9 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from sensorium_data.chunks import read_array
-from sensorium_data.errors import StoreError
 from sensorium_data.loaders.normalize import Normalize, Scaling, scaling
-from sensorium_data.store import READABLE_SCHEMAS, quiet_zarr
+from sensorium_data.store.chunks import read_array
+from sensorium_data.store.layout import check_schema, quiet_zarr
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +90,7 @@ def _check(ds: xr.Dataset) -> str:
             "read from; pass open_mouse(...) or the store's path."
         )
         raise ValueError(msg)
-    version = ds.attrs.get("schema_version")
-    if version not in READABLE_SCHEMAS:
-        msg = (
-            f"{store} is a store of schema version {version}, but this version of sensorium "
-            f"reads versions {list(READABLE_SCHEMAS)}. Convert the recording again: "
-            "sensorium_data.convert(<tree or zip>, store, overwrite=True)."
-        )
-        raise StoreError(msg)
+    check_schema(store, ds.attrs)
     if "videos" not in ds or "frame" not in ds.dims:
         msg = (
             f"{ds.attrs.get('mouse', store)} is a {ds.attrs.get('competition')} recording of "
