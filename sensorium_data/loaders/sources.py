@@ -23,7 +23,7 @@ Tier = str | Sequence[str] | None
 
 
 @dataclass
-class Recording:
+class TrialSelection:
     """The selected trials of one recording and its normalization, in memory (small).
 
     ``positions`` index the store's trial axis; ``behavior`` (trial, 4, frame) is the
@@ -127,7 +127,7 @@ def select(ds: xr.Dataset, tier: Tier) -> np.ndarray:
     return np.flatnonzero(has)
 
 
-def recording(ds: xr.Dataset, tier: Tier, normalize: Normalize) -> Recording:
+def select_trials(ds: xr.Dataset, tier: Tier, normalize: Normalize) -> TrialSelection:
     """The selected trials of ``ds`` and their normalization constants."""
     name = str(ds.attrs["mouse"])
     store = Path(ds.attrs["store"])
@@ -153,7 +153,7 @@ def recording(ds: xr.Dataset, tier: Tier, normalize: Normalize) -> Recording:
     behavior = read_array(store, "behavior").astype(np.float32)[positions]  # (n, 4, T)
     behavior -= scale.behavior_mean
     behavior *= scale.behavior_scale
-    return Recording(
+    return TrialSelection(
         mouse=name, store=store, trials=trials, positions=positions.astype(np.int64),
         n_frames=ds["n_frames"].values[chosen].astype(np.int64),
         labelled=ds["labelled"].values[chosen].astype(bool), n_neurons=int(n_neurons),
