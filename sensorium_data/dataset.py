@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 PER_TRIAL = ("tier", "stimulus_type", "video_id", "image_id", "trial_idx", "n_frames", "labelled")
 COMPETITIONS = ("2022", "2023")
+BLOCK = 16
+"""Trials read at once from a lazy array (scoring, predicting): amortizes dask's per-task cost
+in bounded memory."""
 PER_NEURON = ("x", "y", "z")
 CHECKED = ("videos", "images", "responses", "rates", "behavior")
 
@@ -244,6 +247,22 @@ def load_mouse(
     return open_mouse(mouse, data_dir=data_dir, download=download, progress=progress).load()
 
 
+def tiers_with_trials(ds: xr.Dataset) -> dict[str, int]:
+    """The tiers that have trials with frames, and how many each, by tier name (``"none"``
+    included where such trials have frames); ``ds.sensorium.tiers_with_trials``.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset(coords={"tier": ("trial", ["train", "oracle", "train", "oracle"]),
+    ...                         "n_frames": ("trial", [300, 300, 300, 0])})
+    >>> tiers_with_trials(ds)
+    {'oracle': 1, 'train': 2}
+    """
+    tiers = ds["tier"].values[ds["n_frames"].values > 0].astype(str)
+    names, counts = np.unique(tiers, return_counts=True)
+    return dict(zip(names.tolist(), counts.tolist(), strict=True))
+
+
 @xr.register_dataset_accessor("sensorium")
 class SensoriumAccessor:
     """``ds.sensorium``: what belongs to a recording beyond its variables."""
@@ -259,6 +278,12 @@ class SensoriumAccessor:
             msg = "this Dataset was not opened with sensorium_data.open_mouse; it has no store."
             raise ValueError(msg)
         return Path(store)
+
+    @property
+    def tiers_with_trials(self) -> dict[str, int]:
+        """The tiers that have trials with frames, and how many each (:func:`tiers_with_trials`).
+        """
+        return tiers_with_trials(self._ds)
 
     @property
     def statistics(self) -> xr.Dataset:

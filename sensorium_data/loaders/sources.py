@@ -100,13 +100,6 @@ def _check(ds: xr.Dataset) -> str:
     return str(ds.attrs["mouse"])
 
 
-def tiers_with_trials(ds: xr.Dataset) -> dict[str, int]:
-    """Number of trials with valid frames per tier."""
-    tiers = ds["tier"].values[ds["n_frames"].values > 0].astype(str)
-    names, counts = np.unique(tiers, return_counts=True)
-    return dict(zip(names.tolist(), counts.tolist(), strict=True))
-
-
 def select(ds: xr.Dataset, tier: Tier) -> np.ndarray:
     """Positions (in ``ds``) of the trials of ``tier`` with valid frames."""
     name = ds.attrs["mouse"]
@@ -114,11 +107,11 @@ def select(ds: xr.Dataset, tier: Tier) -> np.ndarray:
     has = ds["n_frames"].values > 0
     if tiers is not None:
         has &= np.isin(ds["tier"].values.astype(str), tiers)
-        missing = sorted(set(tiers) - set(tiers_with_trials(ds)))
+        missing = sorted(set(tiers) - set(ds.sensorium.tiers_with_trials))
         if missing and has.any():
             log.info("%s has no trials of tier(s) %s; serving the others", name, missing)
     if not has.any():
-        counts = ", ".join(f"{t} ({n})" for t, n in tiers_with_trials(ds).items())
+        counts = ", ".join(f"{t} ({n})" for t, n in ds.sensorium.tiers_with_trials.items())
         msg = (
             f"{name} has no trials of tier {tier!r}; its tiers with trials (count): {counts}. "
             "Pass one of them as tier=, a list of them, or tier=None for every trial."

@@ -40,7 +40,7 @@ from sensorium_data.store.writer import (
     stack_statistics,
     withheld,
 )
-from sensorium_data.tree import STATISTICS, FileTree, valid_frames
+from sensorium_data.tree import FPS, STATISTICS, FileTree, valid_frames
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def _labels(tree: FileTree, video_hashes: list[str]) -> _Labels:
 def _recording_attrs(tree: FileTree) -> dict[str, object]:
     from sensorium_data import catalog
 
-    attrs: dict[str, object] = {"mouse": tree.name, "competition": "2023", "fps": 30.0}
+    attrs: dict[str, object] = {"mouse": tree.name, "competition": "2023", "fps": FPS}
     attrs.update(name_ids(tree.name))
     rec = catalog.find(tree.name)
     if rec is not None:
@@ -120,7 +120,7 @@ def _recording_attrs(tree: FileTree) -> dict[str, object]:
             set=rec.role,
             source_url=rec.url,
             license=LICENSE_2023,
-            fps=float(rec.fps or 30.0),
+            fps=float(rec.fps or FPS),
         )
     return attrs
 
@@ -263,7 +263,7 @@ class VideoWriter(StoreWriter):
         for name, values in per_trial.items():
             self.write_small(name, values, ("trial",))
         self.write_neurons(self.n_neurons)
-        self.write_small("time", np.arange(self.frames) / 30.0, ("frame",))
+        self.write_small("time", np.arange(self.frames) / FPS, ("frame",))
         self.write_small("behavior_variable", np.array(BEHAVIOR_VARIABLES, dtype=object),
                     ("behavior_variable",))
         self.group.attrs["labels_source"] = labels.source
