@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from sensorium_data.dataset import BLOCK, tiers_with_trials
 from sensorium_data.scale import official_precision
+from sensorium_data.tree import TIER_ORDER
 from sensorium_models._arrays import as_trials
 from sensorium_models.accumulators import (
     RunningCorrelationToAverage,
@@ -28,15 +30,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Scale = Literal["raw", "official"]
-TIER_ORDER = (
-    "train", "oracle", "validation", "live_test_main", "final_test_main",
-    "live_test_bonus", "final_test_bonus", "test", "final_test",
-)  # fmt: skip
 BONUS_TIERS = ("live_test_bonus", "final_test_bonus")
 IN_DOMAIN = "NaturalVideo"
 POOLED = "all"
 OUT_OF_DOMAIN = "out_of_domain"
-BLOCK = 8  # trials read at once
 # Per neuron over the scored frames, kept from the correlation's accumulator for calibration
 RECORDED, PREDICTED, SPREAD = "_recorded_mean", "_predicted_mean", "_predicted_std"
 RAW = "_raw"  # the accumulator of the raw-scale values, for them
@@ -318,11 +315,6 @@ def score(
         )
         raise ValueError(msg)
     return cells
-
-
-def tiers_with_trials(ds: xr.Dataset) -> set[str]:
-    """The tiers ``ds`` has trials of (with frames), ``"none"`` included."""
-    return {str(t) for t in ds["tier"].values.astype(str)[ds["n_frames"].values > 0]}
 
 
 def check_tiers(recs: Mapping[str, xr.Dataset], tiers: str | Sequence[str] | None) -> None:
