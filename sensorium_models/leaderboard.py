@@ -14,11 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sensorium_data.scale import official_precision
-from sensorium_models.accumulators import (
-    RunningCorrelationToAverage,
-    RunningFEVE,
-    RunningSingleTrialCorrelation,
-)
+from sensorium_models.accumulators import RunningSingleTrialCorrelation
+from sensorium_models.repeat_accumulators import RunningCorrelationToAverage, RunningFEVE
 from sensorium_models.scoring_inputs import (
     PredictionSource,
     Scale,
