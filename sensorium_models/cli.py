@@ -295,12 +295,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-# The models sensorium_models registers, named here so that --help does not import torch;
-# tests/test_cli.py checks it against list_models().
-BUILTIN_MODELS = (
-    "dwiseneuro", "dwiseneuro_distilled", "dynamic_v1fm", "factorized_baseline", "gru_baseline",
-    "ln", "viv1t",
-)
+class RegistryHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Fills ``{models}`` in an option's help with the registered models, read from the
+    registry only when that help is shown: listing them imports every model file (and torch),
+    which ``sensorium --help`` and the other commands need not wait for."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text and "{models}" in text:
+            from sensorium_models.models import list_models
+
+            text = text.replace("{models}", ", ".join(list_models()))
+        return text
 
 
 def add_model_commands(add: Adder) -> None:
@@ -333,8 +339,9 @@ def add_model_commands(add: Adder) -> None:
                   "the best model). A config\nfile (TOML or JSON) holds TrainConfig's keys and a "
                   "[model_config] table of the model's\noptions; --set overrides any of them. "
                   "See docs/training.md.")
-    p.add_argument("--model", help=f"one of {', '.join(BUILTIN_MODELS)} (docs/models.md; "
-                   "default factorized_baseline)")
+    p.formatter_class = RegistryHelpFormatter
+    p.add_argument("--model", help="one of {models} (docs/models.md; default "
+                   "factorized_baseline)")
     p.add_argument("--mice", nargs="+", help="letters (F G H I J), recording names, or paths "
                    "to stores or file trees")
     p.add_argument("--config", help="a TOML or JSON file of TrainConfig keys")
