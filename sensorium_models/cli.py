@@ -97,8 +97,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from sensorium_models.leaderboard import flagged
-    from sensorium_models.training import train
+    from sensorium_models.training import distributed, train
 
+    world = distributed.from_environment()
+    if args.ensemble and (args.nproc > 1 or world.active):
+        msg = (f"--ensemble {args.ensemble} on several processes: an ensemble trains its members "
+               "one after another; drop --nproc (and torchrun), or train each member with it.")
+        raise ValueError(msg)
+    if args.nproc > 1:
+        return distributed.launch(args.nproc, distributed.train_arguments(args))
     if args.ensemble and args.resume:
         msg = ("--ensemble with --resume: run the same `sensorium train --ensemble ...` command "
                "again (same --out); it keeps finished members and resumes the interrupted one.")
@@ -110,6 +117,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         msg = f"--out {args.out} and --resume {args.resume}: a resumed run stays in its folder."
         raise ValueError(msg)
     run_dir = train(config, resume=args.resume)
+    if not world.main:  # rank 0 reports
+        return 0
     metrics = pd.read_csv(run_dir / "metrics.csv")
     best = metrics.loc[metrics["validation_correlation"].idxmax()]
     print(f"run directory: {run_dir}")
@@ -358,6 +367,8 @@ def add_model_commands(add: Adder) -> None:
                    "max_epochs not with schedule=warmup_cosine)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--max-epochs", type=int, help="stop after this many epochs at the latest")
+    p.add_argument("--nproc", type=positive_int, default=1, metavar="K", help="train on K local "
+                   "processes (torchrun, DistributedDataParallel; batch_size is split over them)")
     p.add_argument("--ensemble", choices=["v1fm31", "folds7"], help="train a named ensemble "
                    "member by member under --out (v1fm31: Dynamic-V1FM's 31 readout variants; "
                    "folds7: one run per fold of 7 by video, DwiseNeuro's; a --set "
