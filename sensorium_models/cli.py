@@ -90,6 +90,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                        ("fold", args.fold)):
         if value is not None:
             overrides[key] = value
+    if getattr(args, "track", None):  # 2022: SENSORIUM+ adds behaviour channels and shifter
+        overrides["track"] = args.track
+        overrides.setdefault("model_config.shifter", args.track == "sensorium+")
     return config.with_overrides(overrides)
 
 
@@ -299,7 +302,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # tests/test_cli.py checks it against list_models().
 BUILTIN_MODELS = (
     "dwiseneuro", "dwiseneuro_distilled", "dynamic_v1fm", "factorized_baseline", "gru_baseline",
-    "ln", "viv1t",
+    "ln", "ln_2022", "sota_2022", "v1t", "viv1t",
 )
 
 
@@ -351,6 +354,9 @@ def add_model_commands(add: Adder) -> None:
                    "max_epochs not with schedule=warmup_cosine)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--max-epochs", type=int, help="stop after this many epochs at the latest")
+    p.add_argument("--track", choices=["sensorium", "sensorium+"], help="2022 recordings: "
+                   "sensorium (images only, no shifter) or sensorium+ (behaviour as image "
+                   "channels, the pupil shifter on); docs/training.md, '2022'")
     p.add_argument("--ensemble", choices=["v1fm31", "folds7"], help="train a named ensemble "
                    "member by member under --out (v1fm31: Dynamic-V1FM's 31 readout variants; "
                    "folds7: one run per fold of 7 by video, DwiseNeuro's; a --set "
