@@ -164,3 +164,28 @@ def test_the_track_flag_sets_the_shifter(track, shifter):
                                      "--track", track])
     config = train_config(args)
     assert config.track == track and config.model_config["shifter"] is shifter
+
+
+@pytest.mark.parametrize("track", ["sensorium", "sensorium+"])
+def test_a_2022_store_trains_and_scores_end_to_end(make_static_tree, tmp_path, track):
+    import pandas as pd
+
+    from sensorium_data.store import convert
+
+    store = convert(make_static_tree(), tmp_path / "toy.zarr", progress=False)
+    config = sm.TrainConfig(
+        model="sota_2022", mice=(str(store),), track=track, val_tier="validation",
+        model_config={"hidden_channels": 4, "shifter": track == "sensorium+"},
+        batch_size=4, max_epochs=2, device="cpu", progress=False, out=str(tmp_path / "run"),
+        optimizer="adam", lr=0.009, weight_decay=0.0)
+    run = sm.train(config)
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert len(metrics) == 2 and metrics["validation_correlation"].notna().all()
+    scores = pd.read_csv(run / "scores.csv").set_index("tier")
+    # the tiny tree withholds the test tiers' responses, as the competition mice's files do
+    assert scores.loc["validation", "n_trials"] == 2
+    assert np.isfinite(scores.loc["validation", "single_trial_correlation"])
+    assert scores.loc["test", "n_trials"] == 0 and scores.loc["test", "n_unlabelled"] == 4
+    model = sm.load_run(run)
+    assert model.in_channels == (4 if track == "sensorium+" else 1)
+    assert (model.shifters is not None) == (track == "sensorium+")

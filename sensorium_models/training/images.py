@@ -60,8 +60,9 @@ def image_set(config: TrainConfig, datasets: Mapping[str, xr.Dataset],
                "'official' (the starter kit's normalization with the shipped statistics) or "
                "'none'.")
         raise ValueError(msg)
+    track = "sensorium+" if config.track == "sensorium+" else "sensorium"  # checked by config
     return ImageDataset(list(datasets.values()), tier=tier, scale=config.image_scale,
-                        track=config.track,
+                        track=track,
                         normalize=None if config.normalize == "none" else "official")
 
 
@@ -195,7 +196,8 @@ def score(model: nn.Module, datasets: Mapping[str, xr.Dataset], config: TrainCon
 
     predictions = {}
     for mouse, ds in datasets.items():
-        tiers = sorted(set(ds["tier"].values.astype(str)) - {"train", "none"})
+        present = {str(t) for t in ds["tier"].values.astype(str)}
+        tiers = sorted(present - {"train", "none"})
         if not tiers:
             continue
         dataset = image_set(config, {mouse: ds}, tiers)
