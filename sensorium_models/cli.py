@@ -90,6 +90,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                        ("fold", args.fold)):
         if value is not None:
             overrides[key] = value
+    if getattr(args, "track", None):  # 2022: SENSORIUM+ adds behaviour channels and shifter
+        overrides["track"] = args.track
+        overrides.setdefault("model_config.shifter", args.track == "sensorium+")
     return config.with_overrides(overrides)
 
 
@@ -369,6 +372,9 @@ def add_model_commands(add: Adder) -> None:
     p.add_argument("--max-epochs", type=int, help="stop after this many epochs at the latest")
     p.add_argument("--nproc", type=positive_int, default=1, metavar="K", help="train on K local "
                    "processes (torchrun, DistributedDataParallel; batch_size is split over them)")
+    p.add_argument("--track", choices=["sensorium", "sensorium+"], help="2022 recordings: "
+                   "sensorium (images only, no shifter) or sensorium+ (behaviour as image "
+                   "channels, the pupil shifter on); docs/training.md, '2022'")
     p.add_argument("--ensemble", choices=["v1fm31", "folds7"], help="train a named ensemble "
                    "member by member under --out (v1fm31: Dynamic-V1FM's 31 readout variants; "
                    "folds7: one run per fold of 7 by video, DwiseNeuro's; a --set "

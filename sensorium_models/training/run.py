@@ -12,7 +12,6 @@ The run directory::
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -27,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from sensorium_models.training import checkpoint, data, distributed, guards, schedule
+from sensorium_models.training import checkpoint, data, distributed, guards, images, schedule
 from sensorium_models.training.batchnorm import recompute_batch_norm
+from sensorium_models.training.checkpoint import write_metrics
 from sensorium_models.training.compiling import compile_model
 from sensorium_models.training.config import ConfigError, TrainConfig
 from sensorium_models.training.ema import WeightAverage
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METRICS, SCORES = "metrics.csv", "scores.csv"
-COLUMNS = ("epoch", "lr", "train_loss", "validation_correlation", "seconds")
 # Training batches whose statistics the batch norm layers keep for evaluation, taken after
 # every epoch with the epoch's clip windows (docs/models.md, "Batch norm").
 NORM_BATCHES = 64
@@ -192,11 +191,15 @@ class Trainer:
         self.datasets = data.open_mice(config)
         warn_few_train_trials(config, self.datasets)
         train_sets, val_sets, tiers = self._split(config)
-        self.clips = data.clips(config, train_sets, tiers[0])
-        self.validation = data.trials(val_sets, tiers[1], data.loader_options(config))
+        self.static = images.is_static(self.datasets)  # 2022 recordings: images
+        self.clips = (images.image_set(config, train_sets, tiers[0]) if self.static
+                      else data.clips(config, train_sets, tiers[0]))
+        self.validation = (images.image_set(config, val_sets, tiers[1]) if self.static else
+                           data.trials(val_sets, tiers[1], data.loader_options(config)))
         self.specs = mouse_specs(self.datasets)
         if state is None:
-            means = data.mean_responses(config, self.datasets, config.batch_size)
+            means = (images.mean_responses(self.clips, config.batch_size) if self.static
+                     else data.mean_responses(config, self.datasets, config.batch_size))
             self.specs = {m: dataclasses.replace(s, mean_response=means[m])
                           for m, s in self.specs.items()}
         try:
@@ -380,9 +383,9 @@ class Trainer:
         recompute_batch_norm(core, data.loader(self.clips, self.norm_batches,
                                                config.num_workers),
                              device=self.device, autocast=self.autocast)
-        correlation = validate(evaluated, self.validation, batch_size=config.batch_size,
-                               device=self.device, autocast=self.autocast,
-                               num_workers=config.num_workers)
+        correlation = (images.validate if self.static else validate)(
+            evaluated, self.validation, batch_size=config.batch_size, device=self.device,
+            autocast=self.autocast, num_workers=config.num_workers)
         # EarlyStopping comes with the plateau scheduler, KeepBest ignores the scheduler
         decision = self.stopping.step(correlation, self.epoch,
                                       self.scheduler)  # type: ignore[arg-type]
@@ -451,6 +454,9 @@ class Trainer:
         """Predict every labelled tier but train with the best model; write scores.csv."""
         from sensorium_models.leaderboard import evaluate
 
+        if self.static:
+            return images.score(self.model, self.datasets, self.config, self.folder / SCORES,
+                                self.device, self.autocast)
         tiers = scored_tiers(self.datasets)
         if self.config.fold is not None:  # both tiers were pooled and trained on, in part
             pooled = {self.config.train_tier, self.config.val_tier}
@@ -475,12 +481,3 @@ def scored_tiers(datasets: Mapping[str, xr.Dataset]) -> list[str]:
         labelled = ds["labelled"].values.astype(bool) & (ds["n_frames"].values > 0)
         out |= set(ds["tier"].values.astype(str)[labelled])
     return sorted(str(t) for t in out - {"train", "none"})
-
-
-def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(history)
-    partial.replace(path)
