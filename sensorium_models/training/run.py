@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from sensorium_models.predictions import fill_cache
 from sensorium_models.training import checkpoint, data, distributed, guards, images, schedule
 from sensorium_models.training.batchnorm import recompute_batch_norm
 from sensorium_models.training.checkpoint import write_metrics
@@ -469,6 +470,8 @@ class Trainer:
         predictions = predict(self.model, self.datasets, tiers=tiers,
                               batch_size=self.config.batch_size, device=str(self.device),
                               progress=self.config.progress, **data.loader_options(self.config))
+        if (self.folder / checkpoint.BEST).is_file():  # the model is best.pt's: cached
+            fill_cache(self.folder, self.datasets, predictions, self.device.type)
         table = evaluate(predictions, self.datasets, scale="official")
         table.to_csv(self.folder / SCORES, index=False)
         log.info("scores written to %s", self.folder / SCORES)
