@@ -75,7 +75,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     """The config of ``sensorium train``: the run's (``--resume``) or a file's or the
     defaults, then the flags."""
     from sensorium_models.training import TrainConfig, read_config
-    from sensorium_models.training.config import parse_assignment
+    from sensorium_models.training.options import parse_assignment
 
     if args.config:
         config = TrainConfig.from_file(args.config)
@@ -89,6 +89,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                        ("fold", args.fold)):
         if value is not None:
             overrides[key] = value
+    if getattr(args, "track", None):  # 2022: SENSORIUM+ adds behaviour channels and shifter
+        overrides["track"] = args.track
+        overrides.setdefault("model_config.shifter", args.track == "sensorium+")
     return config.with_overrides(overrides)
 
 
@@ -96,8 +99,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from sensorium_models.leaderboard import flagged
-    from sensorium_models.training import train
+    from sensorium_models.training import distributed, train
 
+    world = distributed.from_environment()
+    if args.ensemble and (args.nproc > 1 or world.active):
+        msg = (f"--ensemble {args.ensemble} on several processes: an ensemble trains its members "
+               "one after another; drop --nproc (and torchrun), or train each member with it.")
+        raise ValueError(msg)
+    if args.nproc > 1:
+        return distributed.launch(args.nproc, distributed.train_arguments(args))
     if args.ensemble and args.resume:
         msg = ("--ensemble with --resume: run the same `sensorium train --ensemble ...` command "
                "again (same --out); it keeps finished members and resumes the interrupted one.")
@@ -109,6 +119,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         msg = f"--out {args.out} and --resume {args.resume}: a resumed run stays in its folder."
         raise ValueError(msg)
     run_dir = train(config, resume=args.resume)
+    if not world.main:  # rank 0 reports
+        return 0
     metrics = pd.read_csv(run_dir / "metrics.csv")
     best = metrics.loc[metrics["validation_correlation"].idxmax()]
     print(f"run directory: {run_dir}")
@@ -254,12 +266,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-# The models sensorium_models registers, named here so that --help does not import torch;
-# tests/test_cli.py checks it against list_models().
-BUILTIN_MODELS = (
-    "dwiseneuro", "dwiseneuro_distilled", "dynamic_v1fm", "factorized_baseline", "gru_baseline",
-    "ln", "viv1t",
-)
+class RegistryHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Fills ``{models}`` in an option's help with the registered models, read from the
+    registry only when that help is shown: listing them imports every model file (and torch),
+    which ``sensorium --help`` and the other commands need not wait for."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text and "{models}" in text:
+            from sensorium_models.models import list_models
+
+            text = text.replace("{models}", ", ".join(list_models()))
+        return text
 
 
 def add_model_commands(add: Adder) -> None:
@@ -295,8 +313,9 @@ def add_model_commands(add: Adder) -> None:
                   "the best model). A config\nfile (TOML or JSON) holds TrainConfig's keys and a "
                   "[model_config] table of the model's\noptions; --set overrides any of them. "
                   "See docs/training.md.")
-    p.add_argument("--model", help=f"one of {', '.join(BUILTIN_MODELS)} (docs/models.md; "
-                   "default factorized_baseline)")
+    p.formatter_class = RegistryHelpFormatter
+    p.add_argument("--model", help="one of {models} (docs/models.md; default "
+                   "factorized_baseline)")
     p.add_argument("--mice", nargs="+", help="letters (F G H I J), recording names, or paths "
                    "to stores or file trees")
     p.add_argument("--config", help="a TOML or JSON file of TrainConfig keys")
@@ -313,6 +332,11 @@ def add_model_commands(add: Adder) -> None:
                    "max_epochs not with schedule=warmup_cosine)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--max-epochs", type=int, help="stop after this many epochs at the latest")
+    p.add_argument("--nproc", type=positive_int, default=1, metavar="K", help="train on K local "
+                   "processes (torchrun, DistributedDataParallel; batch_size is split over them)")
+    p.add_argument("--track", choices=["sensorium", "sensorium+"], help="2022 recordings: "
+                   "sensorium (images only, no shifter) or sensorium+ (behaviour as image "
+                   "channels, the pupil shifter on); docs/training.md, '2022'")
     p.add_argument("--ensemble", choices=["v1fm31", "folds7"], help="train a named ensemble "
                    "member by member under --out (v1fm31: Dynamic-V1FM's 31 readout variants; "
                    "folds7: one run per fold of 7 by video, DwiseNeuro's; a --set "

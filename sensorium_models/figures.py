@@ -332,8 +332,8 @@ def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
     """
     import pandas as pd
 
-    from sensorium_models.leaderboard import recordings
     from sensorium_models.metrics import single_trial_correlation
+    from sensorium_models.scoring_inputs import datasets_by_name
     from sensorium_models.training import data, load_run, predict, read_config
 
     # every check before anything is drawn or written
@@ -349,7 +349,7 @@ def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
     model: Any = load_run(run)
     if datasets is None:
         datasets = data.open_run_mice(run, data_dir)
-    given = recordings(datasets)  # by the names the model knows them by
+    given = datasets_by_name(datasets)  # by the names the model knows them by
     known = {m: ds for m, ds in given.items() if m in model.mice}
     if not known:
         msg = (f"none of the recordings given ({', '.join(given)}) is one the run was trained "

@@ -86,7 +86,7 @@ def read_predictions(path: str | os.PathLike[str]) -> dict[str, xr.DataArray]:
         raise ValueError(msg)
     import zarr
 
-    from sensorium_data.store import quiet_zarr
+    from sensorium_data.store.layout import quiet_zarr
 
     with quiet_zarr():
         names = sorted(zarr.open_group(source, mode="r").group_keys())
@@ -102,7 +102,7 @@ def read_predictions(path: str | os.PathLike[str]) -> dict[str, xr.DataArray]:
 
 
 def _write_zarr(predictions: Mapping[str, xr.DataArray], out: Path) -> None:
-    from sensorium_data.store import quiet_zarr
+    from sensorium_data.store.layout import quiet_zarr
 
     with quiet_zarr():
         for mouse, values in predictions.items():
@@ -242,10 +242,10 @@ def predict_cached(run: str | os.PathLike[str], datasets: Any, *,
     >>> p = predict_cached("runs/fact", datasets)  # doctest: +SKIP
     >>> again = predict_cached("runs/fact", datasets)  # read back, not run  # doctest: +SKIP
     """
-    from sensorium_models.leaderboard import check_tiers, recordings
+    from sensorium_models.scoring_inputs import check_tiers, datasets_by_name
     from sensorium_models.training.predict import predict, resolve_device, wanted_tiers
 
-    recs = recordings(datasets)
+    recs = datasets_by_name(datasets)
     check_tiers(recs, tiers)
     key = cache_key(run, recs, resolve_device(device).type) if cache else None
     if key is None:
