@@ -226,7 +226,10 @@ def open_mouse(
     --------
     >>> import sensorium_data as sd
     >>> ds = sd.open_mouse("F")  # doctest: +SKIP
-    >>> oracle = ds.responses.where(ds.tier == "oracle", drop=True)  # doctest: +SKIP
+    >>> ds = sd.open_mouse(tiny[0], progress=False)  # or a simulated one (sd.simulate)
+    >>> oracle = ds.responses.where(ds.tier == "oracle", drop=True)
+    >>> dict(oracle.sizes)
+    {'trial': 2, 'neuron': 16, 'frame': 180}
     """
     store = resolve_store(mouse, data_dir=data_dir, download=download, progress=progress)
     return open_store(store)
