@@ -127,6 +127,22 @@ def test_tiers_and_withheld_responses(store):
         sd.ImageDataset(store, tier="oracle")
 
 
+def test_tiers_with_trials_of_a_2022_recording_count_every_trial(store):
+    ds = sd.open_mouse(store, progress=False)
+    tiers, counts = np.unique(ds.tier.values.astype(str), return_counts=True)
+    assert ds.sensorium.tiers_with_trials == dict(zip(tiers.tolist(), counts.tolist(),
+                                                      strict=True))
+    assert ds.sensorium.tiers_with_trials["train"] == 5
+
+
+def test_a_store_of_an_unknown_schema_is_refused(store):
+    ds = sd.open_mouse(store, progress=False)
+    ds.attrs["schema_version"] = 99
+    with pytest.raises(sd.StoreError, match=r"schema version 99, but this version of sensorium "
+                                            r"reads versions \[1, 2\]\. Convert the recording"):
+        sd.ImageDataset(ds)
+
+
 def test_sampler_and_workers_give_the_same_batches(make_static_tree, tmp_path):
     stores = [convert(make_static_tree(f"m{i}", height=16, width=32, seed=i),
                       tmp_path / f"m{i}.zarr", progress=False) for i in range(2)]
