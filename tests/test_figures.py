@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 import sensorium_data as sd
@@ -139,3 +140,24 @@ def test_readout_positions_follow_the_shifter_at_the_mean_pupil(trained_run, dat
     raw = mean_pupil(ds, dataclasses.replace(config, normalize="none"))
     train = ds["behavior"].values[ds["tier"].values == "train"][:, 2:4]
     np.testing.assert_allclose(raw, np.nanmean(train, axis=(0, 2)), rtol=1e-5)
+
+
+def test_lr_decays_are_marked_only_for_the_plateau_schedule(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from sensorium_models.figures import run_curves
+
+    marks = []
+    original = matplotlib.axes.Axes.axvline
+    monkeypatch.setattr(matplotlib.axes.Axes, "axvline",
+                        lambda self, x=0, *a, **k: marks.append(x) or original(self, x, *a, **k))
+    metrics = pd.DataFrame({"epoch": [1, 2, 3, 4], "validation_correlation": [0.1, 0.2, 0.25, 0.3],
+                            "train_loss": [4.0, 3.0, 2.5, 2.2],
+                            "lr": [5e-3, 5e-3, 1.5e-3, 1.5e-3]})
+    run_curves(metrics, tmp_path / "plateau.png", model="m", val_tier="oracle")
+    assert marks == [2.5, 2.5]  # one decay, on both panels
+    marks.clear()
+    cosine = metrics.assign(lr=[5e-3, 4e-3, 2e-3, 5e-4])  # falls every epoch by design
+    run_curves(cosine, tmp_path / "cosine.png", model="m", val_tier="oracle",
+               schedule="warmup_cosine")
+    assert marks == []
