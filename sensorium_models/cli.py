@@ -76,7 +76,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     """The config of ``sensorium train``: the run's (``--resume``) or a file's or the
     defaults, then the flags."""
     from sensorium_models.training import TrainConfig, read_config
-    from sensorium_models.training.config import parse_assignment
+    from sensorium_models.training.options import parse_assignment
 
     if args.config:
         config = TrainConfig.from_file(args.config)

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sensorium_data.dataset import BLOCK
 from sensorium_data.scale import official_precision
+from sensorium_data.tree import TIER_ORDER
 from sensorium_models.accumulators import RunningSingleTrialCorrelation
 from sensorium_models.repeat_accumulators import RunningCorrelationToAverage, RunningFEVE
 from sensorium_models.scoring_inputs import (
@@ -31,16 +33,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["evaluate", "flagged", "official_precision", "score", "table"]
-
-TIER_ORDER = (
-    "train", "oracle", "validation", "live_test_main", "final_test_main",
-    "live_test_bonus", "final_test_bonus", "test", "final_test",
-)  # fmt: skip
 BONUS_TIERS = ("live_test_bonus", "final_test_bonus")
 IN_DOMAIN = "NaturalVideo"
 POOLED = "all"
 OUT_OF_DOMAIN = "out_of_domain"
-BLOCK = 8  # trials read at once
 # Per neuron over the scored frames, kept from the correlation's accumulator for calibration
 RECORDED, PREDICTED, SPREAD = "_recorded_mean", "_predicted_mean", "_predicted_std"
 RAW = "_raw"  # the accumulator of the raw-scale values, for them

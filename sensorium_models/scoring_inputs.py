@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from sensorium_data.dataset import tiers_with_trials
 from sensorium_data.scale import official_precision
 from sensorium_models._arrays import as_trials
 
@@ -228,11 +229,6 @@ class ArraySource:
         index = rows if isinstance(self.data, np.ndarray) else np.asarray(rows)
         block = np.asarray(self.data[index])
         return block if self.order is None else block[:, self.order]
-
-
-def tiers_with_trials(ds: xr.Dataset) -> set[str]:
-    """The tiers ``ds`` has trials of (with frames), ``"none"`` included."""
-    return {str(t) for t in ds["tier"].values.astype(str)[ds["n_frames"].values > 0]}
 
 
 def check_tiers(recs: Mapping[str, xr.Dataset], tiers: str | Sequence[str] | None) -> None:

@@ -237,9 +237,9 @@ def shared_loader_options(runs: Sequence[RunPath]) -> dict[str, Any]:
 
 def wanted_tiers(ds: xr.Dataset, tiers: str | Sequence[str] | None) -> list[str]:
     """The tiers of ``tiers`` (default: all but train) that ``ds`` has trials of."""
-    from sensorium_models.scoring_inputs import tiers_with_trials
+    from sensorium_data.dataset import tiers_with_trials
 
-    present = tiers_with_trials(ds)
+    present = set(tiers_with_trials(ds))
     if tiers is None:
         return sorted(present - {"train", "none"})
     chosen = [tiers] if isinstance(tiers, str) else list(tiers)

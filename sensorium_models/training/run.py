@@ -29,18 +29,16 @@ import torch
 from sensorium_models.training import checkpoint, data, guards, schedule
 from sensorium_models.training.batchnorm import recompute_batch_norm
 from sensorium_models.training.compiling import compile_model
-from sensorium_models.training.config import (
-    ConfigError,
-    TrainConfig,
-    resolve_model_config,
-)
+from sensorium_models.training.config import ConfigError, TrainConfig
 from sensorium_models.training.ema import WeightAverage
 from sensorium_models.training.lock import check_free, claim
 from sensorium_models.training.loop import train_epoch, validate
 from sensorium_models.training.losses import get_loss
 from sensorium_models.training.optim import build_optimizer
+from sensorium_models.training.options import resolve_model_config
 from sensorium_models.training.precision import resolve_precision
 from sensorium_models.training.predict import predict, resolve_device
+from sensorium_models.training.preflight import check_window, warn_few_train_trials
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -55,9 +53,6 @@ COLUMNS = ("epoch", "lr", "train_loss", "validation_correlation", "seconds")
 # Training batches whose statistics the batch norm layers keep for evaluation, taken after
 # every epoch with the epoch's clip windows (docs/models.md, "Batch norm").
 NORM_BATCHES = 64
-# Below this many train trials a recording's per-frame statistics are too noisy for
-# normalize="official" (the simulator's tiny preset has 16; real recordings hundreds).
-FEW_TRAIN_TRIALS = 100
 
 
 def train(config: TrainConfig | str | os.PathLike[str], *,
@@ -450,37 +445,6 @@ class Trainer:
         table = evaluate(predictions, self.datasets, scale="official")
         table.to_csv(self.folder / SCORES, index=False)
         log.info("scores written to %s", self.folder / SCORES)
-
-
-def check_window(config: TrainConfig, model: VideoEncoder) -> None:
-    """A model that takes clips of a fixed window at a frame step (DwiseNeuro) must get them."""
-    window = getattr(model.config, "window", None)
-    step = getattr(model.config, "frame_step", None)
-    if window is None or step is None:
-        return
-    if config.frames > window or config.frame_step != step:
-        msg = (f"frames={config.frames} at frame_step={config.frame_step}: {config.model} "
-               f"takes clips of at most window={window} frames at frame_step={step}; pass "
-               f"--set frames={window} --set frame_step={step}.")
-        raise ConfigError(msg)
-
-
-def warn_few_train_trials(config: TrainConfig, datasets: Mapping[str, xr.Dataset]) -> None:
-    """Log a warning naming ``normalize="per_neuron"`` when the competition's per-frame
-    statistics come from fewer than ``FEW_TRAIN_TRIALS`` train trials of some recording."""
-    if config.normalize != "official":
-        return
-    counts = {m: int((ds["tier"].values.astype(str) == config.train_tier).sum())
-              for m, ds in datasets.items()}
-    few = {m: n for m, n in counts.items() if n < FEW_TRAIN_TRIALS}
-    if few:
-        listed = ", ".join(f"{m} ({n})" for m, n in few.items())
-        log.warning(
-            "few %s trials in %s: normalize='official' divides each frame by its standard "
-            "deviation over these trials, too few to estimate it (a quiet neuron's frame gets "
-            "up to 100x weight), and such runs learn little beyond the mean. Pass --set "
-            "normalize=per_neuron (docs/training.md, 'When training goes wrong').",
-            config.train_tier, listed)
 
 
 def scored_tiers(datasets: Mapping[str, xr.Dataset]) -> list[str]:
