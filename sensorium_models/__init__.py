@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         register_model,
         register_readout,
     )
+    from sensorium_models.predictions import read_predictions, write_predictions
     from sensorium_models.submission import (
         read_submission,
         score_submission,
@@ -76,6 +77,7 @@ __all__ = [
     "plot_run",
     "predict",
     "read_config",
+    "read_predictions",
     "read_submission",
     "register_model",
     "register_readout",
@@ -83,6 +85,7 @@ __all__ = [
     "single_trial_correlation",
     "train",
     "validate_submission",
+    "write_predictions",
     "write_submission",
 ]
 
@@ -98,6 +101,7 @@ _HOMES = {
     **dict.fromkeys(
         ["Ensemble", "MouseSpec", "create_model", "list_models", "list_readouts",
          "model_config", "mouse_specs", "register_model", "register_readout"], "models"),
+    **dict.fromkeys(["read_predictions", "write_predictions"], "predictions"),
     **dict.fromkeys(
         ["read_submission", "score_submission", "validate_submission", "write_submission"],
         "submission"),

@@ -94,7 +94,8 @@ def _check(ds: xr.Dataset) -> str:
     if "videos" not in ds or "frame" not in ds.dims:
         msg = (
             f"{ds.attrs.get('mouse', store)} is a {ds.attrs.get('competition')} recording of "
-            "static images; clips need a 2023 (video) recording."
+            "static images; clips need a 2023 (video) recording. Read 2022 recordings with "
+            "sensorium_data.ImageDataset."
         )
         raise ValueError(msg)
     return str(ds.attrs["mouse"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import pickle
@@ -13,6 +14,9 @@ import numpy as np
 import torch
 
 from sensorium_models.training.config import TrainConfig
+
+COLUMNS = ("epoch", "lr", "train_loss", "validation_correlation", "seconds")
+"""The columns of metrics.csv."""
 
 if TYPE_CHECKING:
     from torch import nn
@@ -222,3 +226,13 @@ def _plain(config: Any) -> dict[str, Any]:
     import json
 
     return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
+    """Write the run's ``history`` (one row per epoch) as ``path`` (metrics.csv), atomically."""
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(history)
+    partial.replace(path)

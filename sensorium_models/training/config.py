@@ -72,6 +72,10 @@ class TrainConfig:
         behaviour and responses.
     behavior_channels, pupil_channels
         Behaviour (pupil dilation, running speed) and pupil position as extra video channels.
+    track, image_scale
+        2022 (static image) recordings only: ``"sensorium"`` (the image alone) or
+        ``"sensorium+"`` (behaviour as 3 extra image channels; pair it with
+        ``model_config.shifter = true``), and the image scale (0.25: the starter kit's 36 x 64).
     train_tier, val_tier
         The tier of the training clips, and the tier whose single-trial correlation drives
         the LR schedule and early stopping.
@@ -173,6 +177,8 @@ class TrainConfig:
     normalize: str = "official"
     behavior_channels: bool = True
     pupil_channels: bool = False
+    track: str = "sensorium"
+    image_scale: float = 0.25
     train_tier: str = "train"
     val_tier: str = "oracle"
     frame_step: int = 1
@@ -228,6 +234,10 @@ class TrainConfig:
             raise ConfigError(msg)
         if self.loss not in LOSSES:
             msg = f"loss={self.loss!r}; choose one of {list(LOSSES)}."
+            raise ConfigError(msg)
+        if self.track not in ("sensorium", "sensorium+") or not self.image_scale > 0:
+            msg = (f"track={self.track!r}, image_scale={self.image_scale}: the 2022 track is "
+                   "'sensorium' or 'sensorium+' and the image scale positive (0.25: 36 x 64).")
             raise ConfigError(msg)
         if self.folds < 2:
             msg = f"folds={self.folds}; cross-validation needs at least 2 folds (DwiseNeuro: 7)."
