@@ -463,7 +463,8 @@ def flagged(table: pd.DataFrame) -> list[str]:
     """One line per row of ``table`` with a warning, naming the row and what to check."""
     if "warning" not in table.columns:
         return []
-    bad = table[table["warning"].fillna("").astype(str) != ""]
+    # read back from a CSV, a column without any warning is float NaN
+    bad = table[[isinstance(w, str) and w != "" for w in table["warning"]]]
     return [
         f"predictions of {row.mouse}, {row.tier}, {row.stimulus_type}: {row.warning} "
         f"(calibration {row.calibration:.3g}); correlations ignore scale, so check the run "
