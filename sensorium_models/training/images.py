@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -60,7 +60,8 @@ def image_set(config: TrainConfig, datasets: Mapping[str, xr.Dataset],
                "'official' (the starter kit's normalization with the shipped statistics) or "
                "'none'.")
         raise ValueError(msg)
-    track = "sensorium+" if config.track == "sensorium+" else "sensorium"  # checked by config
+    track: Literal["sensorium", "sensorium+"] = (
+        "sensorium+" if config.track == "sensorium+" else "sensorium")  # checked by config
     return ImageDataset(list(datasets.values()), tier=tier, scale=config.image_scale,
                         track=track,
                         normalize=None if config.normalize == "none" else "official")
