@@ -150,7 +150,7 @@ def build(payload: Mapping[str, Any], path: Path) -> nn.Module:
     """The model of a checkpoint (``payload``, read from ``path``), with its weights, in eval
     mode on the CPU."""
     from sensorium_models.models import MouseSpec, create_model
-    from sensorium_models.training.config import resolve_model_config
+    from sensorium_models.training.options import resolve_model_config
 
     options = resolve_model_config(payload["model"], payload["model_config"])
     mice = {m: MouseSpec(n_neurons=int(v["n_neurons"]), coords=v["coords"].numpy())
