@@ -24,6 +24,7 @@ from sensorium_models.models import (
     register_model,
     register_readout,
 )
+from sensorium_models.scoring2022 import leaderboard_2022, website_metrics
 from sensorium_models.submission import (
     read_submission,
     score_submission,
@@ -54,6 +55,7 @@ __all__ = [
     "create_model",
     "evaluate",
     "feve",
+    "leaderboard_2022",
     "list_models",
     "list_readouts",
     "load_run",
@@ -71,5 +73,6 @@ __all__ = [
     "single_trial_correlation",
     "train",
     "validate_submission",
+    "website_metrics",
     "write_submission",
 ]

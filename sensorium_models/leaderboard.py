@@ -321,8 +321,12 @@ def score(
 
 
 def tiers_with_trials(ds: xr.Dataset) -> set[str]:
-    """The tiers ``ds`` has trials of (with frames), ``"none"`` included."""
-    return {str(t) for t in ds["tier"].values.astype(str)[ds["n_frames"].values > 0]}
+    """The tiers ``ds`` has trials of (with frames), ``"none"`` included; every trial of a
+    2022 (static) recording counts (it has no frames)."""
+    tiers = ds["tier"].values.astype(str)
+    if "n_frames" in ds.variables:
+        tiers = tiers[ds["n_frames"].values > 0]
+    return {str(t) for t in tiers}
 
 
 def check_tiers(recs: Mapping[str, xr.Dataset], tiers: str | Sequence[str] | None) -> None:
