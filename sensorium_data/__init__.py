@@ -25,8 +25,8 @@ from sensorium_data.errors import RecordingFormatError, SensoriumDataError, Stor
 from sensorium_data.fetch import DownloadError, HashMismatchError, download, fetch_mouse
 from sensorium_data.simulate import list_presets, simulate
 from sensorium_data.store import convert
+from sensorium_data.store.upgrade import upgrade
 from sensorium_data.tree import FileTree, TreeWriter, open_tree
-from sensorium_data.upgrade import upgrade
 
 if TYPE_CHECKING:
     from sensorium_data.loaders import (

@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from sensorium_data.scale import official_precision
-from sensorium_models.accumulators import RunningFEVE
-from sensorium_models.metrics import correlation_to_average, single_trial_correlation
+from sensorium_models.metrics import RunningFEVE, correlation_to_average, single_trial_correlation
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -146,13 +145,13 @@ def leaderboard_2022(
     """
     import pandas as pd
 
-    from sensorium_models.leaderboard import lookup, recordings
+    from sensorium_models.scoring_inputs import dataset_name, datasets_by_name
 
     if units not in ("official", "raw"):
         msg = (f"units={units!r}; choose 'official' (predictions on the leaderboard's scale) "
                "or 'raw' (the recording's units, scaled here).")
         raise ValueError(msg)
-    recs = recordings(datasets)
+    recs = datasets_by_name(datasets)
     keys = datasets if isinstance(datasets, Mapping) else {}
     chosen = [tiers] if isinstance(tiers, str) else list(tiers)
     present: set[str] = set()
@@ -166,7 +165,7 @@ def leaderboard_2022(
         raise ValueError(msg)
     rows = []
     for key, value in predictions.items():
-        name = lookup(recs, str(key), keys)
+        name = dataset_name(recs, str(key), keys)
         ds = recs[name]
         positions, predicted = _aligned(value, ds, name)
         precision = official_precision(

@@ -24,7 +24,7 @@ import torch
 import xarray as xr
 import zarr
 
-from sensorium_data.chunks import Chunks, read_region
+from sensorium_data.store.chunks import Chunks, read_region
 from sensorium_data.loaders.rescale import Rescaler
 from sensorium_data.scale import official_precision
 from sensorium_data.store import quiet_zarr

@@ -18,7 +18,7 @@ def compile_model(model: nn.Module) -> nn.Module:
     ran the later mice of a five-mouse model eagerly, without a word but a warning (seen on
     an H200, docs/benchmarks.md); the limit is raised to four graphs per mouse.
     """
-    mice = len(getattr(model, "mice", ())) or 1
+    mice = len(getattr(getattr(model, "module", model), "mice", ())) or 1  # DDP: .module
     config = torch._dynamo.config
     name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
     needed = 4 * mice + 8

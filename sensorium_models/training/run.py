@@ -12,7 +12,6 @@ The run directory::
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -20,27 +19,28 @@ import math
 import os
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from sensorium_models.training import checkpoint, data, guards, schedule
+from sensorium_models.predictions import fill_cache
+from sensorium_models.training import checkpoint, data, distributed, guards, images, schedule
 from sensorium_models.training.batchnorm import recompute_batch_norm
+from sensorium_models.training.checkpoint import write_metrics
 from sensorium_models.training.compiling import compile_model
-from sensorium_models.training.config import (
-    ConfigError,
-    TrainConfig,
-    resolve_model_config,
-)
+from sensorium_models.training.config import ConfigError, TrainConfig
 from sensorium_models.training.ema import WeightAverage
 from sensorium_models.training.lock import check_free, claim
 from sensorium_models.training.loop import train_epoch, validate
 from sensorium_models.training.losses import get_loss
 from sensorium_models.training.optim import build_optimizer
+from sensorium_models.training.options import resolve_model_config
 from sensorium_models.training.precision import resolve_precision
 from sensorium_models.training.predict import predict, resolve_device
+from sensorium_models.training.preflight import check_window, warn_few_train_trials
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -51,13 +51,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METRICS, SCORES = "metrics.csv", "scores.csv"
-COLUMNS = ("epoch", "lr", "train_loss", "validation_correlation", "seconds")
 # Training batches whose statistics the batch norm layers keep for evaluation, taken after
 # every epoch with the epoch's clip windows (docs/models.md, "Batch norm").
 NORM_BATCHES = 64
-# Below this many train trials a recording's per-frame statistics are too noisy for
-# normalize="official" (the simulator's tiny preset has 16; real recordings hundreds).
-FEW_TRAIN_TRIALS = 100
 
 
 def train(config: TrainConfig | str | os.PathLike[str], *,
@@ -107,6 +103,12 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
     """
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_file(config)
+    with distributed.session(config) as world:
+        return _train(config, resume, world)
+
+
+def _train(config: TrainConfig, resume: str | os.PathLike[str] | None,
+           world: distributed.World) -> Path:
     options = resolve_model_config(config.model, config.model_config)
     config = dataclasses.replace(config, model_config=json.loads(json.dumps(options)),
                                  lr=config.start_lr)
@@ -125,9 +127,11 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
             raise ConfigError(msg)
         schedule.check_resume(saved, config)
     else:
-        folder = new_run_dir(config)
-    # one process at a time: a new run's folder is made here, and removed if the data fails
-    with claim(folder, new=resume is None, numbered=not config.out) as folder:
+        folder = new_run_dir(config) if world.main else Path()  # the others get rank 0's
+    # one run at a time: a new run's folder is made here, and removed if the data fails
+    with (claim(folder, new=resume is None, numbered=not config.out) if world.main
+          else nullcontext(folder)) as folder:
+        folder = distributed.share_folder(folder, world)
         state = None if resume is None else checkpoint.load(folder / checkpoint.LAST)
         done = None if state is None else finished(state, config.max_epochs)
         if done is not None:
@@ -135,7 +139,8 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
             return folder
         config = dataclasses.replace(config, out=str(folder))
         trainer = Trainer(config, options, folder, state)  # opens the data
-        (folder / checkpoint.CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        if world.main:
+            (folder / checkpoint.CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         if state is None:
             trainer.save()  # epoch 0: a run stopped in its first epoch can be resumed too
         log.info("run directory %s", folder)
@@ -180,17 +185,22 @@ class Trainer:
         from sensorium_models.models import create_model, mouse_specs
 
         self.config, self.folder = config, folder
-        self.device = resolve_device(config.device)
+        self.world = distributed.current()
+        self.device = distributed.rank_device(resolve_device(config.device), self.world)
         self.autocast, self.scaler = resolve_precision(config, self.device)
         torch.manual_seed(config.seed)
         self.datasets = data.open_mice(config)
         warn_few_train_trials(config, self.datasets)
         train_sets, val_sets, tiers = self._split(config)
-        self.clips = data.clips(config, train_sets, tiers[0])
-        self.validation = data.trials(val_sets, tiers[1], data.loader_options(config))
+        self.static = images.is_static(self.datasets)  # 2022 recordings: images
+        self.clips = (images.image_set(config, train_sets, tiers[0]) if self.static
+                      else data.clips(config, train_sets, tiers[0]))
+        self.validation = (images.image_set(config, val_sets, tiers[1]) if self.static else
+                           data.trials(val_sets, tiers[1], data.loader_options(config)))
         self.specs = mouse_specs(self.datasets)
         if state is None:
-            means = data.mean_responses(config, self.datasets, config.batch_size)
+            means = (images.mean_responses(self.clips, config.batch_size) if self.static
+                     else data.mean_responses(config, self.datasets, config.batch_size))
             self.specs = {m: dataclasses.replace(s, mean_response=means[m])
                           for m, s in self.specs.items()}
         try:
@@ -214,11 +224,12 @@ class Trainer:
                    f"clip are burn-in and give no prediction; pass frames of at least "
                    f"{model.burn_in + 1} (default 80).")
             raise ConfigError(msg)
-        self.model: VideoEncoder = model.to(self.device)
-        self.forward: nn.Module = self.model
+        self.model: VideoEncoder
+        self.model, self.forward = distributed.wrap(model.to(self.device), self.device,
+                                                    self.world)
         if config.compile:
             if self.device.type == "cuda":
-                self.forward = compile_model(self.model)
+                self.forward = compile_model(self.forward)
             else:
                 log.info("compile=true is ignored on %s (only worth it on a GPU)", self.device)
         self.core: nn.Module = self.model.core
@@ -229,9 +240,10 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, config)
         self.stopping = schedule.build_stopping(config)
         try:
-            self.sampler = MouseBatchSampler(
-                self.clips, config.batch_size, mode="mixed" if config.mixed_mice else "per_mouse",
-                drop_last=config.drop_last, seed=config.seed)
+            self.sampler = MouseBatchSampler(  # each rank its share of the batch
+                self.clips, config.batch_size // self.world.size,
+                mode="mixed" if config.mixed_mice else "per_mouse", drop_last=config.drop_last,
+                seed=config.seed, num_replicas=self.world.size, rank=self.world.rank)
         except ValueError as e:  # a mouse with fewer train clips than batch_size
             msg = f"{e} (in the config: batch_size, drop_last)"
             raise ConfigError(msg) from e
@@ -243,11 +255,13 @@ class Trainer:
             config, self.optimizer, -(-len(self.sampler) // self.batches_per_step))
         self.average = WeightAverage(self.model, config.ema) if config.ema else None
         # sqrt(trials / clips per step and mouse) per mouse, counting every trial with files
-        # (all tiers), as the starter kit's len(dataset) does
+        # (all tiers), as the starter kit's len(dataset) does; times the ranks, as DDP
+        # averages their gradients
         self.norm_batches = data.interleaved_batches(self.clips, config.batch_size, NORM_BATCHES)
         n_trials = {m: int((ds["tier"] != "none").sum()) for m, ds in self.datasets.items()}
         clips = config.batch_size * config.accumulate
-        self.loss_scale = {m: math.sqrt(n / clips) for m, n in n_trials.items()}
+        self.loss_scale = {m: math.sqrt(n / clips) * self.world.size
+                           for m, n in n_trials.items()}
         self.history: list[dict[str, float]] = []
         self.timed = False  # the speed of the first batch is reported once per process
         defaults = resolve_model_config(config.model, {})
@@ -300,13 +314,15 @@ class Trainer:
         from tqdm.auto import tqdm
 
         config = self.config
-        bar = tqdm(total=config.max_epochs, initial=self.epoch, disable=not config.progress,
+        bar = tqdm(total=config.max_epochs, initial=self.epoch,
+                   disable=not (config.progress and self.world.main),
                    desc=f"training {config.model}", unit="epoch", dynamic_ncols=True)
         if self.history:
             bar.set_postfix(self._postfix(self.history[-1]))
         while not self.stopping.stopped and self.epoch < config.max_epochs:
             self.epoch += 1
-            row = self._epoch(bar)
+            with distributed.guard(self.world, self.folder, self.epoch - 1):
+                row = self._epoch(bar)
             self.history.append(row)
             self.save()
             bar.update()
@@ -320,7 +336,7 @@ class Trainer:
         bar.close()
         if not self.stopping.stopped and self.best is not None:
             self.model.load_state_dict(self.best)  # max_epochs reached: end with the best
-        if self.config.score:
+        if self.config.score and self.world.main:
             self.score()
 
     def _postfix(self, row: Mapping[str, float]) -> dict[str, str]:
@@ -360,6 +376,7 @@ class Trainer:
                            on_step=self._after_step, cutmix=config.cutmix, scaler=self.scaler,
                            regularizer_scale=1 / config.accumulate, core=self.core,
                            criterion=get_loss(config.loss), teacher=self.teacher)
+        loss = distributed.mean(loss, self.world)  # every rank's share: the whole batch's
         bar.set_description(f"training {config.model}", refresh=False)
         evaluated = self.model if self.average is None else self.average.module
         # batch norm's running statistics lag the weights: recomputed for the evaluated ones
@@ -367,9 +384,9 @@ class Trainer:
         recompute_batch_norm(core, data.loader(self.clips, self.norm_batches,
                                                config.num_workers),
                              device=self.device, autocast=self.autocast)
-        correlation = validate(evaluated, self.validation, batch_size=config.batch_size,
-                               device=self.device, autocast=self.autocast,
-                               num_workers=config.num_workers)
+        correlation = (images.validate if self.static else validate)(
+            evaluated, self.validation, batch_size=config.batch_size, device=self.device,
+            autocast=self.autocast, num_workers=config.num_workers)
         # EarlyStopping comes with the plateau scheduler, KeepBest ignores the scheduler
         decision = self.stopping.step(correlation, self.epoch,
                                       self.scheduler)  # type: ignore[arg-type]
@@ -377,7 +394,8 @@ class Trainer:
             self.best = {k: v.detach().clone() for k, v in evaluated.state_dict().items()}
             payload = checkpoint.model_payload(evaluated, self.specs, self.clips.in_channels)
             payload.update(epoch=self.epoch, validation_correlation=correlation)
-            checkpoint.save(self.folder / checkpoint.BEST, payload)
+            if self.world.main:
+                checkpoint.save(self.folder / checkpoint.BEST, payload)
         elif decision in ("restored", "stop"):
             self.model.load_state_dict(self.best)
             if self.average is not None:
@@ -413,7 +431,9 @@ class Trainer:
         return checkpoint.model_payload(self.model, self.specs, self.clips.in_channels)
 
     def save(self) -> None:
-        """Write last.pt (everything a resume needs) and metrics.csv."""
+        """Write last.pt (everything a resume needs) and metrics.csv (rank 0)."""
+        if not self.world.main:
+            return
         payload = {
             "format": checkpoint.FORMAT,
             "model": self._model_payload(),
@@ -435,6 +455,9 @@ class Trainer:
         """Predict every labelled tier but train with the best model; write scores.csv."""
         from sensorium_models.leaderboard import evaluate
 
+        if self.static:
+            return images.score(self.model, self.datasets, self.config, self.folder / SCORES,
+                                self.device, self.autocast)
         tiers = scored_tiers(self.datasets)
         if self.config.fold is not None:  # both tiers were pooled and trained on, in part
             pooled = {self.config.train_tier, self.config.val_tier}
@@ -447,40 +470,11 @@ class Trainer:
         predictions = predict(self.model, self.datasets, tiers=tiers,
                               batch_size=self.config.batch_size, device=str(self.device),
                               progress=self.config.progress, **data.loader_options(self.config))
+        if (self.folder / checkpoint.BEST).is_file():  # the model is best.pt's: cached
+            fill_cache(self.folder, self.datasets, predictions, self.device.type)
         table = evaluate(predictions, self.datasets, scale="official")
         table.to_csv(self.folder / SCORES, index=False)
         log.info("scores written to %s", self.folder / SCORES)
-
-
-def check_window(config: TrainConfig, model: VideoEncoder) -> None:
-    """A model that takes clips of a fixed window at a frame step (DwiseNeuro) must get them."""
-    window = getattr(model.config, "window", None)
-    step = getattr(model.config, "frame_step", None)
-    if window is None or step is None:
-        return
-    if config.frames > window or config.frame_step != step:
-        msg = (f"frames={config.frames} at frame_step={config.frame_step}: {config.model} "
-               f"takes clips of at most window={window} frames at frame_step={step}; pass "
-               f"--set frames={window} --set frame_step={step}.")
-        raise ConfigError(msg)
-
-
-def warn_few_train_trials(config: TrainConfig, datasets: Mapping[str, xr.Dataset]) -> None:
-    """Log a warning naming ``normalize="per_neuron"`` when the competition's per-frame
-    statistics come from fewer than ``FEW_TRAIN_TRIALS`` train trials of some recording."""
-    if config.normalize != "official":
-        return
-    counts = {m: int((ds["tier"].values.astype(str) == config.train_tier).sum())
-              for m, ds in datasets.items()}
-    few = {m: n for m, n in counts.items() if n < FEW_TRAIN_TRIALS}
-    if few:
-        listed = ", ".join(f"{m} ({n})" for m, n in few.items())
-        log.warning(
-            "few %s trials in %s: normalize='official' divides each frame by its standard "
-            "deviation over these trials, too few to estimate it (a quiet neuron's frame gets "
-            "up to 100x weight), and such runs learn little beyond the mean. Pass --set "
-            "normalize=per_neuron (docs/training.md, 'When training goes wrong').",
-            config.train_tier, listed)
 
 
 def scored_tiers(datasets: Mapping[str, xr.Dataset]) -> list[str]:
@@ -490,12 +484,3 @@ def scored_tiers(datasets: Mapping[str, xr.Dataset]) -> list[str]:
         labelled = ds["labelled"].values.astype(bool) & (ds["n_frames"].values > 0)
         out |= set(ds["tier"].values.astype(str)[labelled])
     return sorted(str(t) for t in out - {"train", "none"})
-
-
-def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(history)
-    partial.replace(path)
