@@ -249,7 +249,8 @@ def load_mouse(
 
 def tiers_with_trials(ds: xr.Dataset) -> dict[str, int]:
     """The tiers that have trials with frames, and how many each, by tier name (``"none"``
-    included where such trials have frames); ``ds.sensorium.tiers_with_trials``.
+    included where such trials have frames); ``ds.sensorium.tiers_with_trials``. Every trial
+    of a 2022 recording counts.
 
     Examples
     --------
@@ -258,7 +259,9 @@ def tiers_with_trials(ds: xr.Dataset) -> dict[str, int]:
     >>> tiers_with_trials(ds)
     {'oracle': 1, 'train': 2}
     """
-    tiers = ds["tier"].values[ds["n_frames"].values > 0].astype(str)
+    tiers = ds["tier"].values.astype(str)
+    if "n_frames" in ds.variables:  # a 2022 (static) recording has no frames: every trial
+        tiers = tiers[ds["n_frames"].values > 0]
     names, counts = np.unique(tiers, return_counts=True)
     return dict(zip(names.tolist(), counts.tolist(), strict=True))
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         register_readout,
     )
     from sensorium_models.predictions import read_predictions, write_predictions
+    from sensorium_models.scoring2022 import leaderboard_2022, website_metrics
     from sensorium_models.submission import (
         read_submission,
         score_submission,
@@ -67,6 +68,7 @@ __all__ = [
     "create_model",
     "evaluate",
     "feve",
+    "leaderboard_2022",
     "list_models",
     "list_readouts",
     "load_run",
@@ -85,6 +87,7 @@ __all__ = [
     "single_trial_correlation",
     "train",
     "validate_submission",
+    "website_metrics",
     "write_predictions",
     "write_submission",
 ]
@@ -102,6 +105,7 @@ _HOMES = {
         ["Ensemble", "MouseSpec", "create_model", "list_models", "list_readouts",
          "model_config", "mouse_specs", "register_model", "register_readout"], "models"),
     **dict.fromkeys(["read_predictions", "write_predictions"], "predictions"),
+    **dict.fromkeys(["leaderboard_2022", "website_metrics"], "scoring2022"),
     **dict.fromkeys(
         ["read_submission", "score_submission", "validate_submission", "write_submission"],
         "submission"),

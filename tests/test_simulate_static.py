@@ -110,7 +110,7 @@ def test_ground_truth_files(twins):
 
 
 def test_explainable_fraction_is_what_the_fev_formula_estimates(twins):
-    from sensorium_models.repeat_accumulators import RunningFEVE
+    from sensorium_models.metrics import RunningFEVE
 
     tree = twins["off"][0]
     known, estimated = [], []
