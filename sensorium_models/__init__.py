@@ -44,6 +44,12 @@ if TYPE_CHECKING:
         validate_submission,
         write_submission,
     )
+    from sensorium_models.submission2022 import (
+        read_submission_2022,
+        score_submission_2022,
+        validate_submission_2022,
+        write_submission_2022,
+    )
     from sensorium_models.training import (
         CheckpointError,
         ConfigError,
@@ -81,15 +87,19 @@ __all__ = [
     "read_config",
     "read_predictions",
     "read_submission",
+    "read_submission_2022",
     "register_model",
     "register_readout",
     "score_submission",
+    "score_submission_2022",
     "single_trial_correlation",
     "train",
     "validate_submission",
+    "validate_submission_2022",
     "website_metrics",
     "write_predictions",
     "write_submission",
+    "write_submission_2022",
 ]
 
 # public name -> the module of sensorium_models that defines it
@@ -106,6 +116,8 @@ _HOMES = {
          "model_config", "mouse_specs", "register_model", "register_readout"], "models"),
     **dict.fromkeys(["read_predictions", "write_predictions"], "predictions"),
     **dict.fromkeys(["leaderboard_2022", "website_metrics"], "scoring2022"),
+    **dict.fromkeys(["read_submission_2022", "score_submission_2022", "validate_submission_2022",
+                     "write_submission_2022"], "submission2022"),
     **dict.fromkeys(
         ["read_submission", "score_submission", "validate_submission", "write_submission"],
         "submission"),

@@ -167,7 +167,7 @@ def leaderboard_2022(
     for key, value in predictions.items():
         name = dataset_name(recs, str(key), keys)
         ds = recs[name]
-        positions, predicted = _aligned(value, ds, name)
+        positions, predicted = aligned_predictions(value, ds, name)
         precision = official_precision(
             ds.sensorium.statistics["responses"].sel(statistic="std").values)
         tier = ds["tier"].values.astype(str)
@@ -214,8 +214,9 @@ def _check_static(ds: xr.Dataset) -> None:
         raise ValueError(msg)
 
 
-def _aligned(value: Any, ds: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Positions in ``ds`` of the predicted trials and the (trial, neuron) predictions."""
+def aligned_predictions(value: Any, ds: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``ds`` of the predicted trials and the (trial, neuron) predictions, from a
+    DataArray with a ``trial`` coordinate or an array aligned with all of ``ds``'s trials."""
     n_trials, n_neurons = ds.sizes["trial"], ds.sizes["neuron"]
     coords = getattr(value, "coords", None)
     if coords is not None and "trial" in coords:

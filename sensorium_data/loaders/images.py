@@ -24,10 +24,10 @@ import torch
 import xarray as xr
 import zarr
 
-from sensorium_data.store.chunks import Chunks, read_region
 from sensorium_data.loaders.rescale import Rescaler
 from sensorium_data.scale import official_precision
 from sensorium_data.store import quiet_zarr
+from sensorium_data.store.chunks import Chunks, read_region
 
 log = logging.getLogger(__name__)
 
