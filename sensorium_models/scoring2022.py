@@ -167,7 +167,7 @@ def leaderboard_2022(
     for key, value in predictions.items():
         name = dataset_name(recs, str(key), keys)
         ds = recs[name]
-        positions, predicted = _aligned(value, ds, name)
+        positions, predicted = aligned_predictions(value, ds, name)
         precision = official_precision(
             ds.sensorium.statistics["responses"].sel(statistic="std").values)
         tier = ds["tier"].values.astype(str)
@@ -214,8 +214,9 @@ def _check_static(ds: xr.Dataset) -> None:
         raise ValueError(msg)
 
 
-def _aligned(value: Any, ds: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Positions in ``ds`` of the predicted trials and the (trial, neuron) predictions."""
+def aligned_predictions(value: Any, ds: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``ds`` of the predicted trials and the (trial, neuron) predictions, from a
+    DataArray with a ``trial`` coordinate or an array aligned with all of ``ds``'s trials."""
     n_trials, n_neurons = ds.sizes["trial"], ds.sizes["neuron"]
     coords = getattr(value, "coords", None)
     if coords is not None and "trial" in coords:
@@ -239,3 +240,85 @@ def _aligned(value: Any, ds: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndar
                "trial coordinate) and one column per neuron.")
         raise ValueError(msg)
     return positions, array.astype(np.float64)
+
+
+def twin_feve(
+    predictions: Any,
+    ds: xr.Dataset,
+    *,
+    tier: str = "test",
+    units: Units = "official",
+    fev_threshold: float = FEV_THRESHOLD,
+) -> dict[str, float]:
+    """FEVE on a ``static2022`` twin, with its known noise variance instead of the repeats'.
+
+    The website estimates each neuron's noise variance from the repeats of each image; the
+    twin knows it (``meta/simulation_explainable_variance.json``: ``noise_variance``). With it,
+    ``1 - (mse - noise) / (total_var - noise)`` is the fraction of the explainable variance
+    explained, 1 for the noise-free rates up to sampling, and it counts the variance that
+    behaviour explains (the repeats' estimate calls it noise, so FEVE there can exceed 1).
+
+    Parameters
+    ----------
+    predictions
+        As for :func:`leaderboard_2022` (one recording).
+    ds
+        A recording of the static2022 preset (its ``source`` tree holds the ground truth).
+    tier, units, fev_threshold
+        The tier scored; the predictions' units; neurons whose known explainable fraction is
+        below the threshold are left out.
+
+    Returns
+    -------
+    dict
+        ``feve`` (the website's), ``feve_known`` (with the known noise), ``feve_known_ceiling``
+        (the rates' ``feve_known``) and ``fraction`` (``feve_known / feve_known_ceiling``).
+    """
+    import json
+    from pathlib import Path
+
+    name = str(ds.attrs.get("mouse", "the recording"))
+    source = Path(str(ds.attrs.get("source", "")))
+    truth_file = source / "meta" / "simulation_explainable_variance.json"
+    neurons_file = source / "meta" / "simulation_neurons.json"
+    if not truth_file.is_file() or not neurons_file.is_file() or "rates" not in ds:
+        msg = (f"{name} has no known explainable variance ({truth_file} is missing): twin_feve "
+               "needs a recording of the static2022 preset (sensorium simulate OUT --preset "
+               "static2022), opened from its folder.")
+        raise ValueError(msg)
+    known = json.loads(truth_file.read_text())
+    if tier not in known:
+        msg = f"{name} has no tier {tier!r}; its tiers: {sorted(known)}."
+        raise ValueError(msg)
+    order = {int(u): i for i, u in enumerate(json.loads(neurons_file.read_text())["unit_id"])}
+    columns = np.array([order[int(u)] for u in ds["neuron"].values])
+    positions, predicted = aligned_predictions(predictions, ds, name)
+    precision = official_precision(
+        ds.sensorium.statistics["responses"].sel(statistic="std").values)
+    keep = ds["tier"].values.astype(str)[positions] == tier
+    rows = positions[keep]
+    if not len(rows):
+        msg = f"the predictions of {name} cover no trial of tier {tier!r}."
+        raise ValueError(msg)
+    responses = ds["responses"].isel(trial=rows).transpose("trial", "neuron").values * precision
+    rates = ds["rates"].isel(trial=rows).transpose("trial", "neuron").values * precision
+    guess = predicted[keep] * (precision if units == "raw" else 1.0)
+    noise = np.asarray(known[tier]["noise_variance"])[columns] * precision**2
+    fraction = np.asarray(known[tier]["explainable_fraction"])[columns]
+    total = responses.var(axis=0, ddof=1)
+    use = fraction >= fev_threshold
+    if not use.any():
+        msg = (f"no neuron of {name} has a known explainable fraction of at least "
+               f"{fev_threshold} in tier {tier!r}; lower fev_threshold.")
+        raise ValueError(msg)
+
+    def explained(p: np.ndarray) -> float:
+        mse = ((responses - p) ** 2).mean(axis=0)
+        return float((1 - (mse - noise) / (total - noise))[use].mean())
+
+    website = website_metrics(responses, guess, ds["image_id"].values[rows],
+                              fev_threshold=fev_threshold)["feve"]
+    ceiling = explained(rates)
+    ours = explained(guess)
+    return {"feve": website, "feve_known": ours, "feve_known_ceiling": ceiling,
+            "fraction": ours / ceiling}

@@ -171,3 +171,35 @@ def test_leaderboard_2022_bad_input(twin, make_tree, tmp_path):
     video = sd.open_store(sd.convert(make_tree(), tmp_path / "v.zarr", progress=False))
     with pytest.raises(ValueError, match=r"is a 2023 \(video\) recording; the 2022 table"):
         leaderboard_2022({}, video)
+
+
+def test_twin_feve_uses_the_known_noise(twin):
+    from sensorium_data.simulate.static2022 import read_explainable_variance
+    from sensorium_models.scoring2022 import twin_feve
+
+    rates = twin.rates.values
+    perfect = twin_feve(rates, twin, units="raw")
+    assert perfect["fraction"] == pytest.approx(1.0)
+    worse = twin_feve(rates * 0.5 + rates.mean(axis=0) * 0.5, twin, units="raw")
+    assert worse["fraction"] < 0.9
+    # the formula with the saved noise variance, transcribed
+    keep = twin.tier.values == "test"
+    precision = official_precision(twin.sensorium.statistics.responses.sel(statistic="std"))
+    r, p = twin.responses.values[keep] * precision, rates[keep] * precision
+    known = read_explainable_variance(twin.attrs["source"])["test"]
+    noise = known["noise_variance"] * precision**2
+    use = known["explainable_fraction"] >= 0.15
+    total = r.var(axis=0, ddof=1)
+    want = (1 - (((r - p) ** 2).mean(axis=0) - noise) / (total - noise))[use].mean()
+    assert perfect["feve_known"] == pytest.approx(want, abs=1e-9)
+    assert perfect["feve"] == pytest.approx(website_metrics(r, p, twin.image_id.values[keep])
+                                            ["feve"], abs=1e-9)
+
+
+def test_twin_feve_needs_a_twin(make_static_tree, tmp_path):
+    from sensorium_models.scoring2022 import twin_feve
+
+    ds = sd.open_store(sd.convert(make_static_tree(height=16, width=32), tmp_path / "s.zarr",
+                                  progress=False))
+    with pytest.raises(ValueError, match=r"has no known explainable variance .*static2022"):
+        twin_feve(np.ones((ds.sizes["trial"], ds.sizes["neuron"])), ds)
