@@ -250,6 +250,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_submit(args: argparse.Namespace) -> int:
     from sensorium_models.submission import FILES, check_free, submission_paths, write_submission
 
+    if args.track in ("sensorium", "sensorium+"):  # 2022: the starter kit's CSV files
+        from sensorium_models.training.submit2022 import submit_2022
+
+        for path in submit_2022(args.run, args.out, track=args.track, device=args.device,
+                                batch_size=args.batch_size, data_dir=args.data_dir,
+                                overwrite=args.overwrite):
+            print(path)
+        return 0
     check_free(submission_paths(args.out, args.track), args.overwrite)  # before predicting
     datasets = run_datasets(args.run[0], args.data_dir)
     predictions = _predict(args, args.run, datasets, list(FILES[args.track]))
@@ -426,8 +434,9 @@ def add_model_commands(add: Adder) -> None:
                   "(sensorium_models.write_submission).")
     common(p)
     p.add_argument("--out", required=True, help="folder to write the files into")
-    p.add_argument("--track", choices=["main", "bonus"], default="main",
-                   help="main (default) or bonus")
+    p.add_argument("--track", choices=["main", "bonus", "sensorium", "sensorium+"],
+                   default="main", help="2023: main (default) or bonus; 2022: sensorium or "
+                   "sensorium+ (the CSV files of the live and final test)")
     p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier "
                    "submission in --out (without it they are an error)")
     p.set_defaults(func=_cmd_submit)
