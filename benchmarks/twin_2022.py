@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 RUNS = {  # name: (model, track, twin with behaviour gain)
     "sota": ("sota_2022", "sensorium", True),
     "ln": ("ln_2022", "sensorium", True),
@@ -86,6 +88,32 @@ def ceilings(stores: list[Path]) -> Any:
     return sm.evaluate(predictions, datasets, scale="official")
 
 
+def known_feve(run: Path, stores: list[Path]) -> dict[str, dict[str, float]]:
+    """Per mouse, :func:`~sensorium_models.scoring2022.twin_feve` of the run's predictions of
+    the test tier: FEVE with the twin's known noise variance, as a fraction of the rates'."""
+    import xarray as xr
+
+    import sensorium_data as sd
+    import sensorium_models as sm
+    from sensorium_models.scoring2022 import twin_feve
+    from sensorium_models.training import images
+    from sensorium_models.training.predict import no_autocast
+
+    model, config = sm.load_run(run), sm.read_config(run)
+    out = {}
+    for store in stores:
+        ds = sd.open_mouse(store)
+        mouse = str(ds.attrs["mouse"])
+        dataset = images.image_set(config, {mouse: ds}, "test")
+        predicted = images.predict_items(model, dataset, batch_size=128,
+                                         device=torch.device("cpu"),
+                                         autocast=no_autocast)[mouse]
+        values = xr.DataArray(predicted["predictions"], dims=("trial", "neuron"),
+                              coords={"trial": predicted["trial"]})
+        out[mouse] = twin_feve(values, ds, tier="test", units="official")
+    return out
+
+
 def train(name: str, stores: list[Path], out: Path, epochs: int, channels: int | None,
           batch_size: int, seed: int) -> Path:
     import sensorium_models as sm
@@ -124,7 +152,6 @@ def markdown(table: Any) -> str:
 
 def main() -> None:
     import pandas as pd
-    import torch
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -164,11 +191,16 @@ def main() -> None:
         table = scores.merge(ceiling[gain][["mouse", "tier", *METRICS]], on=["mouse", "tier"],
                              suffixes=("", "_rates"))
         table = table[table["n_trials"] > 0]
+        known = known_feve(run, stores[gain])
         for row in table.to_dict("records"):
+            test = known[row["mouse"]] if row["tier"] == "test" else {}
             rows.append({"run": name, "model": RUNS[name][0], "track": RUNS[name][1],
                          "gain": gain, **{k: row[k] for k in ("mouse", "tier", "n_trials")},
                          **{m: row[m] for m in METRICS},
-                         **{f"{m}_rates": row[f"{m}_rates"] for m in METRICS}})
+                         **{f"{m}_rates": row[f"{m}_rates"] for m in METRICS},
+                         "feve_known": test.get("feve_known", float("nan")),
+                         "feve_known_ceiling": test.get("feve_known_ceiling", float("nan")),
+                         "feve_known_fraction": test.get("fraction", float("nan"))})
         results["runs"][name] = {"epochs": len(metrics), "seconds": round(seconds, 1),
                                  "best_validation": float(
                                      metrics["validation_correlation"].max())}
