@@ -270,6 +270,11 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from sensorium_models.demo import run_demo
 
+    if args.track == "2022":
+        from sensorium_models.demo.static2022 import run_demo_2022
+
+        run_demo_2022(args.out, seed=args.seed, quick=args.quick, echo=print)
+        return 0
     run_demo(args.out, seed=args.seed, quick=args.quick, echo=print)
     return 0
 
@@ -454,6 +459,9 @@ def add_demo(add: Adder) -> None:
     p.add_argument("--out", help="folder for everything the demo writes: new, empty, or an "
                    "earlier demo's, which is rewritten (default: a new temporary folder)")
     p.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
+    p.add_argument("--track", choices=["2023", "2022"], default="2023", help="2023 (default: "
+                   "videos, the tiny preset) or 2022 (static images: the static2022 twin, "
+                   "sota_2022 against ln_2022)")
     p.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)  # tests: seconds
     p.set_defaults(func=_cmd_demo)
 
