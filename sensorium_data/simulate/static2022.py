@@ -69,7 +69,7 @@ MICE = (  # name, neurons, hashed trial_idx and a final_test tier (as the compet
     ("B", 160, False),
     ("C", 240, False),
 )
-TRAIN, VALIDATION, TEST_IMAGES, REPEATS = 360, 40, 20, (4, 6)
+TRAIN, VALIDATION, TEST_IMAGES, REPEATS = 360, 40, 20, (8, 12)  # ~10 repeats, as released
 CALIBRATION_IMAGES = 64
 RATE_MEDIAN = 0.3
 """Median over neurons of the mean events per trial (low: single trials are noisy)."""
