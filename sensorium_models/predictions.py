@@ -86,7 +86,7 @@ def read_predictions(path: str | os.PathLike[str]) -> dict[str, xr.DataArray]:
         raise ValueError(msg)
     import zarr
 
-    from sensorium_data.store import quiet_zarr
+    from sensorium_data.store.layout import quiet_zarr
 
     with quiet_zarr():
         names = sorted(zarr.open_group(source, mode="r").group_keys())
@@ -102,7 +102,7 @@ def read_predictions(path: str | os.PathLike[str]) -> dict[str, xr.DataArray]:
 
 
 def _write_zarr(predictions: Mapping[str, xr.DataArray], out: Path) -> None:
-    from sensorium_data.store import quiet_zarr
+    from sensorium_data.store.layout import quiet_zarr
 
     with quiet_zarr():
         for mouse, values in predictions.items():

@@ -26,8 +26,8 @@ import zarr
 
 from sensorium_data.loaders.rescale import Rescaler
 from sensorium_data.scale import official_precision
-from sensorium_data.store import quiet_zarr
 from sensorium_data.store.chunks import Chunks, read_region
+from sensorium_data.store.layout import quiet_zarr
 
 log = logging.getLogger(__name__)
 
