@@ -90,6 +90,23 @@ def test_responses_scatter_around_the_rates_as_documented(twins):
     assert residual.var() == pytest.approx(expected, rel=0.1)
 
 
+def test_image_rates_are_the_rates_without_behaviour(twins):
+    """Without the gain every trial's rate is its image's; with it they scatter around it."""
+    for gain in ("off", "on"):
+        tree = twins[gain][0]
+        ids = np.load(tree / "meta/simulation_image_ids.npy")
+        per_image = np.load(tree / "meta/simulation_image_rates.npy")
+        image_id = np.load(tree / "meta/trials/frame_image_id.npy")
+        assert sorted(ids.tolist()) == sorted(set(image_id.tolist()))
+        expected = per_image[np.searchsorted(ids, image_id)]
+        rates = trials(tree, "rates")
+        if gain == "off":
+            np.testing.assert_allclose(rates, expected, rtol=1e-4, atol=1e-5)  # float32 path
+        else:
+            assert not np.allclose(rates, expected)
+            assert np.corrcoef(rates.ravel(), expected.ravel())[0, 1] > 0.5
+
+
 def test_ground_truth_files(twins):
     tree = twins["on"][0]
     units = np.load(tree / "meta/neurons/unit_ids.npy")

@@ -15,6 +15,8 @@ Three mice see flashed natural-like images, one trial per image presentation::
         ├── simulation.json                preset, seed, scales, behaviour gain, the model
         ├── simulation_neurons.json        every neuron's receptive field and gains
         ├── simulation_receptive_fields.npy  (neurons, 36, 64) the true linear (even) RFs
+        ├── simulation_image_ids.npy, simulation_image_rates.npy  (images,), (images, neurons):
+        │                                  each image's rates at mean behaviour, eye at rest
         └── simulation_explainable_variance.json  per tier and neuron, see below
 
 The mouse sees the stored image at 36 x 64 (the starter kit's scale 0.25 of 144 x 256),
@@ -69,7 +71,7 @@ MICE = (  # name, neurons, hashed trial_idx and a final_test tier (as the compet
     ("B", 160, False),
     ("C", 240, False),
 )
-TRAIN, VALIDATION, TEST_IMAGES, REPEATS = 360, 40, 20, (4, 6)
+TRAIN, VALIDATION, TEST_IMAGES, REPEATS = 360, 40, 20, (8, 12)  # ~10 repeats, as released
 CALIBRATION_IMAGES = 64
 RATE_MEDIAN = 0.3
 """Median over neurons of the mean events per trial (low: single trials are noisy)."""
@@ -281,6 +283,13 @@ def write_static_mouse(plan: StaticPlan, target: Path, *, seed: int, image_scale
                       explainable_variance(rates, plan.tiers, plan.image_id))
     np.save(target / "meta" / "simulation_receptive_fields.npy",
             twin.even.T.reshape(-1, HEIGHT, WIDTH))
+    # each image's expected response at mean behaviour (gain 1) and the eye at rest
+    ids = np.unique(plan.image_id)
+    still = np.stack([to_retina(images[int(i)]) / 128 - 1 for i in ids])
+    np.save(target / "meta" / "simulation_image_ids.npy", ids)
+    np.save(target / "meta" / "simulation_image_rates.npy",
+            (twin.rates(still, np.ones((len(ids), len(twin.complexity)))) + FLOOR_MEAN)
+            .astype(np.float32))
     return writer.close()
 
 
