@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import sensorium_data as sd
-from sensorium_data.loaders.rescale import Rescaler, interpolation_matrix
+from sensorium_data.rescale import Rescaler, interpolation_matrix
 from sensorium_data.scale import official_precision
 from sensorium_data.store import convert
 from tests.test_static import catalog_named_static_tree

@@ -4,7 +4,7 @@ The starter kit (``sensorium.datasets.static_loaders``) reads one ``.npy`` file 
 key, normalizes it, appends the behaviour as constant image channels and rescales the image
 with scikit-image, every time an item is read. Here the selected trials of each recording are
 read from its store once, normalized and rescaled in blocks (the same numbers; see
-:mod:`sensorium_data.loaders.rescale`) and kept in memory, so an item is three slices. At the
+:mod:`sensorium_data.rescale`) and kept in memory, so an item is three slices. At the
 starter kit's scale 0.25 that is ``36 x 64 x 4`` bytes per image plus ``4`` bytes per neuron
 per trial: about 190 MB for the 4,500 train trials of an 8,000-neuron mouse.
 """
@@ -24,7 +24,7 @@ import torch
 import xarray as xr
 import zarr
 
-from sensorium_data.loaders.rescale import Rescaler
+from sensorium_data.rescale import Rescaler
 from sensorium_data.scale import official_precision
 from sensorium_data.store.chunks import Chunks, read_region
 from sensorium_data.store.layout import check_schema, quiet_zarr
