@@ -440,13 +440,12 @@ def pick_mouse(datasets: Mapping[str, xr.Dataset], mouse: str | None,
     ``trained`` (the run's recordings) makes the error say which exist but were not given."""
     if mouse is None:
         return next(iter(datasets))
-    from sensorium_data import find
+    from sensorium_data.catalog import resolve_mouse
 
-    rec = find(mouse)
-    wanted = rec.name if rec is not None and mouse not in datasets else mouse
+    trained = list(datasets) if trained is None else trained
+    wanted = resolve_mouse(mouse, [*datasets, *trained]) or mouse
     if wanted in datasets:
         return wanted
-    trained = list(datasets) if trained is None else trained
     if wanted in trained:
         msg = (f"mouse {mouse!r} is one of the run's recordings but was not given; pass its "
                f"Dataset too (given: {', '.join(datasets)}).")

@@ -285,11 +285,15 @@ def test_early_stopping_runs_in_rounds_as_the_starter_kit():
     assert restored == stopping
 
 
-def test_early_stopping_reads_a_checkpoint_of_the_earlier_rule():
+def test_early_stopping_refuses_a_state_it_did_not_write():
+    # the pre-release rule's state (one round per LR decay, key "decays") is not translated:
+    # resuming from it would silently restart the rounds
     stopping = EarlyStopping(patience=5, lr_decay_steps=4, threshold=1e-6)
-    stopping.load_state_dict({"lr_decay_steps": 4, "threshold": 1e-6, "best": 0.2,
-                              "best_epoch": 7, "decays": 2, "stopped": False})
-    assert (stopping.rounds, stopping.bad_epochs, stopping.best_epoch) == (2, 0, 7)
+    with pytest.raises(ValueError, match=r"has keys \['decays'\] it does not know .* train "
+                       r"the run anew"):
+        stopping.load_state_dict({"lr_decay_steps": 4, "threshold": 1e-6, "best": 0.2,
+                                  "best_epoch": 7, "decays": 2, "stopped": False})
+    assert stopping == EarlyStopping(patience=5, lr_decay_steps=4, threshold=1e-6)  # untouched
 
 
 def test_early_stopping_stops_on_a_non_finite_correlation():
