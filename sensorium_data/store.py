@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import zarr
@@ -52,6 +53,7 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from sensorium_data import paths
 from sensorium_data.errors import RecordingFormatError, StoreError
 from sensorium_data.layout import mapped_encoding
+from sensorium_data.remote import RemotePath, convert_to_url, is_url
 from sensorium_data.tree import STATISTICS, FileTree, open_tree, valid_frames
 
 log = logging.getLogger(__name__)
@@ -579,6 +581,19 @@ def _warn_constant_pixels(name: str, std: np.ndarray) -> None:
         )
 
 
+@overload
+def convert(tree: str | os.PathLike[str], store: os.PathLike[str] | None = None, *,
+            data_dir: str | os.PathLike[str] | None = None, overwrite: bool = False,
+            progress: bool = True, storage_options: dict | None = None) -> Path: ...
+
+
+@overload
+def convert(tree: str | os.PathLike[str], store: str, *,
+            data_dir: str | os.PathLike[str] | None = None, overwrite: bool = False,
+            progress: bool = True, storage_options: dict | None = None
+            ) -> Path | RemotePath: ...
+
+
 def convert(
     tree: str | os.PathLike[str],
     store: str | os.PathLike[str] | None = None,
@@ -586,7 +601,8 @@ def convert(
     data_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     progress: bool = True,
-) -> Path:
+    storage_options: dict | None = None,
+) -> Path | RemotePath:
     """Convert a recording's file tree (folder or zip) into a zarr v3 store; return its path.
 
     Reads the tree in place (nothing is written next to it) and writes the store atomically
@@ -600,6 +616,9 @@ def convert(
         recording, or a 2022 (static image) one, whose layout is in :mod:`sensorium_data.static`.
     store
         Where to write the store. Default: ``<data_dir>/stores/<name>-<fingerprint>.zarr``.
+        An fsspec URL (``s3://bucket/prefix/F.zarr``): converted locally, then uploaded, its
+        root metadata last (:func:`sensorium_data.remote.publish`); ``storage_options`` are
+        fsspec's (default: the usual fsspec/botocore configuration).
     data_dir
         The cache folder (default ``$SENSORIUM_DATA_DIR``, else the OS cache).
     overwrite
@@ -613,6 +632,9 @@ def convert(
     >>> tree = "~/data/dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20"
     >>> store = sd.convert(tree)  # doctest: +SKIP
     """
+    if is_url(store):
+        return convert_to_url(tree, str(store), storage_options=storage_options,
+                              overwrite=overwrite, progress=progress)
     source = open_tree(tree)
     target = Path(store).expanduser() if store is not None else default_store(source, data_dir)
     return convert_tree(source, target, overwrite=overwrite, progress=progress)

@@ -6,7 +6,6 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -15,6 +14,7 @@ import zarr
 from sensorium_data.chunks import read_array
 from sensorium_data.errors import StoreError
 from sensorium_data.loaders.normalize import Normalize, Scaling, scaling
+from sensorium_data.remote import Location, as_location, zarr_target
 from sensorium_data.store import READABLE_SCHEMAS, quiet_zarr
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class Recording:
     """
 
     mouse: str
-    store: Path
+    store: Location
     trials: np.ndarray
     positions: np.ndarray
     n_frames: np.ndarray
@@ -138,7 +138,7 @@ def select(ds: xr.Dataset, tier: Tier) -> np.ndarray:
 def recording(ds: xr.Dataset, tier: Tier, normalize: Normalize) -> Recording:
     """The selected trials of ``ds`` and their normalization constants."""
     name = str(ds.attrs["mouse"])
-    store = Path(ds.attrs["store"])
+    store = as_location(ds.attrs["store"])
     store_trials = np.asarray(_array(store, "trial")[:])
     n_neurons, frames = _array(store, "responses").shape[1:]
     height, width = _array(store, "videos").shape[2:]
@@ -170,6 +170,6 @@ def recording(ds: xr.Dataset, tier: Tier, normalize: Normalize) -> Recording:
     )
 
 
-def _array(store: Path, name: str) -> zarr.Array:
+def _array(store: Location, name: str) -> zarr.Array:
     with quiet_zarr():
-        return zarr.open_array(store / name, mode="r")
+        return zarr.open_array(zarr_target(store / name), mode="r")
