@@ -125,9 +125,23 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             msg = ("--upgrade rewrites the store given in place; it takes no --store or "
                    "--overwrite. Run: sensorium convert --upgrade STORE")
             raise ValueError(msg)
-        print(upgrade(args.tree))
+        for tree in args.tree:
+            print(upgrade(tree))
         return 0
-    print(convert(args.tree, args.store, data_dir=args.data_dir, overwrite=args.overwrite))
+    if len(args.tree) == 1 and args.scheduler is None:
+        print(convert(args.tree[0], args.store, data_dir=args.data_dir,
+                      overwrite=args.overwrite))
+        return 0
+    from sensorium_data.cluster import convert_many
+
+    if args.store is not None and len(args.tree) > 1:
+        msg = (f"--store {args.store} with {len(args.tree)} recordings: --store names one store; "
+               "leave it out (each goes into the cache, or --data-dir) or convert one by one.")
+        raise ValueError(msg)
+    stores = None if args.store is None else [args.store]
+    for store in convert_many(args.tree, stores, scheduler=args.scheduler,
+                              overwrite=args.overwrite, data_dir=args.data_dir):
+        print(store)
     return 0
 
 
@@ -216,11 +230,16 @@ def add_data_commands(add: Adder) -> None:
 
     p = add("convert", "convert a recording's file tree or zip into a zarr store",
             examples=[("sensorium convert path/to/recording", "into the cache"),
+                      ("sensorium convert trees/* --scheduler tcp://host:8786",
+                       "one task per recording on a dask cluster"),
                       ("sensorium convert rec.zip --store rec.zarr", "into rec.zarr"),
                       ("sensorium convert --upgrade rec.zarr",
                        "rewrite a store of an earlier schema in place, from itself")],
             notes="open_mouse converts on first use by itself; this verb converts ahead.")
-    p.add_argument("tree", help="the recording's folder (holding data/ and meta/) or its zip")
+    p.add_argument("tree", nargs="+", help="the recording's folder (holding data/ and meta/) "
+                   "or its zip; several: one after another, or on --scheduler")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="convert on the dask cluster of this "
+                   "scheduler (tcp://host:8786), one task per recording")
     p.add_argument("--store", "--out", dest="store", help="where to write the store (default: "
                    "in the cache); an fsspec URL (s3://bucket/prefix/F.zarr) uploads it there")
     p.add_argument("--overwrite", action="store_true", help="convert again if the store exists")

@@ -24,6 +24,7 @@ from sensorium_models.models import (
     register_model,
     register_readout,
 )
+from sensorium_models.scoring import evaluate_runs
 from sensorium_models.submission import (
     read_submission,
     score_submission,
@@ -53,6 +54,7 @@ __all__ = [
     "correlation_to_average",
     "create_model",
     "evaluate",
+    "evaluate_runs",
     "feve",
     "list_models",
     "list_readouts",
