@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 
 import sensorium_data as sd
-from sensorium_data.chunks import Chunks
+from sensorium_data.store.chunks import Chunks
 
 
 def write_tree(root: Path, neurons: int, trials: int, frames: int) -> Path:

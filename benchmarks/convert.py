@@ -216,7 +216,9 @@ import json, resource, sys, time
 t0 = time.perf_counter()
 import psutil
 import sensorium_data
-from sensorium_data import store as S
+from sensorium_data.store import conversion as S
+from sensorium_data.store import video as V
+from sensorium_data.store import writer as W
 t_import = time.perf_counter() - t0
 phases = {}
 def timed(name, fn):
@@ -228,10 +230,10 @@ def timed(name, fn):
             phases[name] = phases.get(name, 0.0) + time.perf_counter() - start
     return wrapper
 S.open_tree = timed("open_tree", S.open_tree)
-S._Writer.__init__ = timed("check_shapes", S._Writer.__init__)
+V.VideoWriter.__init__ = timed("check_shapes", V.VideoWriter.__init__)
 for name in ("_videos", "_responses", "_behavior", "_coords", "_statistics"):
-    setattr(S._Writer, name, timed(name.strip("_"), getattr(S._Writer, name)))
-S.zarr.consolidate_metadata = timed("consolidate", S.zarr.consolidate_metadata)
+    setattr(V.VideoWriter, name, timed(name.strip("_"), getattr(V.VideoWriter, name)))
+W.zarr.consolidate_metadata = timed("consolidate", W.zarr.consolidate_metadata)
 start = time.perf_counter()
 sensorium_data.convert(sys.argv[1], sys.argv[2], progress=False)
 wall = time.perf_counter() - start

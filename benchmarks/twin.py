@@ -139,7 +139,7 @@ def train_one(model: str, stores: list[Path], args: argparse.Namespace) -> dict[
     import pandas as pd
 
     import sensorium_models as sm
-    from sensorium_models.training.config import parse_assignment
+    from sensorium_models.training.options import parse_assignment
 
     run = args.out / f"runs{suffix(args)}" / model
     overrides = {**COMMON, **PLANS[model]}

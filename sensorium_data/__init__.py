@@ -25,11 +25,18 @@ from sensorium_data.errors import RecordingFormatError, SensoriumDataError, Stor
 from sensorium_data.fetch import DownloadError, HashMismatchError, download, fetch_mouse
 from sensorium_data.simulate import list_presets, simulate
 from sensorium_data.store import convert
+from sensorium_data.store.upgrade import upgrade
 from sensorium_data.tree import FileTree, TreeWriter, open_tree
-from sensorium_data.upgrade import upgrade
 
 if TYPE_CHECKING:
-    from sensorium_data.loaders import ClipDataset, MouseBatchSampler, TrialDataset, collate
+    from sensorium_data.loaders import (
+        ClipDataset,
+        ImageDataset,
+        MouseBatchSampler,
+        TrialDataset,
+        collate,
+        collate_images,
+    )
 
 __version__ = "0.1.0"
 
@@ -40,6 +47,7 @@ __all__ = [
     "DownloadError",
     "FileTree",
     "HashMismatchError",
+    "ImageDataset",
     "MouseBatchSampler",
     "Recording",
     "RecordingFormatError",
@@ -51,6 +59,7 @@ __all__ = [
     "UnsafeArchiveError",
     "__version__",
     "collate",
+    "collate_images",
     "convert",
     "download",
     "fetch_mouse",
@@ -67,7 +76,8 @@ __all__ = [
     "upgrade",
 ]
 
-_LOADERS = ("ClipDataset", "MouseBatchSampler", "TrialDataset", "collate")
+_LOADERS = ("ClipDataset", "ImageDataset", "MouseBatchSampler", "TrialDataset", "collate",
+            "collate_images")
 
 
 def __getattr__(name: str) -> Any:

@@ -17,12 +17,9 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from sensorium_data.tree import TIERS
+from sensorium_data.tree import TIER_ORDER
 
 log = logging.getLogger("sensorium")
-
-# the 2023 tiers, with the 2022 ones (validation, test, final_test) in their places
-TIER_ORDER = (TIERS[0], "validation", *TIERS[1:], "test", "final_test")
 
 EPILOG = """\
 examples:

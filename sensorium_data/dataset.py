@@ -11,7 +11,6 @@ import numpy as np
 import xarray as xr
 
 from sensorium_data import paths
-from sensorium_data.chunks import check_small, checked_dask
 from sensorium_data.errors import StoreError
 from sensorium_data.remote import (
     Location,
@@ -21,14 +20,19 @@ from sensorium_data.remote import (
     is_url,
     zarr_target,
 )
-from sensorium_data.store import READABLE_SCHEMAS, convert, convert_tree, is_complete, quiet_zarr
+from sensorium_data.store.chunks import check_small, checked_dask
+from sensorium_data.store.conversion import convert, convert_tree
+from sensorium_data.store.layout import check_schema, is_complete, quiet_zarr
+from sensorium_data.store.upgrade import needs_upgrade, upgrade
 from sensorium_data.tree import STATISTICS, open_tree
-from sensorium_data.upgrade import needs_upgrade, upgrade
 
 log = logging.getLogger(__name__)
 
 PER_TRIAL = ("tier", "stimulus_type", "video_id", "image_id", "trial_idx", "n_frames", "labelled")
 COMPETITIONS = ("2022", "2023")
+BLOCK = 16
+"""Trials read at once from a lazy array (scoring, predicting): amortizes dask's per-task cost
+in bounded memory."""
 PER_NEURON = ("x", "y", "z")
 CHECKED = ("videos", "images", "responses", "rates", "behavior")
 
@@ -113,7 +117,6 @@ def open_store(store: str | os.PathLike[str] | RemotePath, *,
         except Exception as e:  # zarr/xarray raise several types for damaged stores
             msg = f"{store} is not a readable sensorium store ({e}); convert the recording again."
             raise StoreError(msg) from e
-    version = ds.attrs.get("schema_version")
     if not ds.attrs.get("complete"):
         msg = (
             f"{store} is not a finished sensorium store (its attributes do not say complete); "
@@ -122,14 +125,7 @@ def open_store(store: str | os.PathLike[str] | RemotePath, *,
             "sensorium_data.convert(<tree or zip>, store)."
         )
         raise StoreError(msg)
-    if version not in READABLE_SCHEMAS:
-        msg = (
-            f"{store} is a store of schema version {version}, but this version of sensorium "
-            f"reads versions {list(READABLE_SCHEMAS)}. Convert the recording again: "
-            "sensorium_data.convert(<tree or zip>, store, overwrite=True), or delete the store "
-            "and call open_mouse again."
-        )
-        raise StoreError(msg)
+    check_schema(store, ds.attrs, ", or delete the store and call open_mouse again")
     if ds.attrs.get("competition") not in COMPETITIONS:
         msg = (
             f"{store} records competition {ds.attrs.get('competition')!r}; this version reads "
@@ -274,6 +270,22 @@ def load_mouse(
                       storage_options=storage_options).load()
 
 
+def tiers_with_trials(ds: xr.Dataset) -> dict[str, int]:
+    """The tiers that have trials with frames, and how many each, by tier name (``"none"``
+    included where such trials have frames); ``ds.sensorium.tiers_with_trials``.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset(coords={"tier": ("trial", ["train", "oracle", "train", "oracle"]),
+    ...                         "n_frames": ("trial", [300, 300, 300, 0])})
+    >>> tiers_with_trials(ds)
+    {'oracle': 1, 'train': 2}
+    """
+    tiers = ds["tier"].values[ds["n_frames"].values > 0].astype(str)
+    names, counts = np.unique(tiers, return_counts=True)
+    return dict(zip(names.tolist(), counts.tolist(), strict=True))
+
+
 @xr.register_dataset_accessor("sensorium")
 class SensoriumAccessor:
     """``ds.sensorium``: what belongs to a recording beyond its variables."""
@@ -290,6 +302,12 @@ class SensoriumAccessor:
             msg = "this Dataset was not opened with sensorium_data.open_mouse; it has no store."
             raise ValueError(msg)
         return as_location(store)
+
+    @property
+    def tiers_with_trials(self) -> dict[str, int]:
+        """The tiers that have trials with frames, and how many each (:func:`tiers_with_trials`).
+        """
+        return tiers_with_trials(self._ds)
 
     @property
     def statistics(self) -> xr.Dataset:

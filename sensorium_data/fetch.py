@@ -304,7 +304,7 @@ def _verify(rec: RecordingLike, root: Path, path: Path, zip_path: Path, *, origi
 def _check_identity(rec: RecordingLike, root: Path, zip_path: Path) -> None:
     """Refuse (and forget) a zip whose counts are not the catalog's for its name."""
     from sensorium_data import catalog
-    from sensorium_data.store import check_identity
+    from sensorium_data.store.writer import check_identity
     from sensorium_data.tree import open_tree
 
     if catalog.find(rec.name) is None:

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-BLOCK = 16  # trials read at once from a lazy array: amortizes dask's per-task cost
+from sensorium_data.dataset import BLOCK
+from sensorium_data.tree import valid_frames
 
 
 @dataclass(frozen=True)
@@ -137,15 +138,6 @@ def check_groups(ids: Any, n_trials: int, name: str) -> np.ndarray:
         )
         raise ValueError(msg)
     return out
-
-
-def valid_frames(trial: np.ndarray) -> int:
-    """Frames before the first all-NaN frame of one trial's responses (neuron, frame)."""
-    # Only frames where the first neuron is NaN can be all-NaN: test those columns alone.
-    for frame in np.flatnonzero(np.isnan(trial[0])):
-        if np.isnan(trial[:, frame]).all():
-            return int(frame)
-    return trial.shape[1]
 
 
 @dataclass(frozen=True)

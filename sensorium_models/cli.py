@@ -9,11 +9,10 @@ this module prints.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from sensorium_data.cli import Adder, add_data_commands, add_verbose, run, subcommand_adder
 
@@ -76,7 +75,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     """The config of ``sensorium train``: the run's (``--resume``) or a file's or the
     defaults, then the flags."""
     from sensorium_models.training import TrainConfig, read_config
-    from sensorium_models.training.config import parse_assignment
+    from sensorium_models.training.options import parse_assignment
 
     if args.config:
         config = TrainConfig.from_file(args.config)
@@ -90,6 +89,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                        ("fold", args.fold)):
         if value is not None:
             overrides[key] = value
+    if getattr(args, "track", None):  # 2022: SENSORIUM+ adds behaviour channels and shifter
+        overrides["track"] = args.track
+        overrides.setdefault("model_config.shifter", args.track == "sensorium+")
     return config.with_overrides(overrides)
 
 
@@ -154,9 +156,16 @@ def run_datasets(run_dir: str, data_dir: str | None) -> dict[str, xr.Dataset]:
 def _predict(args: argparse.Namespace, run: str | Sequence[str],
              datasets: dict[str, xr.Dataset], tiers: Sequence[str] | None
              ) -> dict[str, xr.DataArray]:
+    """One run's predictions, from its cache unless --no-cache; an ensemble's, predicted."""
+    from sensorium_models.predictions import predict_cached
     from sensorium_models.training import predict
 
-    return predict(run, datasets, tiers=tiers, device=args.device,
+    runs = [run] if isinstance(run, str) else list(run)
+    if len(runs) == 1:
+        return predict_cached(runs[0], datasets, tiers=tiers, device=args.device,
+                              batch_size=args.batch_size, progress=sys.stderr.isatty(),
+                              cache=not args.no_cache)
+    return predict(runs, datasets, tiers=tiers, device=args.device,
                    batch_size=args.batch_size, progress=sys.stderr.isatty())
 
 
@@ -180,24 +189,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from sensorium_models.leaderboard import evaluate
-    from sensorium_models.tables import format_side_by_side, side_by_side
-    from sensorium_models.training.run import scored_tiers
+    from sensorium_models.predictions import compare
+    from sensorium_models.tables import format_side_by_side
 
     if args.out and Path(args.out).exists() and not args.overwrite:
         msg = f"--out {args.out} exists; pass a new path, or --overwrite to replace it."
         raise FileExistsError(msg)
-    labels = run_labels(args.run)
-    if len(set(labels)) < len(labels):
-        msg = f"a run is named twice: {', '.join(args.run)}; compare each run once."
-        raise ValueError(msg)
-    tables, mice = {}, {}
-    for run_dir, label in zip(args.run, labels, strict=True):
-        datasets = run_datasets(run_dir, args.data_dir)
-        mice[label] = sorted(str(ds.attrs.get("mouse", m)) for m, ds in datasets.items())
-        predictions = _predict(args, run_dir, datasets, args.tiers or scored_tiers(datasets))
-        tables[label] = evaluate(predictions, datasets, scale=args.scale)
-    table = side_by_side(tables)
+    table, mice = compare(args.run, tiers=args.tiers, scale=args.scale,
+                          data_dir=args.data_dir, device=args.device,
+                          batch_size=args.batch_size, progress=sys.stderr.isatty(),
+                          cache=not args.no_cache)
+    labels = list(mice)
     print(f"single-trial correlation and correlation to average ({args.scale} scale), neurons "
           "of each run's mice pooled\n")
     print(format_side_by_side(table))
@@ -213,76 +215,36 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_labels(runs: Sequence[str]) -> list[str]:
-    """Short names of runs for a table: the folder names, or the paths where two share one."""
-    names = [Path(r).name or str(r) for r in runs]
-    if len(set(names)) == len(names):
-        return names
-    return [str(Path(r)) for r in runs]
-
-
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from sensorium_models.figures import plot_run
+    from sensorium_models.figures import check_figures_free, plot_run
+    from sensorium_models.training import read_config
 
-    for path in plot_run(args.run, out=args.out, mouse=args.mouse, tier=args.tier,
-                         device=args.device, batch_size=args.batch_size,
-                         data_dir=args.data_dir, overwrite=args.overwrite,
-                         progress=sys.stderr.isatty()):
+    config = read_config(args.run)  # a clear error for a folder that is not a run
+    folder = Path(args.out) if args.out else Path(args.run) / "figures"
+    check_figures_free(folder, args.overwrite)  # before predicting
+    datasets = run_datasets(args.run, args.data_dir)
+    predictions = _predict(args, args.run, datasets, [args.tier or config.val_tier])
+    for path in plot_run(args.run, datasets, predictions=predictions, out=args.out,
+                         mouse=args.mouse, tier=args.tier, overwrite=args.overwrite):
         print(path)
     return 0
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from sensorium_models.predictions import write_predictions
+
     if Path(args.out).exists():
-        raise FileExistsError(_EXISTS.format(out=args.out))
+        msg = f"--out {args.out} exists; pass a new path (predictions are never written over)."
+        raise FileExistsError(msg)
+    if Path(args.out).suffix not in (".zarr", ".nc"):
+        msg = (f"--out {args.out}: end it in .zarr (a zarr store) or .nc (netCDF, needs "
+               "h5netcdf), e.g. --out predictions.zarr.")
+        raise ValueError(msg)
     predictions = _predict(args, args.run, run_datasets(args.run[0], args.data_dir),
                            args.tiers)
     path = write_predictions(predictions, args.out)
     print(path)
     return 0
-
-
-_EXISTS = "{out} exists; pass a new path (predictions are never written over)."
-
-
-def write_predictions(predictions: dict[str, xr.DataArray], path: str | os.PathLike[str]) -> Path:
-    """One group per mouse in a zarr store (``.zarr``) or a netCDF file (``.nc``)."""
-    out = Path(path)
-    if out.exists():
-        raise FileExistsError(_EXISTS.format(out=out))
-    if out.suffix == ".nc":
-        engine = _netcdf_engine()
-        for i, (mouse, values) in enumerate(predictions.items()):
-            values.to_dataset().to_netcdf(out, group=mouse, mode="w" if i == 0 else "a",
-                                          engine=engine)
-    elif out.suffix == ".zarr":
-        from sensorium_data.store import quiet_zarr
-
-        with quiet_zarr():
-            for mouse, values in predictions.items():
-                values.to_dataset().to_zarr(out, group=mouse, mode="w")
-    else:
-        msg = f"--out {out}: end it in .zarr (a zarr store) or .nc (netCDF, needs h5netcdf)."
-        raise ValueError(msg)
-    return out
-
-
-def _netcdf_engine() -> Literal["h5netcdf", "netcdf4"]:
-    try:
-        import h5netcdf  # noqa: F401
-
-        return "h5netcdf"
-    except ImportError:
-        pass
-    try:
-        import netCDF4  # noqa: F401
-
-        return "netcdf4"
-    except ImportError:
-        pass
-    msg = ("writing .nc with one group per mouse needs h5netcdf or netCDF4 (pip install "
-           "h5netcdf); or write a .zarr store.")
-    raise ImportError(msg)
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -304,12 +266,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-# The models sensorium_models registers, named here so that --help does not import torch;
-# tests/test_cli.py checks it against list_models().
-BUILTIN_MODELS = (
-    "dwiseneuro", "dwiseneuro_distilled", "dynamic_v1fm", "factorized_baseline", "gru_baseline",
-    "ln", "viv1t",
-)
+class RegistryHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Fills ``{models}`` in an option's help with the registered models, read from the
+    registry only when that help is shown: listing them imports every model file (and torch),
+    which ``sensorium --help`` and the other commands need not wait for."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text and "{models}" in text:
+            from sensorium_models.models import list_models
+
+            text = text.replace("{models}", ", ".join(list_models()))
+        return text
 
 
 def add_model_commands(add: Adder) -> None:
@@ -325,6 +293,9 @@ def add_model_commands(add: Adder) -> None:
                        "forward pass (default 8)")
         p.add_argument("--data-dir", help="cache folder holding the run's recordings (default: "
                        "the run's, else $SENSORIUM_DATA_DIR or the OS cache)")
+        p.add_argument("--no-cache", action="store_true", help="predict again, not reading "
+                       "the predictions cached in RUN/predictions/ (one run's are cached there "
+                       "by training and by each command)")
 
     p = add("train", "train a model on recordings; writes a run directory",
             examples=[
@@ -342,8 +313,9 @@ def add_model_commands(add: Adder) -> None:
                   "the best model). A config\nfile (TOML or JSON) holds TrainConfig's keys and a "
                   "[model_config] table of the model's\noptions; --set overrides any of them. "
                   "See docs/training.md.")
-    p.add_argument("--model", help=f"one of {', '.join(BUILTIN_MODELS)} (docs/models.md; "
-                   "default factorized_baseline)")
+    p.formatter_class = RegistryHelpFormatter
+    p.add_argument("--model", help="one of {models} (docs/models.md; default "
+                   "factorized_baseline)")
     p.add_argument("--mice", nargs="+", help="letters (F G H I J), recording names, or paths "
                    "to stores or file trees")
     p.add_argument("--config", help="a TOML or JSON file of TrainConfig keys")
@@ -362,6 +334,9 @@ def add_model_commands(add: Adder) -> None:
     p.add_argument("--max-epochs", type=int, help="stop after this many epochs at the latest")
     p.add_argument("--nproc", type=positive_int, default=1, metavar="K", help="train on K local "
                    "processes (torchrun, DistributedDataParallel; batch_size is split over them)")
+    p.add_argument("--track", choices=["sensorium", "sensorium+"], help="2022 recordings: "
+                   "sensorium (images only, no shifter) or sensorium+ (behaviour as image "
+                   "channels, the pupil shifter on); docs/training.md, '2022'")
     p.add_argument("--ensemble", choices=["v1fm31", "folds7"], help="train a named ensemble "
                    "member by member under --out (v1fm31: Dynamic-V1FM's 31 readout variants; "
                    "folds7: one run per fold of 7 by video, DwiseNeuro's; a --set "

@@ -274,6 +274,7 @@ RUN_FIGURES = ("learning_curves.png", "traces.png", "correlations.png",
 
 
 def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
+             predictions: Mapping[str, xr.DataArray] | None = None,
              out: str | os.PathLike[str] | None = None, mouse: str | None = None,
              tier: str | None = None, device: str = "auto", batch_size: int = 8,
              data_dir: str | os.PathLike[str] | None = None, overwrite: bool = False,
@@ -288,6 +289,11 @@ def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
         The run's recordings, as for :func:`sensorium_models.predict` (a Dataset, a list or a
         mapping; recordings the run was not trained on are left out); default: opened again
         from the run's config, without downloading (``data_dir`` overrides the config's).
+    predictions
+        The run's predictions of ``tier`` (recording name -> DataArray, as
+        :func:`sensorium_models.predict` or the run's cache,
+        ``sensorium_models.predictions.predict_cached``, return them); default: predicted
+        here. The CLI passes the cached ones.
     out
         The folder of the figures, created if needed (default ``RUN/figures``).
     mouse
@@ -321,19 +327,15 @@ def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
     """
     import pandas as pd
 
-    from sensorium_models.leaderboard import recordings
     from sensorium_models.metrics import single_trial_correlation
+    from sensorium_models.scoring_inputs import datasets_by_name
     from sensorium_models.training import data, load_run, predict, read_config
 
     # every check before anything is drawn or written
     config = read_config(run)  # a clear error for a folder that is not a run
     run_dir = Path(run)
     folder = Path(out) if out is not None else run_dir / "figures"
-    existing = [folder / name for name in RUN_FIGURES if (folder / name).exists()]
-    if existing and not overwrite:
-        msg = (f"{folder} already holds figures ({', '.join(p.name for p in existing)}); pass "
-               "another folder (--out), or overwrite=True (--overwrite) to replace them.")
-        raise FileExistsError(msg)
+    check_figures_free(folder, overwrite)
     metrics = pd.read_csv(run_dir / "metrics.csv")
     if metrics.empty or not (run_dir / "best.pt").is_file():
         msg = (f"{run_dir} has no finished epoch yet (metrics.csv has no rows or best.pt is "
@@ -342,7 +344,7 @@ def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
     model: Any = load_run(run)
     if datasets is None:
         datasets = data.open_run_mice(run, data_dir)
-    given = recordings(datasets)  # by the names the model knows them by
+    given = datasets_by_name(datasets)  # by the names the model knows them by
     known = {m: ds for m, ds in given.items() if m in model.mice}
     if not known:
         msg = (f"none of the recordings given ({', '.join(given)}) is one the run was trained "
@@ -361,12 +363,15 @@ def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
     model_name = config.model
     paths = [run_curves(metrics, folder / "learning_curves.png", model=model_name,
                         val_tier=config.val_tier)]
-    predictions = predict(model, {name: ds}, tiers=tier, device=device, batch_size=batch_size,
-                          progress=progress, **data.loader_options(config))[name]
-    trials = predictions["trial"].values
+    if predictions is None:
+        predictions = predict(model, {name: ds}, tiers=tier, device=device,
+                              batch_size=batch_size, progress=progress,
+                              **data.loader_options(config))
+    shown = tier_of(predictions, name, tier)
+    trials = shown["trial"].values
     responses = ds["responses"].sel(trial=trials).transpose("trial", "neuron", "frame").values
-    per_neuron = single_trial_correlation(responses, predictions.values, per_neuron=True)
-    paths.append(traces(ds, {model_name: predictions}, folder / "traces.png",
+    per_neuron = single_trial_correlation(responses, shown.values, per_neuron=True)
+    paths.append(traces(ds, {model_name: shown}, folder / "traces.png",
                         best_model=model_name, tier=tier, neurons=np.argsort(-per_neuron)[:3]))
     ceiling = None
     if "rates" in ds:
@@ -389,6 +394,30 @@ def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
                                       folder / "receptive_fields.png", model=model_name,
                                       video_shape=shape))
     return paths
+
+
+def check_figures_free(folder: Path, overwrite: bool) -> None:
+    """Figures already in ``folder`` are an error unless ``overwrite``."""
+    existing = [folder / name for name in RUN_FIGURES if (folder / name).exists()]
+    if existing and not overwrite:
+        msg = (f"{folder} already holds figures ({', '.join(p.name for p in existing)}); pass "
+               "another folder (--out), or overwrite=True (--overwrite) to replace them.")
+        raise FileExistsError(msg)
+
+
+def tier_of(predictions: Mapping[str, xr.DataArray], name: str, tier: str) -> xr.DataArray:
+    """The trials of ``tier`` in the predictions of recording ``name``, else a named error."""
+    if name not in predictions:
+        msg = (f"predictions has no recording {name!r} (it has {', '.join(predictions)}); "
+               "pass the run's predictions of the recording drawn.")
+        raise ValueError(msg)
+    values = predictions[name]
+    rows = np.flatnonzero(values["tier"].values.astype(str) == tier)
+    if rows.size == 0:
+        msg = (f"predictions of {name} have no trials of tier {tier!r}; predict that tier "
+               f"(sensorium_models.predict(run, datasets, tiers={tier!r})).")
+        raise ValueError(msg)
+    return values.isel(trial=rows)
 
 
 def mean_pupil(ds: xr.Dataset, config: Any) -> np.ndarray | None:

@@ -7,18 +7,23 @@ reading a few trials at a time, so lazily opened recordings are scored in bounde
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sensorium_data.dataset import BLOCK
 from sensorium_data.scale import official_precision
-from sensorium_models._arrays import as_trials
-from sensorium_models.accumulators import (
-    RunningCorrelationToAverage,
-    RunningFEVE,
-    RunningSingleTrialCorrelation,
+from sensorium_data.tree import TIER_ORDER
+from sensorium_models.accumulators import RunningSingleTrialCorrelation
+from sensorium_models.repeat_accumulators import RunningCorrelationToAverage, RunningFEVE
+from sensorium_models.scoring_inputs import (
+    PredictionSource,
+    Scale,
+    ScoringInputs,
+    check_tiers,
+    scoring_inputs,
 )
 
 if TYPE_CHECKING:
@@ -27,16 +32,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Scale = Literal["raw", "official"]
-TIER_ORDER = (
-    "train", "oracle", "validation", "live_test_main", "final_test_main",
-    "live_test_bonus", "final_test_bonus", "test", "final_test",
-)  # fmt: skip
+__all__ = ["evaluate", "flagged", "official_precision", "score", "table"]
 BONUS_TIERS = ("live_test_bonus", "final_test_bonus")
 IN_DOMAIN = "NaturalVideo"
 POOLED = "all"
 OUT_OF_DOMAIN = "out_of_domain"
-BLOCK = 8  # trials read at once
 # Per neuron over the scored frames, kept from the correlation's accumulator for calibration
 RECORDED, PREDICTED, SPREAD = "_recorded_mean", "_predicted_mean", "_predicted_std"
 RAW = "_raw"  # the accumulator of the raw-scale values, for them
@@ -46,115 +46,6 @@ WARNINGS = {
     "constant": "constant",
     "scale": "mean {ratio:.3g}x the responses'",
 }
-
-
-def recordings(datasets: Any) -> dict[str, xr.Dataset]:
-    """Recordings by name (the ``mouse`` attribute, else the mapping's key)."""
-    if hasattr(datasets, "data_vars"):
-        datasets = [datasets]
-    items: Iterable[tuple[Any, Any]]
-    if isinstance(datasets, Mapping):
-        items = datasets.items()
-    elif isinstance(datasets, Sequence):
-        items = ((None, ds) for ds in datasets)
-    else:
-        msg = (
-            "datasets must be an xarray.Dataset, a sequence of them or a mapping name -> "
-            f"Dataset; got {type(datasets).__name__}."
-        )
-        raise TypeError(msg)
-    out: dict[str, xr.Dataset] = {}
-    for key, ds in items:
-        if not hasattr(ds, "data_vars") or "responses" not in ds.data_vars:
-            msg = (
-                f"{key or 'each dataset'} must be a recording's xarray.Dataset with a "
-                "`responses` variable (see sensorium_data.open_mouse)."
-            )
-            raise TypeError(msg)
-        name = str(ds.attrs.get("mouse", key if key is not None else len(out)))
-        out[name] = ds
-    return out
-
-
-def lookup(recs: Mapping[str, xr.Dataset], key: str, keys: Mapping[Any, Any]) -> str:
-    """The recording name of a user's key: a name, a key of the datasets mapping, or a
-    catalog name of the recording (letter ``"F"``, short name ``"29515-10-12"``)."""
-    if key in recs:
-        return key
-    for user_key, ds in keys.items():
-        if user_key == key:
-            return str(ds.attrs.get("mouse", user_key))
-    try:
-        from sensorium_data.catalog import find
-
-        known = find(key)
-    except (ImportError, LookupError, ValueError, OSError):
-        known = None
-    if known is not None and known.name in recs:
-        return str(known.name)
-    msg = f"no dataset for mouse {key!r}; the datasets are {sorted(recs)}."
-    raise KeyError(msg)
-
-
-class PredictionSource(Protocol):
-    """Predictions of one recording, read a block of trials at a time."""
-
-    trials: np.ndarray  # trial ids (the Dataset's `trial` coordinate) that have predictions
-
-    def read(self, trials: np.ndarray) -> np.ndarray:
-        """(trial, neuron, frame) or (trial, neuron) predictions; frame 0 is trial onset."""
-        ...
-
-
-class ArraySource:
-    """Predictions given as an array aligned with the recording, or a DataArray by trial."""
-
-    def __init__(self, predictions: Any, ds: xr.Dataset, name: str):
-        data = as_trials(predictions, f"predictions of {name}")
-        n_trials, n_neurons = ds.sizes["trial"], ds.sizes["neuron"]
-        if data.labels is not None:
-            trials = data.labels
-            unknown = np.setdiff1d(trials, ds["trial"].values)
-            if len(unknown):
-                msg = (
-                    f"predictions of {name} have {len(unknown)} trials the recording does not "
-                    f"have: {unknown[:20].tolist()}."
-                )
-                raise ValueError(msg)
-        elif data.shape[0] == n_trials:
-            trials = ds["trial"].values
-        else:
-            msg = (
-                f"predictions of {name} have {data.shape[0]} trials but the recording has "
-                f"{n_trials}: pass an array aligned with all its trials, or a DataArray with a "
-                "`trial` coordinate to predict some of them."
-            )
-            raise ValueError(msg)
-        self.order = None
-        if data.neurons is not None and not np.array_equal(data.neurons, ds["neuron"].values):
-            index = {v: i for i, v in enumerate(data.neurons.tolist())}
-            missing = [v for v in ds["neuron"].values.tolist() if v not in index]
-            if missing or len(index) != n_neurons:
-                msg = (
-                    f"the neuron coordinate of the predictions of {name} does not hold the "
-                    f"recording's {n_neurons} neurons (missing {missing[:10]})."
-                )
-                raise ValueError(msg)
-            self.order = np.array([index[v] for v in ds["neuron"].values.tolist()])
-        elif data.shape[1] != n_neurons:
-            msg = (
-                f"predictions of {name} have {data.shape[1]} neurons but the recording has "
-                f"{n_neurons}."
-            )
-            raise ValueError(msg)
-        self.data, self.trials = data.data, np.asarray(trials)
-        self.position = {t: i for i, t in enumerate(self.trials.tolist())}
-
-    def read(self, trials: np.ndarray) -> np.ndarray:
-        rows = [self.position[t] for t in trials.tolist()]
-        index = rows if isinstance(self.data, np.ndarray) else np.asarray(rows)
-        block = np.asarray(self.data[index])
-        return block if self.order is None else block[:, self.order]
 
 
 @dataclass
@@ -248,62 +139,50 @@ def evaluate(
     >>> oracle = ds.responses.where(ds.tier == "oracle", drop=True)  # doctest: +SKIP
     >>> evaluate({"F": my_model_predict(oracle)}, {"F": ds})  # doctest: +SKIP
     """
-    import pandas as pd
-
-    if not isinstance(predictions, Mapping):
-        msg = (
-            "predictions must be a mapping mouse -> array or DataArray (trial, neuron, frame); "
-            f"got {type(predictions).__name__}."
-        )
-        raise TypeError(msg)
-    if scale not in ("raw", "official"):
-        msg = f"scale must be 'raw' or 'official'; got {scale!r}."
-        raise ValueError(msg)
-    recs = recordings(datasets)
-    keys = datasets if isinstance(datasets, Mapping) else {}
-    sources: dict[str, PredictionSource] = {}
-    for key, value in predictions.items():
-        name = lookup(recs, str(key), keys)
-        sources[name] = ArraySource(value, recs[name], name)
-    if precision is not None:
-        precision = {lookup(recs, str(k), keys): v for k, v in precision.items()}
-    check_tiers(recs, tiers)
-    cells = score(
-        sources,
-        recs,
-        tiers=tiers,
-        scale=scale,
-        precision=precision,
-        skip=skip,
-        max_frames=max_frames,
-    )
-    table = pd.DataFrame(rows(cells, recs))
-    table.attrs.update(scale=scale, skip=skip, max_frames=max_frames)
-    for line in flagged(table):
+    inputs = scoring_inputs(predictions, datasets, scale=scale, precision=precision)
+    check_tiers(inputs.datasets, tiers)
+    frame = table(inputs, tiers=tiers, skip=skip, max_frames=max_frames)
+    for line in flagged(frame):
         log.warning("%s", line)
-    return table
+    return frame
 
 
-def score(
-    sources: Mapping[str, PredictionSource],
-    recs: Mapping[str, xr.Dataset],
+def table(
+    inputs: ScoringInputs,
     *,
-    tiers: Sequence[str] | None,
-    scale: Scale,
-    precision: Mapping[str, Any] | None,
-    skip: int,
-    max_frames: int | None,
+    tiers: Sequence[str] | None = None,
+    skip: int = 50,
+    max_frames: int | None = 300,
     scale_predictions: bool = True,
-) -> list[_Cell]:
-    """The finished cells of every recording with predictions.
+) -> pd.DataFrame:
+    """The leaderboard table of prepared inputs (:func:`~sensorium_models.scoring_inputs.
+    scoring_inputs`), its scale and frame window in ``attrs``.
 
     With ``scale_predictions=False`` the official scale applies to the ground truth only
     (a submission's values are already in it).
     """
+    import pandas as pd
+
+    cells = score(inputs, tiers=tiers, skip=skip, max_frames=max_frames,
+                  scale_predictions=scale_predictions)
+    frame = pd.DataFrame(rows(cells, inputs.datasets))
+    frame.attrs.update(scale=inputs.scale, skip=skip, max_frames=max_frames)
+    return frame
+
+
+def score(
+    inputs: ScoringInputs,
+    *,
+    tiers: Sequence[str] | None,
+    skip: int,
+    max_frames: int | None,
+    scale_predictions: bool = True,
+) -> list[_Cell]:
+    """The finished cells of every recording with predictions (see :func:`table`)."""
     cells: list[_Cell] = []
-    for name, source in sources.items():
-        ds = recs[name]
-        prec = recording_precision(ds, name, precision) if scale == "official" else None
+    for name, source in inputs.sources.items():
+        ds = inputs.datasets[name]
+        prec = inputs.precision_of(name)
         scaling = (prec, prec if scale_predictions else None)
         try:
             cells += _score_recording(name, ds, source, tiers, scaling, skip, max_frames)
@@ -318,40 +197,6 @@ def score(
         )
         raise ValueError(msg)
     return cells
-
-
-def tiers_with_trials(ds: xr.Dataset) -> set[str]:
-    """The tiers ``ds`` has trials of (with frames), ``"none"`` included."""
-    return {str(t) for t in ds["tier"].values.astype(str)[ds["n_frames"].values > 0]}
-
-
-def check_tiers(recs: Mapping[str, xr.Dataset], tiers: str | Sequence[str] | None) -> None:
-    """Name the tiers asked for that no recording has trials of, and the tiers they have."""
-    if tiers is None:
-        return
-    present = set().union(*(tiers_with_trials(ds) for ds in recs.values()))
-    chosen = [tiers] if isinstance(tiers, str) else list(tiers)
-    unknown = [t for t in chosen if t not in present]
-    if unknown:
-        msg = (f"no recording has trials of tier(s) {unknown}; their tiers: "
-               f"{sorted(present - {'none'})}.")
-        raise ValueError(msg)
-
-
-def recording_precision(ds: xr.Dataset, name: str, given: Mapping[str, Any] | None) -> np.ndarray:
-    """The official precision of a recording: given by name, else from its statistics."""
-    if given is not None and name in given:
-        return np.asarray(given[name], dtype=np.float64)
-    try:
-        std = ds.sensorium.statistics["responses"].sel(statistic="std")
-    except (AttributeError, KeyError, ValueError) as e:
-        msg = (
-            f"scale='official' needs the response statistics of {name}: pass precision="
-            "{mouse: array (neuron, frame)} (see official_precision), or open the recording "
-            f"with sensorium_data.open_mouse so that ds.sensorium.statistics exists ({e})."
-        )
-        raise ValueError(msg) from e
-    return official_precision(std.transpose("neuron", ...).values)
 
 
 def _score_recording(

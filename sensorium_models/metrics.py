@@ -15,11 +15,11 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
-from sensorium_models.accumulators import (
+from sensorium_models.accumulators import RunningSingleTrialCorrelation
+from sensorium_models.repeat_accumulators import (
     RunningCorrelationToAverage,
     RunningFEVE,
     RunningOracleCorrelation,
-    RunningSingleTrialCorrelation,
 )
 
 __all__ = [

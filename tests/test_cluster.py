@@ -47,14 +47,14 @@ def test_two_workers_convert_two_recordings_as_one_process_does(client, make_tre
 
 def test_a_conversion_failing_on_a_worker_publishes_no_store(client, make_tree, tmp_path,
                                                               monkeypatch):
-    from sensorium_data import store as store_module
+    from sensorium_data.store import video
 
     def lost(self, *args, **kwargs):
         raise RuntimeError("the worker lost its disk")
 
     tree = make_tree("rec-c", seed=3)
     target = tmp_path / "stores" / "rec-c.zarr"
-    monkeypatch.setattr(store_module._Writer, "_coords", lost)  # after the big arrays
+    monkeypatch.setattr(video.VideoWriter, "_coords", lost)  # after the big arrays
     with pytest.raises(RuntimeError, match=r"converting rec-c failed on the cluster "
                        r"\(RuntimeError: the worker lost its disk\); nothing of it was "
                        r"published"):

@@ -19,7 +19,8 @@ import torch
 import sensorium_models as sm
 from sensorium_models import cli
 from sensorium_models.training import distributed
-from sensorium_models.training.config import ConfigError, TrainConfig, resolve_model_config
+from sensorium_models.training.config import ConfigError, TrainConfig
+from sensorium_models.training.options import resolve_model_config
 
 LIMIT = 180  # seconds a two-process test may take before it is killed and fails
 

@@ -18,11 +18,11 @@ import zarr
 
 import sensorium_data as sd
 from sensorium_data.errors import StoreError
-from sensorium_data.layout import chunk_file, mapped_reason
 from sensorium_data.loaders.mapped import MappedTrials
 from sensorium_data.loaders.reader import ChunkFiles
 from sensorium_data.store import SCHEMA_VERSION
-from sensorium_data.upgrade import needs_upgrade
+from sensorium_data.store.layout import chunk_file, mapped_reason
+from sensorium_data.store.upgrade import needs_upgrade
 from tests.old_stores import schema_1_copy
 
 
@@ -219,7 +219,7 @@ def test_upgrade_rewrites_the_store_from_itself(store, tmp_path):
 def test_an_interrupted_upgrade_keeps_the_old_store(store, tmp_path, monkeypatch):
     old = schema_1_copy(store, tmp_path / "old.zarr")
     before = sd.open_mouse(old).load()
-    upgrade_module = sys.modules["sensorium_data.upgrade"]  # the package's `upgrade` is the verb
+    upgrade_module = sys.modules["sensorium_data.store.upgrade"]  # sd.upgrade is the verb
 
     def killed(*args: object) -> None:
         msg = "killed"

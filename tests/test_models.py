@@ -30,6 +30,10 @@ SMALL = {
     "viv1t": {"tubelet_frames": 5, "embed_dim": 8, "heads": 2, "head_dim": 4, "mlp_dim": 8,
               "spatial_depth": 1, "temporal_depth": 1},
     "dynamic_v1fm": {"emb_dim": 8, "num_heads": 2, "mlp_dim": 8, "num_blocks": 1},
+    "sota_2022": {"hidden_channels": 4},
+    "ln_2022": {"hidden_channels": 4},
+    "v1t": {"embed_dim": 8, "heads": 2, "mlp_dim": 8, "depth": 1, "patch_stride": 4,
+            "core_l1": 1e-4},
 }
 TINY_DWISENEURO = {"stem_channels": 4, "channels": (4, 8), "strides": (2, 2), "expansion": 2,
                    "se_reduction": 2, "cortex": (8, 16), "window": 4, "window_batch": 8}
@@ -39,7 +43,7 @@ NO_PENALTY = {"dwiseneuro", "dwiseneuro_distilled", "dynamic_v1fm"}
 # Models whose core has no penalty of its own (ViV1T regularises through weight decay only).
 UNPENALISED_CORES = {"viv1t"}
 BURN_IN = {"factorized_baseline": 18, "gru_baseline": 0, "ln": 10, "viv1t": 24,
-           "dynamic_v1fm": 15}
+           "dynamic_v1fm": 15, "sota_2022": 0, "ln_2022": 0, "v1t": 0}
 # Clip length of the generic tests; a model that reads clips in fixed windows needs a window.
 FRAMES = {"dynamic_v1fm": 30}
 MODELS = sm.list_models()

@@ -14,8 +14,8 @@ import sensorium_data as sd
 from sensorium_data import catalog, fetch
 from sensorium_data.dataset import open_store
 from sensorium_data.errors import RecordingFormatError
-from sensorium_data.static import BEHAVIOR_VARIABLES
 from sensorium_data.store import convert
+from sensorium_data.store.static import BEHAVIOR_VARIABLES
 from sensorium_data.tree import open_tree
 from tests.conftest import STATIC_TEST_TIERS, write_tiny_static_tree
 from tests.test_tree import zip_folder

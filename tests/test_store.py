@@ -222,12 +222,13 @@ def test_store_path_that_is_not_a_store(make_tree, tmp_path):
 SLOW_CONVERT = """
 import sys, time
 import sensorium_data.store as store
-original = store._Writer._behavior
+from sensorium_data.store.video import VideoWriter
+original = VideoWriter._behavior
 def slow(self):
     open(sys.argv[3], "w").close()
     time.sleep(float(sys.argv[4]))
     original(self)
-store._Writer._behavior = slow
+VideoWriter._behavior = slow
 store.convert(sys.argv[1], sys.argv[2], progress=False)
 """
 

@@ -14,8 +14,8 @@ import torch
 
 import sensorium_models as sm
 from sensorium_data import UnknownMouseError
-from sensorium_models.training.config import parse_assignment
 from sensorium_models.training.loop import poisson_loss
+from sensorium_models.training.options import parse_assignment
 from sensorium_models.training.stopping import EarlyStopping
 from tests.conftest import TINY_FACTORIZED
 
@@ -321,7 +321,7 @@ def test_the_loss_scale_counts_every_trial_of_the_mouse(simulated_stores, tmp_pa
     import math
 
     import sensorium_data as sd
-    from sensorium_models.training.config import resolve_model_config
+    from sensorium_models.training.options import resolve_model_config
     from sensorium_models.training.run import Trainer
 
     config = sm.TrainConfig(mice=(str(simulated_stores[0]),), batch_size=4, device="cpu",
@@ -560,3 +560,13 @@ def test_resuming_a_finished_run_says_it_is_finished(trained_run, caplog):
     assert re.search(r"is finished: it has run max_epochs=2 epochs; pass a larger --max-epochs "
                      r"\(max_epochs\) to train it longer; nothing to resume", caplog.text)
     assert (trained_run / "last.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("module", ["config", "options"])
+def test_config_docstring_examples(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"sensorium_models.training.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 import sensorium_models as sm
-from sensorium_models.training.config import resolve_model_config
 from sensorium_models.training.loop import train_epoch
 from sensorium_models.training.optim import build_optimizer
+from sensorium_models.training.options import resolve_model_config
 from sensorium_models.training.precision import resolve_precision
 from sensorium_models.training.predict import no_autocast
 from tests.conftest import TINY_FACTORIZED

@@ -122,6 +122,27 @@ def test_writer_refuses_to_overwrite(make_tree):
         TreeWriter(path, tiers=["train"], unit_ids=[1], coordinates=np.zeros((1, 3)))
 
 
+def test_writer_refuses_unknown_stream_names(tmp_path):
+    writer = TreeWriter(tmp_path / "rec", tiers=["train"], unit_ids=[1],
+                        coordinates=np.zeros((1, 3)))
+    with pytest.raises(ValueError, match=r"write_trial got unknown stream 'video' \(did you mean "
+                                         r"'videos'\?\); the streams of a recording are videos, "):
+        writer.write_trial(0, video=np.zeros((36, 64, 4)), responses=np.zeros((1, 4)))
+    assert not (tmp_path / "rec" / "data").exists()  # nothing written, not even the good stream
+    with pytest.raises(ValueError, match=r"close\(statistics=\.\.\.\) got unknown stream 'spikes'"):
+        writer.close(statistics={"spikes": {"mean": np.zeros(1)}})
+
+
+def test_valid_frames_of_responses_and_of_a_video_agree():
+    responses = np.ones((3, 6))
+    responses[:, 4:] = np.nan
+    responses[1:, 2] = np.nan  # NaN in some neurons only: still a valid frame
+    responses[0, 1] = np.nan
+    assert valid_frames(responses) == 4
+    video = np.broadcast_to(responses[:, None, :], (3, 5, 6))
+    assert valid_frames(video) == 4
+
+
 def test_writer_statistics_are_over_train_trials(tmp_path):
     writer = TreeWriter(tmp_path / "rec", tiers=["train", "train", "oracle"], unit_ids=[1, 2],
                         coordinates=np.zeros((2, 3)))

@@ -1,4 +1,4 @@
-"""Torch training views of the stores: clips, whole trials, a mouse-aware batch sampler.
+"""Torch training views of the stores: clips, whole trials, 2022 images, a mouse batch sampler.
 
 >>> import sensorium_data as sd
 >>> clips = sd.ClipDataset(["F.zarr", "G.zarr"], frames=80, seed=0)  # doctest: +SKIP
@@ -8,6 +8,14 @@ See ``docs/loading.md``.
 
 from sensorium_data.loaders.batching import collate
 from sensorium_data.loaders.clips import ClipDataset, TrialDataset
+from sensorium_data.loaders.images import ImageDataset, collate_images
 from sensorium_data.loaders.sampler import MouseBatchSampler
 
-__all__ = ["ClipDataset", "MouseBatchSampler", "TrialDataset", "collate"]
+__all__ = [
+    "ClipDataset",
+    "ImageDataset",
+    "MouseBatchSampler",
+    "TrialDataset",
+    "collate",
+    "collate_images",
+]

@@ -20,7 +20,8 @@ def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     Parameters
     ----------
     items
-        Items of :class:`ClipDataset` or :class:`TrialDataset`.
+        Items of :class:`ClipDataset` or :class:`TrialDataset` (items of
+        :class:`ImageDataset` go to :func:`collate_images`).
 
     Returns
     -------
@@ -47,6 +48,10 @@ def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if not items:
         msg = "collate got no items; a batch needs at least one."
         raise ValueError(msg)
+    if "images" in items[0]:  # 2022 items have no frames to pad
+        from sensorium_data.loaders.images import collate_images
+
+        return collate_images(items)
     lengths = [int(item["length"]) if "length" in item else int(item["responses"].shape[-1])
                for item in items]
     frames = max(lengths)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-import weakref
 from bisect import bisect_right
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -15,35 +13,16 @@ import torch
 import xarray as xr
 
 from sensorium_data.loaders.batching import batch_buffer
+from sensorium_data.loaders.local import ProcessLocal, window_start
 from sensorium_data.loaders.mapped import layout_reason, open_trials
 from sensorium_data.loaders.memory import Resident
 from sensorium_data.loaders.normalize import Normalize, check_normalize
-from sensorium_data.loaders.reader import Fetched, Windows, decode_in_this_thread
+from sensorium_data.loaders.reader import Fetched, Windows
 from sensorium_data.loaders.shaping import Shaping, check_canvas, check_frame_step
-from sensorium_data.loaders.sources import Recording, Source, Tier, open_sources, recording
+from sensorium_data.loaders.sources import Source, Tier, TrialSelection, open_sources, select_trials
 from sensorium_data.remote import RemotePath
 
 log = logging.getLogger(__name__)
-
-_MASK = (1 << 64) - 1
-# Threads per process reading chunk files while the process decodes (the reads release the
-# GIL); with a cold page cache the disk then works during the decoding.
-READ_THREADS = 4
-
-
-def _mix(x: int) -> int:
-    """splitmix64: a well-spread 64-bit hash of ``x``."""
-    x = (x + 0x9E3779B97F4A7C15) & _MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-    return x ^ (x >> 31)
-
-
-def window_start(seed: int, epoch: int, index: int, n_starts: int) -> int:
-    """The first frame of item ``index``'s window: uniform in ``[0, n_starts)``, a function of
-    ``(seed, epoch, index)`` only, so any process computes the same."""
-    return _mix(_mix(_mix(seed & _MASK) ^ (epoch & _MASK)) ^ index) % n_starts
-
 
 class _Slot(NamedTuple):
     """Where one item is written in its batch: videos (C, F, H, W), responses (N, F),
@@ -62,50 +41,6 @@ class _Window(NamedTuple):
     j: int
     start: int
     frames: int
-
-
-# Every _Local with a running thread pool: a fork stops them first (below).
-_WITH_THREADS: weakref.WeakSet[_Local] = weakref.WeakSet()
-
-
-def _stop_reading_threads() -> None:
-    """Stop this process's reading threads (they start again on the next read).
-
-    Runs before every fork, as a DataLoader starting its workers does: a process forked while
-    it runs threads gets only the forking thread, and Python 3.12+ warns about it.
-    """
-    for local in list(_WITH_THREADS):
-        local.stop_threads()
-
-
-os.register_at_fork(before=_stop_reading_threads)
-
-
-class _Local:
-    """What each process opens for itself: store readers, reading threads, a random
-    generator."""
-
-    def __init__(self, n: int):
-        self.pid = os.getpid()
-        self.readers: list[tuple[Windows, Windows] | None] = [None] * n
-        self.precision_t: list[np.ndarray | None] = [None] * n
-        self.rng: np.random.Generator | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        if torch.utils.data.get_worker_info() is not None:
-            decode_in_this_thread()
-
-    @property
-    def pool(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="sensorium-read")
-            _WITH_THREADS.add(self)
-        return self._pool
-
-    def stop_threads(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        _WITH_THREADS.discard(self)
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -207,27 +142,28 @@ class ClipDataset(torch.utils.data.Dataset):
             )
             raise ValueError(msg)
         datasets = open_sources(source)
-        self._recordings: list[Recording] = [recording(ds, tier, normalize) for ds in datasets]
+        self._selections: list[TrialSelection] = [select_trials(ds, tier, normalize)
+                                                  for ds in datasets]
         self._datasets: dict[str, xr.Dataset] | None = {
-            rec.mouse: ds for rec, ds in zip(self._recordings, datasets, strict=True)}
+            rec.mouse: ds for rec, ds in zip(self._selections, datasets, strict=True)}
         self.tier, self.normalize, self.seed = tier, normalize, seed
         self.frames = None if frames is None else int(frames)
         self.span = None if frames is None else self.shaping.span(int(frames))
         self.behavior_channels, self.pupil_channels = behavior_channels, pupil_channels
-        for rec in self._recordings:
+        for rec in self._selections:
             self._fit(rec)
-        self._mapped = [self._can_map(rec) for rec in self._recordings]
-        self._offsets = np.cumsum([0, *(len(rec.trials) for rec in self._recordings)]).tolist()
+        self._mapped = [self._can_map(rec) for rec in self._selections]
+        self._offsets = np.cumsum([0, *(len(rec.trials) for rec in self._selections)]).tolist()
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()  # seen by all workers
-        self._local: _Local | None = None
+        self._local: ProcessLocal | None = None
         self._resident: list[Resident] | None = None
         if in_memory:
             self._resident = [Resident(rec, *self._readers(m))
-                              for m, rec in enumerate(self._recordings)]
+                              for m, rec in enumerate(self._selections)]
         log.info("%r", self)
 
     @staticmethod
-    def _can_map(rec: Recording) -> bool:
+    def _can_map(rec: TrialSelection) -> bool:
         """Whether the store of ``rec`` is in the mapped layout; says so when it is not."""
         if isinstance(rec.store, RemotePath):  # only local files can be memory-mapped
             log.warning("%s: %s is read through zarr over the network (the slow path); "
@@ -240,7 +176,7 @@ class ClipDataset(torch.utils.data.Dataset):
                         reason)
         return reason is None
 
-    def _fit(self, rec: Recording) -> None:
+    def _fit(self, rec: TrialSelection) -> None:
         """Leave out trials shorter than the clips; warn about withheld responses."""
         canvas = self.shaping.canvas
         if canvas is not None and (rec.height > canvas[0] or rec.width > canvas[1]):
@@ -275,7 +211,7 @@ class ClipDataset(torch.utils.data.Dataset):
     @property
     def mice(self) -> list[str]:
         """The recordings' names, in the order of ``source``."""
-        return [rec.mouse for rec in self._recordings]
+        return [rec.mouse for rec in self._selections]
 
     @property
     def datasets(self) -> dict[str, xr.Dataset]:
@@ -283,13 +219,13 @@ class ClipDataset(torch.utils.data.Dataset):
         if self._datasets is None:
             from sensorium_data.dataset import open_store
 
-            self._datasets = {rec.mouse: open_store(rec.store) for rec in self._recordings}
+            self._datasets = {rec.mouse: open_store(rec.store) for rec in self._selections}
         return self._datasets
 
     @property
     def n_neurons(self) -> dict[str, int]:
         """Neurons per mouse."""
-        return {rec.mouse: rec.n_neurons for rec in self._recordings}
+        return {rec.mouse: rec.n_neurons for rec in self._selections}
 
     @property
     def in_channels(self) -> int:
@@ -299,7 +235,7 @@ class ClipDataset(torch.utils.data.Dataset):
     def indices_by_mouse(self) -> dict[str, np.ndarray]:
         """The dataset indices of each mouse's items."""
         return {rec.mouse: np.arange(self._offsets[m], self._offsets[m + 1])
-                for m, rec in enumerate(self._recordings)}
+                for m, rec in enumerate(self._selections)}
 
     def precision(self, mouse: str) -> np.ndarray:
         """The response scale applied to ``mouse``: (neuron, frame) float32.
@@ -307,7 +243,7 @@ class ClipDataset(torch.utils.data.Dataset):
         ``responses = raw * precision``, so predictions divided by it are in raw units. Ones
         for ``normalize=None``.
         """
-        return np.array(self._recording(mouse).scaling.precision)
+        return np.array(self._selection(mouse).scaling.precision)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw new windows: with a seed, item ``i``'s window depends on ``(seed, epoch, i)``.
@@ -317,8 +253,8 @@ class ClipDataset(torch.utils.data.Dataset):
         """
         self._epoch[0] = int(epoch)
 
-    def _recording(self, mouse: str) -> Recording:
-        for rec in self._recordings:
+    def _selection(self, mouse: str) -> TrialSelection:
+        for rec in self._selections:
             if rec.mouse == mouse:
                 return rec
         msg = f"unknown mouse {mouse!r}; this dataset has {self.mice}."
@@ -348,7 +284,7 @@ class ClipDataset(torch.utils.data.Dataset):
         same = all(w.m == first.m and w.frames == first.frames for w in windows)
         if self._resident is not None or not same or self.shaping != Shaping():
             return [None] * len(windows)  # (a shaped item is made apart, then copied)
-        rec, n, f = self._recordings[first.m], len(windows), first.frames
+        rec, n, f = self._selections[first.m], len(windows), first.frames
         videos = batch_buffer((n, self.in_channels, f, rec.height, rec.width))
         behavior = batch_buffer((n, 4, f))
         if self._mapped[first.m]:  # frames first in memory, as on disk: (B, N, F) strided
@@ -365,7 +301,7 @@ class ClipDataset(torch.utils.data.Dataset):
         index = int(index) % n_items
         m = bisect_right(self._offsets, index) - 1
         j = index - self._offsets[m]
-        n = int(self._recordings[m].n_frames[j])
+        n = int(self._selections[m].n_frames[j])
         frames = self.span or n
         return _Window(m, j, self._start(index, n - frames + 1), frames)
 
@@ -377,7 +313,7 @@ class ClipDataset(torch.utils.data.Dataset):
         m, j, start, frames = window
         if self._mapped[m]:
             return {}, {}  # nothing to read ahead: the copy out of the map reads the pages
-        pos, pool = int(self._recordings[m].positions[j]), self._process().pool
+        pos, pool = int(self._selections[m].positions[j]), self._process().pool
         videos, responses = self._readers(m)
         return (videos.fetch(pos, start, start + frames, pool),
                 responses.fetch(pos, start, start + frames, pool))
@@ -385,7 +321,7 @@ class ClipDataset(torch.utils.data.Dataset):
     def _item(self, window: _Window, fetched: tuple[Fetched, Fetched] | None,
               slot: _Slot | None = None) -> dict[str, Any]:
         m, j, start, frames = window
-        rec = self._recordings[m]
+        rec = self._selections[m]
         if self._resident is not None:
             videos, responses, behavior = self._from_memory(self._resident[m], rec, j, start,
                                                             frames)
@@ -412,9 +348,9 @@ class ClipDataset(torch.utils.data.Dataset):
             local.rng = np.random.default_rng()  # fresh entropy in each process
         return int(local.rng.integers(n_starts))
 
-    def _process(self) -> _Local:
+    def _process(self) -> ProcessLocal:
         if self._local is None or self._local.pid != os.getpid():
-            self._local = _Local(len(self._recordings))
+            self._local = ProcessLocal(len(self._selections))
         return self._local
 
     def _readers(self, m: int) -> tuple[Windows, Windows]:
@@ -422,7 +358,7 @@ class ClipDataset(torch.utils.data.Dataset):
         local = self._process()
         readers = local.readers[m]
         if readers is None:
-            rec, mapped = self._recordings[m], self._mapped[m]
+            rec, mapped = self._selections[m], self._mapped[m]
             # which store positions have chunk files: every trial with frames, for responses
             # only the labelled ones (withheld responses are never written)
             has_frames = np.zeros(int(rec.positions.max()) + 1, bool)
@@ -440,11 +376,11 @@ class ClipDataset(torch.utils.data.Dataset):
         local = self._process()
         precision = local.precision_t[m]
         if precision is None:
-            precision = np.ascontiguousarray(self._recordings[m].scaling.precision.T)
+            precision = np.ascontiguousarray(self._selections[m].scaling.precision.T)
             local.precision_t[m] = precision
         return precision
 
-    def _videos(self, rec: Recording, frames: int) -> np.ndarray:
+    def _videos(self, rec: TrialSelection, frames: int) -> np.ndarray:
         return np.empty((self.in_channels, frames, rec.height, rec.width), np.float32)
 
     def _channels(self, videos: np.ndarray, behavior: np.ndarray) -> None:
@@ -456,7 +392,7 @@ class ClipDataset(torch.utils.data.Dataset):
                     fetched: tuple[Fetched, Fetched], slot: _Slot | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Normalize the window into new arrays, or into ``slot`` (its place in the batch)."""
-        rec = self._recordings[m]
+        rec = self._selections[m]
         video_reader, response_reader = self._readers(m)
         pos, stop = int(rec.positions[j]), start + frames
         if slot is None:
@@ -477,7 +413,7 @@ class ClipDataset(torch.utils.data.Dataset):
                         out=responses[:, at:at + f])
         return videos, responses, behavior
 
-    def _from_memory(self, resident: Resident, rec: Recording, j: int, start: int, frames: int
+    def _from_memory(self, resident: Resident, rec: TrialSelection, j: int, start: int, frames: int
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         clip, responses, behavior = resident.window(j, start, frames)
         videos = self._videos(rec, frames)

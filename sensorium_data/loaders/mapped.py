@@ -1,6 +1,6 @@
 """Frame windows of one trial, mapped from a store in the mapped layout (no decoding, no copy).
 
-In a schema 2 store (:mod:`sensorium_data.layout`) each trial of ``responses`` and ``videos``
+In a schema 2 store (:mod:`sensorium_data.store.layout`) each trial of ``responses`` and ``videos``
 is one raw chunk file with frames first, so frames ``start:stop`` of a trial are one
 contiguous slice of one file. :class:`MappedTrials` maps that file with ``mmap`` for each read
 and hands out a view of the slice; the caller normalizes it straight into the batch, the one
@@ -27,9 +27,9 @@ from typing import cast
 import numpy as np
 
 from sensorium_data.errors import StoreError
-from sensorium_data.layout import chunk_file, mapped_reason
 from sensorium_data.loaders.reader import Fetched, Windows, open_windows
 from sensorium_data.remote import Location
+from sensorium_data.store.layout import chunk_file, mapped_reason
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class MappedTrials:
     path
         The array's folder in the store, e.g. ``F.zarr/responses``.
     meta
-        Its ``zarr.json``, checked by :func:`sensorium_data.layout.mapped_reason`.
+        Its ``zarr.json``, checked by :func:`sensorium_data.store.layout.mapped_reason`.
     frame_axis
         The frame axis of the array's dims (2 for responses, 1 for videos).
     stored

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from sensorium_data.loaders.reader import Windows
-from sensorium_data.loaders.sources import Recording
+from sensorium_data.loaders.sources import TrialSelection
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ class Resident:
     valid frames in float32, allocated once (no copies while loading).
     """
 
-    def __init__(self, rec: Recording, videos: Windows, responses: Windows):
+    def __init__(self, rec: TrialSelection, videos: Windows, responses: Windows):
         n_frames = rec.n_frames
         self.offsets = np.concatenate([[0], np.cumsum(n_frames)[:-1]]).astype(np.int64)
         total = int(n_frames.sum())

@@ -31,10 +31,10 @@ import numpy as np
 import zarr
 from numcodecs import blosc, zstd
 
-from sensorium_data.chunks import Chunks, read_region
 from sensorium_data.errors import StoreError
 from sensorium_data.remote import Location, RemotePath, zarr_target
-from sensorium_data.store import quiet_zarr
+from sensorium_data.store.chunks import Chunks, read_region
+from sensorium_data.store.layout import quiet_zarr
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class ChunkFiles:
 
     def _decode(self, raw: bytes | None, trial: int, k: int) -> np.ndarray:
         """A chunk without its trial axis; a chunk never written holds the fill value only
-        (an error if it holds data that exists: :class:`sensorium_data.chunks.Chunks`)."""
+        (an error if it holds data that exists: :class:`sensorium_data.store.chunks.Chunks`)."""
         index = [0] * len(self.shape)
         index[0], index[self.frame_axis] = trial, k
         if raw is None:

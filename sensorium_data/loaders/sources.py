@@ -11,11 +11,10 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from sensorium_data.chunks import read_array
-from sensorium_data.errors import StoreError
 from sensorium_data.loaders.normalize import Normalize, Scaling, scaling
 from sensorium_data.remote import Location, as_location, zarr_target
-from sensorium_data.store import READABLE_SCHEMAS, quiet_zarr
+from sensorium_data.store.chunks import read_array
+from sensorium_data.store.layout import check_schema, quiet_zarr
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ Tier = str | Sequence[str] | None
 
 
 @dataclass
-class Recording:
+class TrialSelection:
     """The selected trials of one recording and its normalization, in memory (small).
 
     ``positions`` index the store's trial axis; ``behavior`` (trial, 4, frame) is the
@@ -91,28 +90,15 @@ def _check(ds: xr.Dataset) -> str:
             "read from; pass open_mouse(...) or the store's path."
         )
         raise ValueError(msg)
-    version = ds.attrs.get("schema_version")
-    if version not in READABLE_SCHEMAS:
-        msg = (
-            f"{store} is a store of schema version {version}, but this version of sensorium "
-            f"reads versions {list(READABLE_SCHEMAS)}. Convert the recording again: "
-            "sensorium_data.convert(<tree or zip>, store, overwrite=True)."
-        )
-        raise StoreError(msg)
+    check_schema(store, ds.attrs)
     if "videos" not in ds or "frame" not in ds.dims:
         msg = (
             f"{ds.attrs.get('mouse', store)} is a {ds.attrs.get('competition')} recording of "
-            "static images; clips need a 2023 (video) recording."
+            "static images; clips need a 2023 (video) recording. Read 2022 recordings with "
+            "sensorium_data.ImageDataset."
         )
         raise ValueError(msg)
     return str(ds.attrs["mouse"])
-
-
-def tiers_with_trials(ds: xr.Dataset) -> dict[str, int]:
-    """Number of trials with valid frames per tier."""
-    tiers = ds["tier"].values[ds["n_frames"].values > 0].astype(str)
-    names, counts = np.unique(tiers, return_counts=True)
-    return dict(zip(names.tolist(), counts.tolist(), strict=True))
 
 
 def select(ds: xr.Dataset, tier: Tier) -> np.ndarray:
@@ -122,11 +108,11 @@ def select(ds: xr.Dataset, tier: Tier) -> np.ndarray:
     has = ds["n_frames"].values > 0
     if tiers is not None:
         has &= np.isin(ds["tier"].values.astype(str), tiers)
-        missing = sorted(set(tiers) - set(tiers_with_trials(ds)))
+        missing = sorted(set(tiers) - set(ds.sensorium.tiers_with_trials))
         if missing and has.any():
             log.info("%s has no trials of tier(s) %s; serving the others", name, missing)
     if not has.any():
-        counts = ", ".join(f"{t} ({n})" for t, n in tiers_with_trials(ds).items())
+        counts = ", ".join(f"{t} ({n})" for t, n in ds.sensorium.tiers_with_trials.items())
         msg = (
             f"{name} has no trials of tier {tier!r}; its tiers with trials (count): {counts}. "
             "Pass one of them as tier=, a list of them, or tier=None for every trial."
@@ -135,7 +121,7 @@ def select(ds: xr.Dataset, tier: Tier) -> np.ndarray:
     return np.flatnonzero(has)
 
 
-def recording(ds: xr.Dataset, tier: Tier, normalize: Normalize) -> Recording:
+def select_trials(ds: xr.Dataset, tier: Tier, normalize: Normalize) -> TrialSelection:
     """The selected trials of ``ds`` and their normalization constants."""
     name = str(ds.attrs["mouse"])
     store = as_location(ds.attrs["store"])
@@ -161,7 +147,7 @@ def recording(ds: xr.Dataset, tier: Tier, normalize: Normalize) -> Recording:
     behavior = read_array(store, "behavior").astype(np.float32)[positions]  # (n, 4, T)
     behavior -= scale.behavior_mean
     behavior *= scale.behavior_scale
-    return Recording(
+    return TrialSelection(
         mouse=name, store=store, trials=trials, positions=positions.astype(np.int64),
         n_frames=ds["n_frames"].values[chosen].astype(np.int64),
         labelled=ds["labelled"].values[chosen].astype(bool), n_neurons=int(n_neurons),

@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from sensorium_data.tree.formats import FPS
+
 HEIGHT, WIDTH = 36, 64
-FPS = 30.0
 KERNEL_FRAMES = 15
 """Temporal kernels span 0.5 s at 30 Hz."""
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from sensorium_data.simulate.textures import pink_noise, sample_wrapped
+from sensorium_data.tree.formats import FPS
 
 HEIGHT, WIDTH = 36, 64
-FPS = 30.0
 
 GABOR_FRAMES = 25
 GABOR_DIRECTIONS = tuple(np.deg2rad(np.arange(0, 360, 45)))

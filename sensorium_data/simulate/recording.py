@@ -21,8 +21,8 @@ from sensorium_data.simulate.behavior import BehaviorConfig
 from sensorium_data.simulate.neurons import NeuronConfig, make_population
 from sensorium_data.simulate.presets import MousePlan, mouse_key
 from sensorium_data.simulate.stimuli import make_video, video_seed
-from sensorium_data.simulate.twin import DEGREES_PER_PIXEL, FPS, SCAN_HZ, Twin
-from sensorium_data.tree import TreeWriter
+from sensorium_data.simulate.twin import DEGREES_PER_PIXEL, SCAN_HZ, Twin
+from sensorium_data.tree import FPS, TreeWriter
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,6 @@ import numpy as np
 from sensorium_data.simulate import natural, parametric
 
 HEIGHT, WIDTH = 36, 64
-FPS = 30.0
 GRAY = 128.0
 STIMULUS_TYPES = (
     "NaturalVideo",
@@ -39,7 +38,6 @@ STIMULUS_TYPES = (
     "RandomDots",
     "GaussianDot",
 )
-OOD_TYPES = STIMULUS_TYPES[1:]
 ITEMS = {"NaturalImages": 10, "Gabor": 12, "PinkNoise": 12, "RandomDots": 4, "GaussianDot": 35}
 """Items per trial in the competition (NaturalVideo has no items: 300 frames)."""
 NATURAL_VIDEO_FRAMES = 300

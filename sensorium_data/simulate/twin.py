@@ -32,8 +32,8 @@ from sensorium_data.simulate.neurons import (
     temporal_kernels,
 )
 from sensorium_data.simulate.textures import ornstein_uhlenbeck, shift_frames
+from sensorium_data.tree.formats import FPS
 
-FPS = 30.0
 SCAN_HZ = 8.0
 DEGREES_PER_PIXEL = 1.9
 GRAY = 128.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import pickle
@@ -13,6 +14,9 @@ import numpy as np
 import torch
 
 from sensorium_models.training.config import TrainConfig
+
+COLUMNS = ("epoch", "lr", "train_loss", "validation_correlation", "seconds")
+"""The columns of metrics.csv."""
 
 if TYPE_CHECKING:
     from torch import nn
@@ -146,7 +150,7 @@ def build(payload: Mapping[str, Any], path: Path) -> nn.Module:
     """The model of a checkpoint (``payload``, read from ``path``), with its weights, in eval
     mode on the CPU."""
     from sensorium_models.models import MouseSpec, create_model
-    from sensorium_models.training.config import resolve_model_config
+    from sensorium_models.training.options import resolve_model_config
 
     options = resolve_model_config(payload["model"], payload["model_config"])
     mice = {m: MouseSpec(n_neurons=int(v["n_neurons"]), coords=v["coords"].numpy())
@@ -222,3 +226,13 @@ def _plain(config: Any) -> dict[str, Any]:
     import json
 
     return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
+    """Write the run's ``history`` (one row per epoch) as ``path`` (metrics.csv), atomically."""
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(history)
+    partial.replace(path)

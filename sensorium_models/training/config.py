@@ -71,6 +71,10 @@ class TrainConfig:
         behaviour and responses.
     behavior_channels, pupil_channels
         Behaviour (pupil dilation, running speed) and pupil position as extra video channels.
+    track, image_scale
+        2022 (static image) recordings only: ``"sensorium"`` (the image alone) or
+        ``"sensorium+"`` (behaviour as 3 extra image channels; pair it with
+        ``model_config.shifter = true``), and the image scale (0.25: the starter kit's 36 x 64).
     train_tier, val_tier
         The tier of the training clips, and the tier whose single-trial correlation drives
         the LR schedule and early stopping.
@@ -172,6 +176,8 @@ class TrainConfig:
     normalize: str = "official"
     behavior_channels: bool = True
     pupil_channels: bool = False
+    track: str = "sensorium"
+    image_scale: float = 0.25
     train_tier: str = "train"
     val_tier: str = "oracle"
     frame_step: int = 1
@@ -227,6 +233,10 @@ class TrainConfig:
             raise ConfigError(msg)
         if self.loss not in LOSSES:
             msg = f"loss={self.loss!r}; choose one of {list(LOSSES)}."
+            raise ConfigError(msg)
+        if self.track not in ("sensorium", "sensorium+") or not self.image_scale > 0:
+            msg = (f"track={self.track!r}, image_scale={self.image_scale}: the 2022 track is "
+                   "'sensorium' or 'sensorium+' and the image scale positive (0.25: 36 x 64).")
             raise ConfigError(msg)
         if self.folds < 2:
             msg = f"folds={self.folds}; cross-validation needs at least 2 folds (DwiseNeuro: 7)."
@@ -436,69 +446,6 @@ def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(values, dict):
         msg = f"the config file {p} must hold a table of keys; got {type(values).__name__}."
         raise ConfigError(msg)
-    return values
-
-
-def parse_assignment(text: str) -> tuple[str, Any]:
-    """``"key=value"`` -> (key, value); the value is parsed as TOML, else kept as a string.
-
-    Examples
-    --------
-    >>> parse_assignment("lr=1e-3"), parse_assignment("model_config.channels=[8, 16]")
-    (('lr', 0.001), ('model_config.channels', [8, 16]))
-    >>> parse_assignment("device=cuda")
-    ('device', 'cuda')
-    """
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        msg = f"--set {text!r}: write key=value, e.g. --set lr=0.001 or --set max_epochs=20."
-        raise ConfigError(msg)
-    try:
-        value = tomllib.loads(f"value = {raw.strip()}")["value"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return key, value
-
-
-def resolve_model_config(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The model's full options: its defaults with ``overrides`` applied (lists become tuples
-    where the default is a tuple), ready for ``create_model(name, **options)``.
-
-    Raises ConfigError naming the valid model names or option keys, or a value of the wrong
-    type or out of range.
-    """
-    from sensorium_models.models import list_models, model_config
-    from sensorium_models.models.registry import resolve_config
-
-    known = list_models()
-    if name not in known:
-        msg = f"unknown model {name!r}; known models: {', '.join(known)}."
-        raise ConfigError(msg)
-    defaults = model_config(name)
-    valid = {f.name: f for f in fields(defaults)}
-    for key in overrides:
-        if key not in valid:
-            msg = (
-                f"unknown option {MODEL_KEY}.{key} for model {name!r}; its options: "
-                f"{', '.join(valid)}."
-            )
-            raise ConfigError(msg)
-    try:  # types and ranges, before any data is opened
-        resolved = resolve_config(name, **overrides)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"model_config: {e}") from e
-    for key in overrides:
-        value = getattr(resolved, key)
-        if isinstance(value, float) and not math.isfinite(value):
-            msg = (f"model_config.{key}={value}; a model option must be a finite number "
-                   f"(default {getattr(defaults, key)}).")
-            raise ConfigError(msg)
-    values = {f: getattr(defaults, f) for f in valid}
-    for key, value in overrides.items():
-        if isinstance(values[key], tuple) and isinstance(value, list):
-            value = tuple(value)
-        values[key] = value
     return values
 
 

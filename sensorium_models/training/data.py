@@ -105,8 +105,11 @@ def interleaved_batches(dataset: ClipDataset, batch_size: int, limit: int) -> li
 
 def loader(dataset: Any, batch_sampler: Any, num_workers: int) -> torch.utils.data.DataLoader:
     from sensorium_data import collate
+    from sensorium_models.training.images import collate_as_clips, is_image_dataset
 
-    return torch.utils.data.DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate,
+    # 2022 images go to the loop as one-frame clips
+    collate_fn = collate_as_clips if is_image_dataset(dataset) else collate
+    return torch.utils.data.DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate_fn,
                                        num_workers=num_workers,
                                        persistent_workers=num_workers > 0,
                                        pin_memory=torch.cuda.is_available())

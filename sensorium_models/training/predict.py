@@ -141,7 +141,7 @@ def predict(
     import xarray as xr
     from tqdm.auto import tqdm
 
-    from sensorium_models.leaderboard import check_tiers, recordings
+    from sensorium_models.scoring_inputs import check_tiers, datasets_by_name
     from sensorium_models.training.checkpoint import load_run
 
     model: Any  # a VideoEncoder or an Ensemble: both have mice and burn_in
@@ -161,7 +161,7 @@ def predict(
                    "relu_responses": relu_responses}
     dev = resolve_device(device)
     model = model.to(dev)
-    recs = recordings(datasets)
+    recs = datasets_by_name(datasets)
     unknown = [m for m in recs if m not in model.mice]
     if unknown:
         msg = (
@@ -237,9 +237,9 @@ def shared_loader_options(runs: Sequence[RunPath]) -> dict[str, Any]:
 
 def wanted_tiers(ds: xr.Dataset, tiers: str | Sequence[str] | None) -> list[str]:
     """The tiers of ``tiers`` (default: all but train) that ``ds`` has trials of."""
-    from sensorium_models.leaderboard import tiers_with_trials
+    from sensorium_data.dataset import tiers_with_trials
 
-    present = tiers_with_trials(ds)
+    present = set(tiers_with_trials(ds))
     if tiers is None:
         return sorted(present - {"train", "none"})
     chosen = [tiers] if isinstance(tiers, str) else list(tiers)

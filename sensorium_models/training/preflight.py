@@ -1,5 +1,5 @@
-"""Checks before a run trains: the clip window a model takes, and whether the train tier
-has enough trials for the competition's normalization."""
+"""Checks before the first epoch: the clips a model takes, and recordings too small for the
+competition's per-frame statistics."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from sensorium_models.training.config import ConfigError
+from sensorium_models.training.config import ConfigError, TrainConfig
 
 if TYPE_CHECKING:
     import xarray as xr
 
     from sensorium_models.models import VideoEncoder
-    from sensorium_models.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 

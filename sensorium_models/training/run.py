@@ -12,7 +12,6 @@ The run directory::
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -27,19 +26,18 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from sensorium_models.training import checkpoint, data, distributed, guards, schedule
+from sensorium_models.predictions import fill_cache
+from sensorium_models.training import checkpoint, data, distributed, guards, images, schedule
 from sensorium_models.training.batchnorm import recompute_batch_norm
+from sensorium_models.training.checkpoint import write_metrics
 from sensorium_models.training.compiling import compile_model
-from sensorium_models.training.config import (
-    ConfigError,
-    TrainConfig,
-    resolve_model_config,
-)
+from sensorium_models.training.config import ConfigError, TrainConfig
 from sensorium_models.training.ema import WeightAverage
 from sensorium_models.training.lock import check_free, claim
 from sensorium_models.training.loop import train_epoch, validate
 from sensorium_models.training.losses import get_loss
 from sensorium_models.training.optim import build_optimizer
+from sensorium_models.training.options import resolve_model_config
 from sensorium_models.training.precision import resolve_precision
 from sensorium_models.training.predict import predict, resolve_device
 from sensorium_models.training.preflight import check_window, warn_few_train_trials
@@ -53,7 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METRICS, SCORES = "metrics.csv", "scores.csv"
-COLUMNS = ("epoch", "lr", "train_loss", "validation_correlation", "seconds")
 # Training batches whose statistics the batch norm layers keep for evaluation, taken after
 # every epoch with the epoch's clip windows (docs/models.md, "Batch norm").
 NORM_BATCHES = 64
@@ -195,11 +192,15 @@ class Trainer:
         self.datasets = data.open_mice(config)
         warn_few_train_trials(config, self.datasets)
         train_sets, val_sets, tiers = self._split(config)
-        self.clips = data.clips(config, train_sets, tiers[0])
-        self.validation = data.trials(val_sets, tiers[1], data.loader_options(config))
+        self.static = images.is_static(self.datasets)  # 2022 recordings: images
+        self.clips = (images.image_set(config, train_sets, tiers[0]) if self.static
+                      else data.clips(config, train_sets, tiers[0]))
+        self.validation = (images.image_set(config, val_sets, tiers[1]) if self.static else
+                           data.trials(val_sets, tiers[1], data.loader_options(config)))
         self.specs = mouse_specs(self.datasets)
         if state is None:
-            means = data.mean_responses(config, self.datasets, config.batch_size)
+            means = (images.mean_responses(self.clips, config.batch_size) if self.static
+                     else data.mean_responses(config, self.datasets, config.batch_size))
             self.specs = {m: dataclasses.replace(s, mean_response=means[m])
                           for m, s in self.specs.items()}
         try:
@@ -383,9 +384,9 @@ class Trainer:
         recompute_batch_norm(core, data.loader(self.clips, self.norm_batches,
                                                config.num_workers),
                              device=self.device, autocast=self.autocast)
-        correlation = validate(evaluated, self.validation, batch_size=config.batch_size,
-                               device=self.device, autocast=self.autocast,
-                               num_workers=config.num_workers)
+        correlation = (images.validate if self.static else validate)(
+            evaluated, self.validation, batch_size=config.batch_size, device=self.device,
+            autocast=self.autocast, num_workers=config.num_workers)
         # EarlyStopping comes with the plateau scheduler, KeepBest ignores the scheduler
         decision = self.stopping.step(correlation, self.epoch,
                                       self.scheduler)  # type: ignore[arg-type]
@@ -454,6 +455,9 @@ class Trainer:
         """Predict every labelled tier but train with the best model; write scores.csv."""
         from sensorium_models.leaderboard import evaluate
 
+        if self.static:
+            return images.score(self.model, self.datasets, self.config, self.folder / SCORES,
+                                self.device, self.autocast)
         tiers = scored_tiers(self.datasets)
         if self.config.fold is not None:  # both tiers were pooled and trained on, in part
             pooled = {self.config.train_tier, self.config.val_tier}
@@ -466,6 +470,8 @@ class Trainer:
         predictions = predict(self.model, self.datasets, tiers=tiers,
                               batch_size=self.config.batch_size, device=str(self.device),
                               progress=self.config.progress, **data.loader_options(self.config))
+        if (self.folder / checkpoint.BEST).is_file():  # the model is best.pt's: cached
+            fill_cache(self.folder, self.datasets, predictions, self.device.type)
         table = evaluate(predictions, self.datasets, scale="official")
         table.to_csv(self.folder / SCORES, index=False)
         log.info("scores written to %s", self.folder / SCORES)
@@ -478,12 +484,3 @@ def scored_tiers(datasets: Mapping[str, xr.Dataset]) -> list[str]:
         labelled = ds["labelled"].values.astype(bool) & (ds["n_frames"].values > 0)
         out |= set(ds["tier"].values.astype(str)[labelled])
     return sorted(str(t) for t in out - {"train", "none"})
-
-
-def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(history)
-    partial.replace(path)

@@ -1,30 +1,8 @@
-"""Read and write recordings in the competition's own file-tree format.
-
-One recording of SENSORIUM 2023 as published (one zip per recording, holding this folder)::
-
-    <folder>/                          dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20
-    ├── data/
-    │   ├── videos/<trial>.npy         (height, width, frames)  grayscale 0-255, NaN-padded
-    │   ├── responses/<trial>.npy      (neurons, frames)        deconvolved calcium activity
-    │   ├── behavior/<trial>.npy       (2, frames)              pupil dilation, running speed
-    │   ├── pupil_center/<trial>.npy   (2, frames)              horizontal, vertical eye position
-    │   └── rates/<trial>.npy          (neurons, frames)        simulator only: noise-free rates
-    └── meta/
-        ├── neurons/unit_ids.npy, cell_motor_coordinates.npy   (neurons,), (neurons, 3)
-        ├── trials/tiers.npy                                   (trial indices,) str
-        │         [stimulus_type.npy, video_id.npy]            simulator only, same length
-        └── statistics/<stream>/all/{mean,std,min,max}.npy     one trial's shape (per frame)
-
-A SENSORIUM 2022 recording (``static<animal>-<session>-<scan>-GrayImageNet-<hash>``) has
-``data/images/<trial>.npy`` (1, 144, 256) instead of videos and one value per trial in the other
-streams (responses (neurons,), behavior (3,), pupil_center (2,)); :func:`open_tree` recognises it
-by its ``data/images`` folder (``FileTree.competition == "2022"``) and
-:mod:`sensorium_data.static` converts it.
+"""Reading a recording's file tree (a folder or a zip, read in place): :func:`open_tree`.
 
 Trial indices are the file names; they have gaps (tier ``none`` has no files). Every trial file
-of a recording has the same number of frames; shorter trials are NaN-padded. The reader takes
-a folder or a zip (read in place, never extracted or written to); the writer is shared by the
-test fixtures and the simulator.
+of a recording has the same number of frames; shorter trials are NaN-padded. The format is
+drawn in :mod:`sensorium_data.tree.formats`.
 """
 
 from __future__ import annotations
@@ -33,14 +11,12 @@ import difflib
 import functools
 import hashlib
 import io
-import json
 import logging
 import os
 import re
 import threading
 import zipfile
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -50,23 +26,9 @@ import numpy as np
 from sensorium_data.archive import is_junk, zip_root
 from sensorium_data.errors import RecordingFormatError
 from sensorium_data.npy import load_npy
+from sensorium_data.tree.formats import OPTIONAL_STREAMS, STATIC_STREAMS, STATISTICS, STREAMS, TIERS
 
 log = logging.getLogger(__name__)
-
-STREAMS = ("videos", "responses", "behavior", "pupil_center")
-"""The streams every 2023 recording has, in ``data/<stream>/<trial>.npy``."""
-STATIC_STREAMS = ("images", "responses", "behavior", "pupil_center")
-"""The streams every 2022 (static image) recording has; see :mod:`sensorium_data.static`."""
-OPTIONAL_STREAMS = ("rates",)
-TIERS = (
-    "train",
-    "oracle",
-    "live_test_main",
-    "live_test_bonus",
-    "final_test_main",
-    "final_test_bonus",
-)
-STATISTICS = ("mean", "std", "min", "max")
 
 
 class _Files(Protocol):
@@ -485,174 +447,3 @@ def _check_tiers(location: str, tiers: np.ndarray | None, trials: np.ndarray,
         raise RecordingFormatError(msg)
     return names
 
-
-def valid_frames(video: np.ndarray) -> int:
-    """Valid frames of a trial: the index of its video's first all-NaN frame (time is last)."""
-    nan_frames = np.isnan(video).reshape(-1, video.shape[-1]).all(axis=0)
-    first = np.flatnonzero(nan_frames)
-    return int(first[0]) if len(first) else int(video.shape[-1])
-
-
-class _RunningStats:
-    """Per-element mean, std, min and max over trials, ignoring NaN (float64 sums)."""
-
-    def __init__(self) -> None:
-        self.n: np.ndarray | None = None
-        self.sum: np.ndarray
-        self.sumsq: np.ndarray
-        self.min: np.ndarray
-        self.max: np.ndarray
-
-    def add(self, x: np.ndarray) -> None:
-        x = np.asarray(x, dtype=np.float64)
-        ok = ~np.isnan(x)
-        if self.n is None:
-            self.n = np.zeros(x.shape, np.int64)
-            self.sum = np.zeros(x.shape)
-            self.sumsq = np.zeros(x.shape)
-            self.min = np.full(x.shape, np.inf)
-            self.max = np.full(x.shape, -np.inf)
-        v = np.where(ok, x, 0.0)
-        self.n += ok
-        self.sum += v
-        self.sumsq += v * v
-        np.fmin(self.min, x, out=self.min)
-        np.fmax(self.max, x, out=self.max)
-
-    def result(self) -> dict[str, np.ndarray]:
-        assert self.n is not None
-        with np.errstate(invalid="ignore", divide="ignore"):
-            n = np.where(self.n > 0, self.n, np.nan)
-            mean = self.sum / n
-            var = np.maximum(self.sumsq / n - mean * mean, 0.0)
-        empty = self.n == 0
-        return {
-            "mean": mean,
-            "std": np.sqrt(var),
-            "min": np.where(empty, np.nan, self.min),
-            "max": np.where(empty, np.nan, self.max),
-        }
-
-
-class TreeWriter:
-    """Write a recording in the competition's file-tree format, one trial at a time.
-
-    Used by the test fixtures and the simulator, so both produce exactly what the real data
-    looks like. Statistics (``meta/statistics/<stream>/all``) are computed per element over the
-    train-tier trials (all trials if there are none), ignoring NaN, unless given to
-    :meth:`close`.
-
-    Parameters
-    ----------
-    path
-        The recording's folder (its name is the recording's name). It must not exist yet or be
-        empty: nothing a user has is overwritten.
-    tiers
-        Tier of every trial index (``"none"`` for indices without files), written as
-        ``meta/trials/tiers.npy``.
-    unit_ids, coordinates
-        ``meta/neurons/unit_ids.npy`` (neurons,) and ``cell_motor_coordinates.npy`` (neurons, 3).
-    trial_info
-        Extra per-trial arrays for ``meta/trials/<name>.npy`` (e.g. ``stimulus_type``).
-    dtype
-        Dtype of the data files (the real releases use float32 or float64).
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, pathlib
-    >>> root = pathlib.Path(tempfile.mkdtemp()) / "toy"
-    >>> with TreeWriter(root, tiers=["train"], unit_ids=[1, 2], coordinates=np.zeros((2, 3))) as w:
-    ...     w.write_trial(0, videos=np.zeros((36, 64, 5)), responses=np.ones((2, 5)),
-    ...                   behavior=np.ones((2, 5)), pupil_center=np.ones((2, 5)))
-    >>> sorted(p.name for p in (root / "data").iterdir())
-    ['behavior', 'pupil_center', 'responses', 'videos']
-
-    A 2022 (static image) recording is written the same way, with its own streams; its
-    statistics then have one trial's shape too (images (1, H, W), responses (neurons,), ...):
-
-    >>> root = pathlib.Path(tempfile.mkdtemp()) / "toy2022"
-    >>> with TreeWriter(root, tiers=["train"], unit_ids=[1, 2], coordinates=np.zeros((2, 3)),
-    ...                 trial_info={"frame_image_id": [7]}) as w:
-    ...     w.write_trial(0, images=np.zeros((1, 144, 256)), responses=np.ones(2),
-    ...                   behavior=np.ones(3), pupil_center=np.ones(2))
-    >>> np.load(root / "meta/statistics/images/all/mean.npy").shape
-    (1, 144, 256)
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        tiers: np.ndarray | list[str],
-        unit_ids: np.ndarray | list[int],
-        coordinates: np.ndarray,
-        trial_info: Mapping[str, np.ndarray | list[str]] | None = None,
-        dtype: type[np.floating] | np.dtype = np.float32,
-    ):
-        self.path = Path(path)
-        if self.path.exists() and any(self.path.iterdir()):
-            msg = (
-                f"{self.path} already exists and is not empty; the writer never overwrites. "
-                "Choose a new folder or remove this one first."
-            )
-            raise FileExistsError(msg)
-        self.tiers = np.asarray(tiers).astype(str)
-        self.unit_ids = np.asarray(unit_ids)
-        self.coordinates = np.asarray(coordinates)
-        if self.coordinates.shape != (len(self.unit_ids), 3):
-            msg = (
-                f"coordinates have shape {self.coordinates.shape}; expected "
-                f"({len(self.unit_ids)}, 3), one (x, y, z) per unit id."
-            )
-            raise ValueError(msg)
-        self.trial_info = {k: np.asarray(v) for k, v in (trial_info or {}).items()}
-        self.dtype = np.dtype(dtype)
-        self._has_train = bool((self.tiers == "train").any())
-        self._stats: dict[str, _RunningStats] = {}  # over train trials, or all without any
-        self._written: set[int] = set()
-        self.path.mkdir(parents=True, exist_ok=True)
-
-    def __enter__(self) -> TreeWriter:
-        return self
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if exc_type is None:
-            self.close()
-
-    def write_trial(self, trial: int, **streams: np.ndarray) -> None:
-        """Write ``data/<stream>/<trial>.npy`` for each stream given (real-format axes)."""
-        if not 0 <= trial < len(self.tiers):
-            msg = f"trial {trial} is outside the {len(self.tiers)} entries of tiers."
-            raise ValueError(msg)
-        for stream, array in streams.items():
-            folder = self.path / "data" / stream
-            folder.mkdir(parents=True, exist_ok=True)
-            np.save(folder / f"{trial}.npy", np.asarray(array, dtype=self.dtype))
-            if self.tiers[trial] == "train" or not self._has_train:
-                self._stats.setdefault(stream, _RunningStats()).add(array)
-        self._written.add(trial)
-
-    def close(self, statistics: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> Path:
-        """Write ``meta/`` (neurons, trials, statistics) and return the recording's folder."""
-        meta = self.path / "meta"
-        (meta / "neurons").mkdir(parents=True, exist_ok=True)
-        (meta / "trials").mkdir(parents=True, exist_ok=True)
-        np.save(meta / "neurons" / "unit_ids.npy", self.unit_ids)
-        np.save(meta / "neurons" / "cell_motor_coordinates.npy", self.coordinates)
-        np.save(meta / "trials" / "tiers.npy", self.tiers)
-        for name, values in self.trial_info.items():
-            np.save(meta / "trials" / f"{name}.npy", values)
-        if statistics is None:
-            statistics = {stream: s.result() for stream, s in self._stats.items()}
-        for stream, stats in statistics.items():
-            folder = meta / "statistics" / stream / "all"
-            folder.mkdir(parents=True, exist_ok=True)
-            for stat, value in stats.items():
-                np.save(folder / f"{stat}.npy", np.asarray(value, dtype=self.dtype))
-        return self.path
-
-    def write_json(self, rel: str, content: object) -> None:
-        """Write a JSON file into the tree (e.g. ``meta/simulation.json``)."""
-        target = self.path / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(content, indent=2, sort_keys=True))

@@ -14,10 +14,17 @@ import zarr
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from sensorium_data.chunks import Chunks, read_region
 from sensorium_data.errors import StoreError
-from sensorium_data.layout import FRAME_AXIS, MAPPED, mapped_encoding
-from sensorium_data.store import READABLE_SCHEMAS, SCHEMA_VERSION, _read_attrs, quiet_zarr
+from sensorium_data.store.chunks import Chunks, read_region
+from sensorium_data.store.layout import (
+    FRAME_AXIS,
+    MAPPED,
+    READABLE_SCHEMAS,
+    SCHEMA_VERSION,
+    mapped_encoding,
+    quiet_zarr,
+    read_attrs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +32,7 @@ log = logging.getLogger(__name__)
 def needs_upgrade(store: str | os.PathLike[str]) -> bool:
     """True if ``store`` is a complete store of an earlier schema that :func:`upgrade` rewrites."""
     try:
-        attrs = _read_attrs(Path(store))
+        attrs = read_attrs(Path(store))
     except StoreError:
         return False
     version = attrs.get("schema_version")
@@ -61,7 +68,7 @@ def upgrade(store: str | os.PathLike[str], *, progress: bool = True) -> Path:
     """
     target = Path(store).expanduser()
     with FileLock(str(target) + ".lock"):
-        attrs = _read_attrs(target)
+        attrs = read_attrs(target)
         version = attrs.get("schema_version")
         if version == SCHEMA_VERSION and attrs.get("complete"):
             return target

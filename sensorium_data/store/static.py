@@ -38,14 +38,14 @@ from pathlib import Path
 import numpy as np
 
 from sensorium_data.errors import RecordingFormatError
-from sensorium_data.store import (
-    RESPONSE_CODEC,
-    _as_uint8,
-    _BaseWriter,
-    _names,
-    _video_hash,
-    _withheld,
+from sensorium_data.store.layout import RESPONSE_CODEC
+from sensorium_data.store.writer import (
+    StoreWriter,
+    as_uint8,
+    content_hash,
+    name_ids,
     stack_statistics,
+    withheld,
 )
 from sensorium_data.tree import FileTree
 
@@ -95,7 +95,7 @@ def _recording_attrs(tree: FileTree) -> dict[str, object]:
     from sensorium_data import catalog
 
     attrs: dict[str, object] = {"mouse": tree.name, "competition": "2022"}
-    attrs.update(_names(tree.name))
+    attrs.update(name_ids(tree.name))
     rec = catalog.find(tree.name)
     if rec is None:
         return attrs
@@ -111,8 +111,10 @@ def _recording_attrs(tree: FileTree) -> dict[str, object]:
     return attrs
 
 
-class StaticWriter(_BaseWriter):
+class StaticWriter(StoreWriter):
     """Writes the store of a 2022 (static image) recording; see the module's docstring."""
+
+    competition = "2022"
 
     def __init__(self, tree: FileTree, target: Path, progress: bool):
         shapes = tree.check_shapes(integer_ok=("images",))
@@ -142,7 +144,7 @@ class StaticWriter(_BaseWriter):
                 )
                 raise RecordingFormatError(msg)
 
-    def _write(self) -> dict[str, object]:
+    def write(self) -> dict[str, object]:
         images_dtype, hashes = self._images()
         labelled = self._responses()
         self._behavior()
@@ -166,7 +168,7 @@ class StaticWriter(_BaseWriter):
         tree, n = self.tree, len(self.tree.trials)
         shape = (n, self.height, self.width)
         chunks = (min(n, STATIC_TRIALS), self.height, self.width)
-        arr = self._array("images", shape, chunks, dtype, ("trial", "height", "width"),
+        arr = self.create_array("images", shape, chunks, dtype, ("trial", "height", "width"),
                           0 if dtype == "uint8" else float("nan"))
         hashes = [""] * n
         lossless = np.ones(n, bool)
@@ -177,17 +179,17 @@ class StaticWriter(_BaseWriter):
             for i in range(start, stop):
                 image = tree.read("images", int(tree.trials[i])).reshape(self.height, self.width)
                 if dtype == "uint8":
-                    exact = _as_uint8(image, len(image))
+                    exact = as_uint8(image, len(image))
                     if exact is None:
                         lossless[i] = False
                         return  # the pass is done again in float32
                     block[i - start] = exact
                 else:
                     block[i - start] = image
-                hashes[i] = _video_hash(block[i - start])
+                hashes[i] = content_hash(block[i - start])
             arr[start:stop] = block
 
-        self._each_trial(convert, "images", STATIC_TRIALS)
+        self.each_trial(convert, "images", STATIC_TRIALS)
         return hashes, bool(lossless.all())
 
     def _responses(self) -> np.ndarray:
@@ -195,8 +197,8 @@ class StaticWriter(_BaseWriter):
         shape = (n, self.n_neurons)
         chunks = (min(n, STATIC_TRIALS), self.n_neurons)
         streams = ["responses", *(["rates"] if "rates" in tree.streams else [])]
-        arrays = {s: self._array(s, shape, chunks, "float32", ("trial", "neuron"), float("nan"),
-                                 RESPONSE_CODEC) for s in streams}
+        arrays = {s: self.create_array(s, shape, chunks, "float32", ("trial", "neuron"),
+                                       float("nan"), RESPONSE_CODEC) for s in streams}
         labelled = np.ones(n, bool)
 
         def convert(start: int) -> None:
@@ -205,13 +207,13 @@ class StaticWriter(_BaseWriter):
                 block = np.empty((stop - start, self.n_neurons), np.float32)
                 for i in range(start, stop):
                     data = tree.read(stream, int(tree.trials[i]))
-                    if stream == "responses" and _withheld(str(tree.tiers[i]), data):
+                    if stream == "responses" and withheld(str(tree.tiers[i]), data):
                         labelled[i] = False
                         data = np.full_like(data, np.nan)  # unknown, not zero
                     block[i - start] = data
                 arrays[stream][start:stop] = block
 
-        self._each_trial(convert, "responses", STATIC_TRIALS)
+        self.each_trial(convert, "responses", STATIC_TRIALS)
         return labelled
 
     def _behavior(self) -> None:
@@ -221,7 +223,7 @@ class StaticWriter(_BaseWriter):
             out[i, :3] = tree.read("behavior", int(trial))
             out[i, 3:] = tree.read("pupil_center", int(trial))
         chunks = (min(n, STATIC_BEHAVIOR_TRIALS), len(BEHAVIOR_VARIABLES))
-        arr = self._array("behavior", out.shape, chunks, "float32",
+        arr = self.create_array("behavior", out.shape, chunks, "float32",
                           ("trial", "behavior_variable"), float("nan"))
         arr[:] = out
 
@@ -243,9 +245,9 @@ class StaticWriter(_BaseWriter):
         if trial_idx is not None:
             per_trial["trial_idx"] = trial_idx.astype(object)
         for name, values in per_trial.items():
-            self._small(name, values, ("trial",))
-        self._neurons(self.n_neurons)
-        self._small("behavior_variable", np.array(BEHAVIOR_VARIABLES, dtype=object),
+            self.write_small(name, values, ("trial",))
+        self.write_neurons(self.n_neurons)
+        self.write_small("behavior_variable", np.array(BEHAVIOR_VARIABLES, dtype=object),
                     ("behavior_variable",))
         self.group.attrs["labels_source"] = "tree" if frame_image_id is not None else "derived"
 
@@ -259,7 +261,7 @@ class StaticWriter(_BaseWriter):
             [stack_statistics(tree, "behavior", (3,)),
              stack_statistics(tree, "pupil_center", (2,))], axis=1
         )
-        self._statistics_group([
+        self.write_statistics([
             ("images", stack_statistics(tree, "images", image, images),
              ("statistic", "height", "width")),
             ("responses", stack_statistics(tree, "responses", (self.n_neurons,)),
