@@ -90,7 +90,7 @@ def test_the_clip_loader_reads_a_remote_store_through_zarr_and_says_so(
             np.testing.assert_array_equal(b[key], a[key])
 
 
-def test_the_leaderboard_table_from_s3_equals_the_local_one_to_the_last_digit(
+def test_the_leaderboard_table_from_s3_and_from_dask_equal_the_local_one_exactly(
         trained_run, remote_stores, s3):
     local = open_run_mice(trained_run)
     remote = {m: sd.open_mouse(u, storage_options=s3)
@@ -100,6 +100,13 @@ def test_the_leaderboard_table_from_s3_equals_the_local_one_to_the_last_digit(
     from_s3 = sm.evaluate(sm.predict(trained_run, remote, tiers=tiers), remote,
                           scale="official")
     pd.testing.assert_frame_equal(from_s3, table, check_exact=True)
+    pytest.importorskip("distributed")
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        on_dask = sm.evaluate_runs([trained_run], tiers=tiers, client=client)
+    pd.testing.assert_frame_equal(on_dask[str(trained_run)], table, check_exact=True)
 
 
 def test_cache_pull_copies_a_remote_store_into_the_cache(remote_stores, s3, tmp_path,
