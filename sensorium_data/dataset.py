@@ -218,7 +218,8 @@ def open_mouse(
         zip, or a converted ``.zarr`` store; or an fsspec URL of a store
         (``s3://bucket/prefix/F.zarr``), opened lazily where it is.
     data_dir
-        The cache folder (default ``$SENSORIUM_DATA_DIR``, else the OS cache).
+        The cache folder (default ``$SENSORIUM_DATA_DIR``, else the OS cache); a URL
+        (``s3://lab/sensorium``): the stores are opened from ``<URL>/stores/<name>.zarr``.
     download
         Download the recording if it is not in the cache.
     progress
@@ -249,6 +250,12 @@ def open_mouse(
     """
     if is_url(mouse):  # a store on object storage: opened where it is, never converted
         return open_store(str(mouse), storage_options=storage_options)
+    shared = paths.remote_cache(data_dir)
+    if shared is not None and not _looks_like_path(mouse):  # a cache on object storage
+        from sensorium_data import catalog
+
+        name = catalog.lookup(str(mouse)).name
+        return open_store(f"{shared}/stores/{name}.zarr", storage_options=storage_options)
     store = resolve_store(mouse, data_dir=data_dir, download=download, progress=progress)
     return open_store(store, storage_options=storage_options)
 

@@ -203,3 +203,18 @@ def test_wrong_credentials_are_named(s3, remote_stores):
                           storage_options={**s3, "key": "wrong", "secret": "wrong"})
     finally:
         require_auth("inf")
+
+
+def test_a_cache_at_a_url_opens_the_catalogs_mice_from_it(s3, simulated_stores, monkeypatch):
+    from sensorium_data import catalog
+
+    url = f"s3://lab/cache/stores/{catalog.lookup('F').name}.zarr"
+    publish(simulated_stores[0], url, storage_options=s3)
+    monkeypatch.setenv("SENSORIUM_DATA_DIR", "s3://lab/cache/")
+    ds = sd.open_mouse("F", storage_options=s3)
+    assert ds.attrs["store"] == url
+    _same(ds.load(), sd.load_mouse(simulated_stores[0]))
+    with pytest.raises(ValueError, match=r"the cache s3://lab/cache/ is a URL: open_mouse reads "
+                       r"the stores there \(s3://lab/cache/stores/<recording>.zarr\), but "
+                       r"downloading, converting and writing need a local folder"):
+        sd.fetch_mouse("F")
