@@ -117,3 +117,46 @@ def test_sensorium_convert_of_two_trees_on_a_scheduler(client, make_tree, tmp_pa
         _same_store(store, sd.convert(tree, tmp_path / "one" / "x.zarr", overwrite=True))
     assert main(["convert", *map(str, trees), "--store", str(tmp_path / "s.zarr")]) == 2
     assert "--store" in capsys.readouterr().err
+
+
+def _die_when_writing_coordinates() -> int:
+    """Run on a worker: its next conversion kills the worker process after the big arrays."""
+    import os
+
+    from sensorium_data.store import video
+
+    def die(self, *args, **kwargs):
+        os._exit(1)
+
+    video.VideoWriter._coords = die  # type: ignore[method-assign]
+    return os.getpid()
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def test_workers_killed_mid_conversion_publish_no_half_store(make_tree, tmp_path):
+    import sys
+
+    import cloudpickle
+    from distributed import Client, LocalCluster
+
+    trees = [make_tree("rec-f", seed=6), make_tree("rec-g", seed=7)]
+    targets = [tmp_path / "stores" / f"{t.name}.zarr" for t in trees]
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the poison, to the workers
+    try:
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            before = set(client.run(_die_when_writing_coordinates).values())
+            stores = convert_many(trees, targets, client=client)  # each first try kills
+            after = set(client.run(_pid).values())
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert before and not before & after  # both workers died and were restarted
+    for tree, store in zip(trees, stores, strict=True):
+        _same_store(store, sd.convert(tree, tmp_path / "here" / f"{tree.name}.zarr"))
+    assert sorted(p.name for p in (tmp_path / "stores").iterdir()) == [
+        "rec-f.zarr", "rec-f.zarr.lock", "rec-g.zarr", "rec-g.zarr.lock"]  # no leftovers
