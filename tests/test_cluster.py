@@ -160,3 +160,17 @@ def test_workers_killed_mid_conversion_publish_no_half_store(make_tree, tmp_path
         _same_store(store, sd.convert(tree, tmp_path / "here" / f"{tree.name}.zarr"))
     assert sorted(p.name for p in (tmp_path / "stores").iterdir()) == [
         "rec-f.zarr", "rec-f.zarr.lock", "rec-g.zarr", "rec-g.zarr.lock"]  # no leftovers
+
+
+def test_sensorium_compare_on_a_scheduler_prints_the_one_process_table(
+        client, trained_run, tmp_path, capsys):
+    from sensorium_models.cli import main
+    from tests.conftest import shifted_copy
+
+    runs = [str(trained_run), str(shifted_copy(trained_run, tmp_path / "b", 0.25))]
+    args = ["compare", *runs, "--tiers", "oracle", "live_test_main", "--device", "cpu",
+            "--no-cache"]
+    assert main(args) == 0
+    here = capsys.readouterr().out
+    assert main([*args, "--scheduler", client.scheduler.address]) == 0  # type: ignore[attr-defined]
+    assert capsys.readouterr().out == here and "oracle" in here
