@@ -159,8 +159,10 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from sensorium_data import simulate
 
+    static = {"image_scale": args.image_scale, "behavior_gain": args.behavior_gain}
+    extra = {k: v for k, v in static.items() if v is not None}
     for path in simulate(args.out, preset=args.preset, seed=args.seed, scale=args.scale,
-                         overwrite=args.overwrite):
+                         overwrite=args.overwrite, **extra):
         print(path)
     return 0
 
@@ -202,12 +204,20 @@ def add_data_commands(add: Adder) -> None:
                        "and trials"),
                       ("sensorium simulate sim/ --preset sensorium2023 --scale 0.1",
                        "the ten real recordings' structure, a tenth of the size"),
+                      ("sensorium simulate sim22/ --preset static2022 --image-scale 0.25",
+                       "3 mice of flashed images in the 2022 format (36 x 64 images)"),
+                      ("sensorium simulate sim22/ --preset static2022 --no-behavior-gain",
+                       "the same, responses independent of behaviour"),
                       ("sensorium info sim/tiny-A", "then open one")],
             notes="The trees hold the noise-free rates too: the ceiling of every metric.")
     p.add_argument("out", help="folder to write one file tree per simulated mouse into")
-    p.add_argument("--preset", default="tiny", choices=["tiny", "sensorium2023"],
-                   help="tiny (default: 3 mice, seconds) or sensorium2023 (the ten real "
-                   "recordings' structure)")
+    p.add_argument("--preset", default="tiny", choices=["tiny", "sensorium2023", "static2022"],
+                   help="tiny (default: 3 mice, seconds), sensorium2023 (the ten real "
+                   "recordings' structure) or static2022 (flashed images, 2022 format)")
+    p.add_argument("--image-scale", type=float, default=None,
+                   help="static2022: stored image size as a fraction of 144 x 256 (default 1)")
+    p.add_argument("--behavior-gain", action=argparse.BooleanOptionalAction, default=None,
+                   help="static2022: behaviour modulates the responses (default) or not")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--scale", type=float, default=1.0,
                    help="shrink neurons and trials (scale > 0, default 1; at most 1 for "

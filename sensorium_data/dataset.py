@@ -246,7 +246,10 @@ def open_mouse(
     --------
     >>> import sensorium_data as sd
     >>> ds = sd.open_mouse("F")  # doctest: +SKIP
-    >>> oracle = ds.responses.where(ds.tier == "oracle", drop=True)  # doctest: +SKIP
+    >>> ds = sd.open_mouse(tiny[0], progress=False)  # or a simulated one (sd.simulate)
+    >>> oracle = ds.responses.where(ds.tier == "oracle", drop=True)
+    >>> dict(oracle.sizes)
+    {'trial': 2, 'neuron': 16, 'frame': 180}
     """
     if is_url(mouse):  # a store on object storage: opened where it is, never converted
         return open_store(str(mouse), storage_options=storage_options)
@@ -279,7 +282,8 @@ def load_mouse(
 
 def tiers_with_trials(ds: xr.Dataset) -> dict[str, int]:
     """The tiers that have trials with frames, and how many each, by tier name (``"none"``
-    included where such trials have frames); ``ds.sensorium.tiers_with_trials``.
+    included where such trials have frames); ``ds.sensorium.tiers_with_trials``. Every trial
+    of a 2022 recording (no ``n_frames``: one image each) counts.
 
     Examples
     --------
@@ -288,7 +292,9 @@ def tiers_with_trials(ds: xr.Dataset) -> dict[str, int]:
     >>> tiers_with_trials(ds)
     {'oracle': 1, 'train': 2}
     """
-    tiers = ds["tier"].values[ds["n_frames"].values > 0].astype(str)
+    tiers = ds["tier"].values.astype(str)
+    if "n_frames" in ds.variables:
+        tiers = tiers[ds["n_frames"].values > 0]
     names, counts = np.unique(tiers, return_counts=True)
     return dict(zip(names.tolist(), counts.tolist(), strict=True))
 

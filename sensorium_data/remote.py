@@ -227,29 +227,6 @@ def publish(local: Path, url: str, *, storage_options: Mapping[str, Any] | None 
     return target
 
 
-def convert_to_url(tree: str | os.PathLike[str], url: str, *,
-                   storage_options: Mapping[str, Any] | None = None, overwrite: bool = False,
-                   progress: bool = True) -> RemotePath:
-    """Convert ``tree`` into a temporary local store, then :func:`publish` it at ``url``."""
-    import shutil
-    import tempfile
-
-    from sensorium_data.store import convert
-
-    target = RemotePath(url, storage_options)
-    target.fs.invalidate_cache()
-    if target.fs.exists(target.path) and not overwrite:  # before the conversion's work
-        msg = (f"{url} already holds files; pass overwrite=True (--overwrite) to replace them, "
-               "or another URL.")
-        raise FileExistsError(msg)
-    scratch = Path(tempfile.mkdtemp(prefix="sensorium-upload-"))
-    try:
-        local = convert(tree, scratch / target.name, progress=progress)
-        return publish(local, url, storage_options=storage_options, overwrite=overwrite)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 def pull(url: str, local: Path, *, storage_options: Mapping[str, Any] | None = None,
          overwrite: bool = False) -> Path:
     """Copy the store at ``url`` into the local folder ``local`` (a ``.partial`` folder first,

@@ -38,11 +38,18 @@ if TYPE_CHECKING:
     )
     from sensorium_models.predictions import read_predictions, write_predictions
     from sensorium_models.scoring import evaluate_runs
+    from sensorium_models.scoring2022 import leaderboard_2022, twin_feve, website_metrics
     from sensorium_models.submission import (
         read_submission,
         score_submission,
         validate_submission,
         write_submission,
+    )
+    from sensorium_models.submission2022 import (
+        read_submission_2022,
+        score_submission_2022,
+        validate_submission_2022,
+        write_submission_2022,
     )
     from sensorium_models.training import (
         CheckpointError,
@@ -69,6 +76,7 @@ __all__ = [
     "evaluate",
     "evaluate_runs",
     "feve",
+    "leaderboard_2022",
     "list_models",
     "list_readouts",
     "load_run",
@@ -81,14 +89,20 @@ __all__ = [
     "read_config",
     "read_predictions",
     "read_submission",
+    "read_submission_2022",
     "register_model",
     "register_readout",
     "score_submission",
+    "score_submission_2022",
     "single_trial_correlation",
     "train",
+    "twin_feve",
     "validate_submission",
+    "validate_submission_2022",
+    "website_metrics",
     "write_predictions",
     "write_submission",
+    "write_submission_2022",
 ]
 
 # public name -> the module of sensorium_models that defines it
@@ -105,6 +119,9 @@ _HOMES = {
         ["Ensemble", "MouseSpec", "create_model", "list_models", "list_readouts",
          "model_config", "mouse_specs", "register_model", "register_readout"], "models"),
     **dict.fromkeys(["read_predictions", "write_predictions"], "predictions"),
+    **dict.fromkeys(["leaderboard_2022", "twin_feve", "website_metrics"], "scoring2022"),
+    **dict.fromkeys(["read_submission_2022", "score_submission_2022", "validate_submission_2022",
+                     "write_submission_2022"], "submission2022"),
     **dict.fromkeys(
         ["read_submission", "score_submission", "validate_submission", "write_submission"],
         "submission"),

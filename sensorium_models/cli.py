@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sensorium_data.catalog import short_name
 from sensorium_data.cli import Adder, add_data_commands, add_verbose, run, subcommand_adder
 
 if TYPE_CHECKING:
@@ -62,13 +63,6 @@ def format_table(table: pd.DataFrame) -> str:
     shown = table[columns].rename(columns=TABLE_COLUMNS)
     shown["mouse"] = [short_name(m) for m in shown["mouse"]]
     return shown.to_string(index=False, float_format=lambda x: f"{x:.3f}", na_rep="-")
-
-
-def short_name(mouse: str) -> str:
-    """``dynamic29515-10-12-Video-<hash>`` -> ``29515-10-12``; other names unchanged."""
-    if mouse.startswith("dynamic") and "-Video-" in mouse:
-        return mouse.removeprefix("dynamic").split("-Video-")[0]
-    return mouse
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
@@ -250,6 +244,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_submit(args: argparse.Namespace) -> int:
     from sensorium_models.submission import FILES, check_free, submission_paths, write_submission
 
+    if args.track in ("sensorium", "sensorium+"):  # 2022: the starter kit's CSV files
+        from sensorium_models.training.submit2022 import submit_2022
+
+        for path in submit_2022(args.run, args.out, track=args.track, device=args.device,
+                                batch_size=args.batch_size, data_dir=args.data_dir,
+                                overwrite=args.overwrite):
+            print(path)
+        return 0
     check_free(submission_paths(args.out, args.track), args.overwrite)  # before predicting
     datasets = run_datasets(args.run[0], args.data_dir)
     predictions = _predict(args, args.run, datasets, list(FILES[args.track]))
@@ -262,6 +264,11 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from sensorium_models.demo import run_demo
 
+    if args.track == "2022":
+        from sensorium_models.demo.static2022 import run_demo_2022
+
+        run_demo_2022(args.out, seed=args.seed, quick=args.quick, echo=print)
+        return 0
     run_demo(args.out, seed=args.seed, quick=args.quick, echo=print)
     return 0
 
@@ -428,8 +435,9 @@ def add_model_commands(add: Adder) -> None:
                   "(sensorium_models.write_submission).")
     common(p)
     p.add_argument("--out", required=True, help="folder to write the files into")
-    p.add_argument("--track", choices=["main", "bonus"], default="main",
-                   help="main (default) or bonus")
+    p.add_argument("--track", choices=["main", "bonus", "sensorium", "sensorium+"],
+                   default="main", help="2023: main (default) or bonus; 2022: sensorium or "
+                   "sensorium+ (the CSV files of the live and final test)")
     p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier "
                    "submission in --out (without it they are an error)")
     p.set_defaults(func=_cmd_submit)
@@ -447,6 +455,9 @@ def add_demo(add: Adder) -> None:
     p.add_argument("--out", help="folder for everything the demo writes: new, empty, or an "
                    "earlier demo's, which is rewritten (default: a new temporary folder)")
     p.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
+    p.add_argument("--track", choices=["2023", "2022"], default="2023", help="2023 (default: "
+                   "videos, the tiny preset) or 2022 (static images: the static2022 twin, "
+                   "sota_2022 against ln_2022)")
     p.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)  # tests: seconds
     p.set_defaults(func=_cmd_demo)
 

@@ -38,7 +38,7 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 def test_list_presets() -> None:
-    assert list_presets() == ["tiny", "sensorium2023"]
+    assert list_presets() == ["tiny", "sensorium2023", "static2022"]
 
 
 def test_tiny_writes_one_recording_per_mouse(tiny_root: Path) -> None:

@@ -38,7 +38,7 @@ __all__ = ["list_presets", "simulate"]
 
 log = logging.getLogger(__name__)
 
-Preset = Literal["tiny", "sensorium2023"]
+Preset = Literal["tiny", "sensorium2023", "static2022"]
 
 
 def list_presets() -> list[str]:
@@ -47,7 +47,7 @@ def list_presets() -> list[str]:
     Examples
     --------
     >>> list_presets()
-    ['tiny', 'sensorium2023']
+    ['tiny', 'sensorium2023', 'static2022']
     """
     return list(PRESETS)
 
@@ -60,6 +60,8 @@ def simulate(
     scale: float = 1.0,
     overwrite: bool = False,
     progress: bool = True,
+    image_scale: float = 1.0,
+    behavior_gain: bool = True,
 ) -> list[Path]:
     """Write simulated recordings, one folder per mouse, in the competition's format.
 
@@ -69,7 +71,9 @@ def simulate(
         Folder to write into (created if needed). Each mouse goes to ``path/<mouse>``.
     preset
         ``"tiny"`` (3 mice, 300 neurons, 54 short trials each; seconds) or
-        ``"sensorium2023"`` (the 10 real recordings' structure; see :func:`list_presets`).
+        ``"sensorium2023"`` (the 10 real recordings' structure; see :func:`list_presets`) or
+        ``"static2022"`` (three mice of flashed images in the 2022 format; see
+        :mod:`sensorium_data.simulate.static2022`).
     seed
         Same seed, same bytes (on one platform).
     scale
@@ -82,6 +86,13 @@ def simulate(
         a non-empty folder that is not a recording is never removed.
     progress
         Show a progress bar over trials (on stderr).
+    image_scale
+        ``static2022`` only: stored images are ``144 x 256`` times this (1, the release's
+        size; 0.25 writes the starter kit's 36 x 64 directly and is 16x smaller).
+    behavior_gain
+        ``static2022`` only: running and pupil size multiply the rates and the eye position
+        moves the receptive fields (what SENSORIUM+ models can use); False records the same
+        behaviour but the responses ignore it.
 
     Returns
     -------
@@ -92,7 +103,8 @@ def simulate(
     ------
     ValueError
         Unknown preset, a scale that is not a positive number (or above 1 for
-        ``sensorium2023``), a negative or non-integer seed.
+        ``sensorium2023``), a negative or non-integer seed, ``image_scale`` not in (0, 1] or
+        ``image_scale``/``behavior_gain`` given to another preset than ``static2022``.
     FileExistsError
         A target folder already holds a recording (and ``overwrite`` is False) or holds
         something else.
@@ -104,7 +116,7 @@ def simulate(
     >>> [f.name for f in folders]
     ['tiny-A', 'tiny-B', 'tiny-C']
     """
-    if preset not in BUILDERS:
+    if preset not in PRESETS:
         msg = (
             f"unknown preset {preset!r}; choose one of "
             f"{', '.join(repr(p) for p in PRESETS)} (see sensorium_data.simulate.list_presets())"
@@ -121,6 +133,14 @@ def simulate(
         raise ValueError(msg)
     seed = int(seed)
     scale = float(scale)
+    if preset == "static2022":
+        return _simulate_static(Path(path).expanduser(), seed, scale, image_scale,
+                                bool(behavior_gain), overwrite=overwrite, progress=progress)
+    if image_scale != 1.0 or behavior_gain is not True:
+        msg = (f"image_scale and behavior_gain apply to the static2022 preset only; preset "
+               f"{preset!r} simulates videos at 36 x 64 with its own behaviour model. Leave "
+               "them out, or pass preset='static2022'.")
+        raise ValueError(msg)
     plans = BUILDERS[preset](seed, scale)
     root = Path(path).expanduser()
     targets = [root / plan.name for plan in plans]
@@ -147,6 +167,41 @@ def simulate(
                 calibration=calibration,
                 on_trial=lambda: bar.update(1),
             )
+            if target.exists():
+                shutil.rmtree(target)
+            partial.rename(target)
+            written.append(target)
+    return written
+
+
+def _simulate_static(root: Path, seed: int, scale: float, image_scale: float,
+                     behavior_gain: bool, *, overwrite: bool, progress: bool) -> list[Path]:
+    """The static2022 preset (see :mod:`sensorium_data.simulate.static2022`)."""
+    from tqdm.auto import tqdm
+
+    from sensorium_data.simulate.static2022 import plans, write_static_mouse
+
+    if (isinstance(image_scale, bool) or not isinstance(image_scale, numbers.Real)
+            or not 0 < image_scale <= 1):
+        msg = (f"image_scale={image_scale!r} must be in (0, 1]: 1 writes the release's "
+               "144 x 256 images, 0.25 the starter kit's 36 x 64.")
+        raise ValueError(msg)
+    mice = plans(seed, scale)
+    targets = [root / plan.name for plan in mice]
+    for target in targets:
+        _check_target(target, overwrite=overwrite)
+    params: dict[str, object] = {"preset": "static2022", "seed": seed, "scale": scale,
+                                 "image_scale": float(image_scale)}
+    written = []
+    total = sum(len(plan.tiers) for plan in mice)
+    with tqdm(total=total, unit="trial", disable=not progress, desc="simulate static2022") as bar:
+        for plan, target in zip(mice, targets, strict=True):
+            partial = root / f".{plan.name}.partial"
+            if partial.exists():  # left by an interrupted run of ours
+                shutil.rmtree(partial)
+            write_static_mouse(plan, partial, seed=seed, image_scale=float(image_scale),
+                               behavior_gain=behavior_gain, params=params,
+                               on_trial=lambda: bar.update(1))
             if target.exists():
                 shutil.rmtree(target)
             partial.rename(target)

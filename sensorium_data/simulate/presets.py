@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 PRESETS: dict[str, str] = {
     "tiny": "3 mice, 300 neurons, 54 short trials each, every tier and stimulus type (seconds)",
     "sensorium2023": "the 10 real recordings' structure (78,853 neurons, ~7,150 trials)",
+    "static2022": "3 mice of flashed natural-like images in the 2022 file format (SENSORIUM "
+    "and SENSORIUM+; see sensorium_data.simulate.static2022)",
 }
 
 

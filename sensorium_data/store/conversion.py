@@ -20,7 +20,7 @@ from filelock import FileLock
 
 from sensorium_data import paths
 from sensorium_data.errors import StoreError
-from sensorium_data.remote import RemotePath, convert_to_url, is_url
+from sensorium_data.remote import RemotePath, is_url, publish
 from sensorium_data.store.layout import SCHEMA_VERSION, read_attrs
 from sensorium_data.store.static import StaticWriter
 from sensorium_data.store.video import VideoWriter
@@ -90,6 +90,9 @@ def convert(
     >>> import sensorium_data as sd
     >>> tree = "~/data/dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20"
     >>> store = sd.convert(tree)  # doctest: +SKIP
+    >>> store = sd.convert(tiny[0], progress=False)  # a simulated recording (sd.simulate)
+    >>> store.name  # in the cache: <name>-<fingerprint>.zarr
+    'tiny-A-....zarr'
     """
     if is_url(store):
         return convert_to_url(tree, str(store), storage_options=storage_options,
@@ -97,6 +100,26 @@ def convert(
     source = open_tree(tree)
     target = Path(store).expanduser() if store is not None else default_store(source, data_dir)
     return convert_tree(source, target, overwrite=overwrite, progress=progress)
+
+
+def convert_to_url(tree: str | os.PathLike[str], url: str, *,
+                   storage_options: dict | None = None, overwrite: bool = False,
+                   progress: bool = True) -> RemotePath:
+    """Convert ``tree`` into a temporary local store, then :func:`publish` it at ``url``."""
+    import tempfile
+
+    target = RemotePath(url, storage_options)
+    target.fs.invalidate_cache()
+    if target.fs.exists(target.path) and not overwrite:  # before the conversion's work
+        msg = (f"{url} already holds files; pass overwrite=True (--overwrite) to replace them, "
+               "or another URL.")
+        raise FileExistsError(msg)
+    scratch = Path(tempfile.mkdtemp(prefix="sensorium-upload-"))
+    try:
+        local = convert(tree, scratch / target.name, progress=progress)
+        return publish(local, url, storage_options=storage_options, overwrite=overwrite)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def convert_tree(source: FileTree, target: Path, *, overwrite: bool = False,

@@ -188,28 +188,29 @@ def mean_responses(dataset: Any, batch_size: int = 128,
 
 def score(model: nn.Module, datasets: Mapping[str, xr.Dataset], config: TrainConfig,
           path: Path, device: torch.device, autocast: Autocast) -> None:
-    """Predict every tier but train of each recording and write the leaderboard table
-    (:func:`sensorium_models.evaluate`, official scale: single-trial correlation,
-    correlation to average, FEVE, and on the twin their ceilings) to ``path``."""
+    """Predict the 2022 tiers (validation, test, final_test) of each recording and write the
+    2022 leaderboard table (:func:`sensorium_models.scoring2022.leaderboard_2022`: the
+    website's single-trial correlation, correlation to average and FEVE on the official
+    scale; on the twin their ceilings and fractions) to ``path``."""
     import xarray as xr
 
-    from sensorium_models.leaderboard import evaluate
+    from sensorium_models.scoring2022 import TIERS_2022, leaderboard_2022
 
     predictions = {}
     for mouse, ds in datasets.items():
         present = {str(t) for t in ds["tier"].values.astype(str)}
-        tiers = sorted(present - {"train", "none"})
+        tiers = [t for t in TIERS_2022 if t in present]
         if not tiers:
             continue
         dataset = image_set(config, {mouse: ds}, tiers)
         predicted = predict_items(model, dataset, batch_size=config.batch_size, device=device,
                                   autocast=autocast, num_workers=config.num_workers)[mouse]
-        # back to raw units: evaluate applies the official scale to both sides
-        raw = predicted["predictions"] / dataset.precision(mouse)  # (trial, neuron)
-        predictions[mouse] = xr.DataArray(raw, dims=("trial", "neuron"),
+        predictions[mouse] = xr.DataArray(predicted["predictions"], dims=("trial", "neuron"),
                                           coords={"trial": predicted["trial"]})
     if not predictions:
-        log.warning("no tier besides train to score: no %s", path.name)
+        log.warning("no validation or test tier to score: no %s", path.name)
         return
-    evaluate(predictions, datasets, scale="official").to_csv(path, index=False)
+    # normalize="official" trains on the official scale; "none" on the raw units
+    units: Literal["official", "raw"] = "official" if config.normalize == "official" else "raw"
+    leaderboard_2022(predictions, datasets, units=units).to_csv(path, index=False)
     log.info("scores written to %s", path)

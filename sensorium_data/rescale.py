@@ -70,4 +70,10 @@ class Rescaler:
         images = np.asarray(images, dtype=np.float64)
         if self.identity:
             return images
-        return self.rows @ images @ self.cols_t  # (..., out_h, out_w)
+        *lead, height, width = images.shape
+        out_h, out_w = self.shape
+        # two plain matrix products (one BLAS call each, not one per image)
+        cols = images.reshape(-1, width) @ self.cols_t  # (... * height, out_w)
+        stacked = cols.reshape(-1, height, out_w).transpose(1, 0, 2).reshape(height, -1)
+        rows = self.rows @ stacked  # (out_h, ... * out_w)
+        return rows.reshape(out_h, -1, out_w).transpose(1, 0, 2).reshape(*lead, out_h, out_w)
