@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -266,6 +267,46 @@ def find(mouse: str) -> Recording | None:
     rec = index.get(stem)
     # only folder names, not letters or short names, are recognised inside a path
     return rec if rec is not None and rec.name == stem else None
+
+
+def resolve_mouse(mouse: str, names: Iterable[str]) -> str | None:
+    """The name among ``names`` that ``mouse`` refers to, or None: ``mouse`` itself if it is
+    one of them, else the name of the catalogued recording it names (a letter, a short name;
+    see :func:`find`) if that is one of them.
+
+    The one resolution of a user's mouse against a set of recordings (datasets given, a run's
+    mice); callers word their own error when it is None.
+
+    Examples
+    --------
+    >>> names = ["dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20", "sim-a"]
+    >>> resolve_mouse("F", names)
+    'dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20'
+    >>> resolve_mouse("sim-a", names)
+    'sim-a'
+    >>> resolve_mouse("G", names) is None  # a catalogued mouse, but not one of names
+    True
+    """
+    names = list(names)
+    if mouse in names:
+        return mouse
+    rec = find(mouse)
+    return rec.name if rec is not None and rec.name in names else None
+
+
+def short_name(name: str) -> str:
+    """A 2023 recording's name without its prefix and hash, for tables; others unchanged.
+
+    Examples
+    --------
+    >>> short_name("dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20")
+    '29515-10-12'
+    >>> short_name("sim-a")
+    'sim-a'
+    """
+    if name.startswith("dynamic") and "-Video-" in name:
+        return name.removeprefix("dynamic").split("-Video-")[0]
+    return name
 
 
 def lookup(mouse: str) -> Recording:

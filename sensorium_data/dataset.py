@@ -226,7 +226,10 @@ def open_mouse(
     --------
     >>> import sensorium_data as sd
     >>> ds = sd.open_mouse("F")  # doctest: +SKIP
-    >>> oracle = ds.responses.where(ds.tier == "oracle", drop=True)  # doctest: +SKIP
+    >>> ds = sd.open_mouse(tiny[0], progress=False)  # or a simulated one (sd.simulate)
+    >>> oracle = ds.responses.where(ds.tier == "oracle", drop=True)
+    >>> dict(oracle.sizes)
+    {'trial': 2, 'neuron': 16, 'frame': 180}
     """
     store = resolve_store(mouse, data_dir=data_dir, download=download, progress=progress)
     return open_store(store)
@@ -250,7 +253,7 @@ def load_mouse(
 def tiers_with_trials(ds: xr.Dataset) -> dict[str, int]:
     """The tiers that have trials with frames, and how many each, by tier name (``"none"``
     included where such trials have frames); ``ds.sensorium.tiers_with_trials``. Every trial
-    of a 2022 recording counts.
+    of a 2022 recording (no ``n_frames``: one image each) counts.
 
     Examples
     --------
@@ -260,7 +263,7 @@ def tiers_with_trials(ds: xr.Dataset) -> dict[str, int]:
     {'oracle': 1, 'train': 2}
     """
     tiers = ds["tier"].values.astype(str)
-    if "n_frames" in ds.variables:  # a 2022 (static) recording has no frames: every trial
+    if "n_frames" in ds.variables:
         tiers = tiers[ds["n_frames"].values > 0]
     names, counts = np.unique(tiers, return_counts=True)
     return dict(zip(names.tolist(), counts.tolist(), strict=True))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sensorium_data.catalog import short_name
 from sensorium_data.cli import Adder, add_data_commands, add_verbose, run, subcommand_adder
 
 if TYPE_CHECKING:
@@ -62,13 +63,6 @@ def format_table(table: pd.DataFrame) -> str:
     shown = table[columns].rename(columns=TABLE_COLUMNS)
     shown["mouse"] = [short_name(m) for m in shown["mouse"]]
     return shown.to_string(index=False, float_format=lambda x: f"{x:.3f}", na_rep="-")
-
-
-def short_name(mouse: str) -> str:
-    """``dynamic29515-10-12-Video-<hash>`` -> ``29515-10-12``; other names unchanged."""
-    if mouse.startswith("dynamic") and "-Video-" in mouse:
-        return mouse.removeprefix("dynamic").split("-Video-")[0]
-    return mouse
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:

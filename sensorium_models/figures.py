@@ -183,9 +183,11 @@ def readout_pixels(model: VideoEncoder, mouse: str, video_shape: tuple[int, int]
     return np.stack([rows, cols], axis=1)
 
 
-def run_curves(metrics: pd.DataFrame, path: Path, *, model: str, val_tier: str) -> Path:
-    """One run's validation correlation (best epoch and learning-rate decays marked) and
-    training loss per epoch."""
+def run_curves(metrics: pd.DataFrame, path: Path, *, model: str, val_tier: str,
+               schedule: str = "plateau") -> Path:
+    """One run's validation correlation (best epoch and, with the ``plateau`` schedule, its
+    learning-rate decays marked) and training loss per epoch. A ``warmup_cosine`` run's LR
+    falls every step by design: named in the title, not marked."""
     plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 4.6), sharex=True,
                                       constrained_layout=True)
@@ -195,13 +197,16 @@ def run_curves(metrics: pd.DataFrame, path: Path, *, model: str, val_tier: str) 
     top.plot(epochs[best], corr[best], marker="*", ms=12, color="C3", ls="none",
              label=f"best: {corr[best]:.3f} at epoch {int(epochs[best])}")
     lr = metrics["lr"].to_numpy()
-    for k in np.flatnonzero(lr[1:] < lr[:-1]) + 1:  # the LR of row k is the one it trained with
+    decays = (np.flatnonzero(lr[1:] < lr[:-1]) + 1 if schedule == "plateau"
+              else np.array([], dtype=int))
+    for k in decays:  # the LR of row k is the one it trained with
         for ax in (top, bottom):
             ax.axvline(epochs[k] - 0.5, color="0.6", ls=":", lw=1)
         top.text(epochs[k] - 0.5, 0.97, f"lr {lr[k]:.1e}", transform=top.get_xaxis_transform(),
                  fontsize=7, rotation=90, va="top", ha="right", color="0.4")
     top.set_ylabel(f"{val_tier} single-trial corr.")
-    top.set_title(f"{model}: learning curves")
+    top.set_title(f"{model}: learning curves"
+                  + ("" if schedule == "plateau" else f" (lr: {schedule})"))
     top.grid(alpha=0.3)
     top.legend(fontsize=8, loc="best")
     bottom.plot(epochs, metrics["train_loss"].to_numpy(), marker="o", ms=3, color="C1")
@@ -362,7 +367,7 @@ def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
     folder.mkdir(parents=True, exist_ok=True)
     model_name = config.model
     paths = [run_curves(metrics, folder / "learning_curves.png", model=model_name,
-                        val_tier=config.val_tier)]
+                        val_tier=config.val_tier, schedule=config.schedule)]
     if predictions is None:
         predictions = predict(model, {name: ds}, tiers=tier, device=device,
                               batch_size=batch_size, progress=progress,
@@ -435,13 +440,12 @@ def pick_mouse(datasets: Mapping[str, xr.Dataset], mouse: str | None,
     ``trained`` (the run's recordings) makes the error say which exist but were not given."""
     if mouse is None:
         return next(iter(datasets))
-    from sensorium_data import find
+    from sensorium_data.catalog import resolve_mouse
 
-    rec = find(mouse)
-    wanted = rec.name if rec is not None and mouse not in datasets else mouse
+    trained = list(datasets) if trained is None else trained
+    wanted = resolve_mouse(mouse, [*datasets, *trained]) or mouse
     if wanted in datasets:
         return wanted
-    trained = list(datasets) if trained is None else trained
     if wanted in trained:
         msg = (f"mouse {mouse!r} is one of the run's recordings but was not given; pass its "
                f"Dataset too (given: {', '.join(datasets)}).")

@@ -134,10 +134,20 @@ def evaluate(
 
     Examples
     --------
-    >>> import sensorium_data as sd  # doctest: +SKIP
-    >>> ds = sd.open_mouse("F")  # doctest: +SKIP
-    >>> oracle = ds.responses.where(ds.tier == "oracle", drop=True)  # doctest: +SKIP
-    >>> evaluate({"F": my_model_predict(oracle)}, {"F": ds})  # doctest: +SKIP
+    The simulator's noise-free rates, scored as predictions, reach the ceiling:
+
+    >>> import tempfile, sensorium_data as sd
+    >>> folder = tempfile.mkdtemp()  # a tenth of the tiny simulated preset: seconds
+    >>> tree = sd.simulate(folder, preset="tiny", scale=0.1, progress=False)[0]
+    >>> ds = sd.open_mouse(sd.convert(tree, f"{folder}/tiny-A.zarr", progress=False))
+    >>> table = evaluate({"tiny-A": ds.rates}, ds, tiers=["oracle"])
+    >>> table[["mouse", "tier", "n_trials", "single_trial_correlation_fraction"]]
+        mouse    tier  n_trials  single_trial_correlation_fraction
+    0  tiny-A  oracle         2                                1.0
+    1     all  oracle         2                                1.0
+
+    With a real recording: ``ds = sd.open_mouse("F")``, then ``evaluate({"F": predictions},
+    {"F": ds})`` with the predictions of a model (:func:`sensorium_models.predict`).
     """
     inputs = scoring_inputs(predictions, datasets, scale=scale, precision=precision)
     check_tiers(inputs.datasets, tiers)
@@ -453,7 +463,8 @@ def flagged(table: pd.DataFrame) -> list[str]:
     """One line per row of ``table`` with a warning, naming the row and what to check."""
     if "warning" not in table.columns:
         return []
-    bad = table[table["warning"].fillna("").astype(str) != ""]
+    # read back from a CSV, a column without any warning is float NaN
+    bad = table[[isinstance(w, str) and w != "" for w in table["warning"]]]
     return [
         f"predictions of {row.mouse}, {row.tier}, {row.stimulus_type}: {row.warning} "
         f"(calibration {row.calibration:.3g}); correlations ignore scale, so check the run "

@@ -177,6 +177,20 @@ class RunningCorrelationToAverage(_Repeats):
 
     Holds per video id and frame the float64 sums of responses and predictions over the
     repeats seen so far (2 x neurons x frames per video).
+
+    Examples
+    --------
+    Two batches that split the repeats of a video score as all trials at once:
+
+    >>> from sensorium_models.metrics import correlation_to_average
+    >>> rng = np.random.default_rng(0)
+    >>> responses = rng.poisson(2.0, (6, 3, 80)).astype("float32")
+    >>> predictions = responses + rng.normal(0, 1, responses.shape)
+    >>> videos = ["a", "b", "a", "b", "a", "b"]
+    >>> acc = RunningCorrelationToAverage().update(responses[:3], predictions[:3], videos[:3])
+    >>> _ = acc.update(responses[3:], predictions[3:], videos[3:])
+    >>> bool(np.isclose(acc.compute(), correlation_to_average(responses, predictions, videos)))
+    True
     """
 
     names = ("sum_x", "sum_y")
@@ -243,6 +257,17 @@ class RunningOracleCorrelation(_Repeats):
 
     Holds per video id and frame the float64 mean and centred sum of squares of the
     responses over the repeats seen so far.
+
+    Examples
+    --------
+    Accumulators of two shares of the trials (two processes) merge into the one-shot value:
+
+    >>> from sensorium_models.metrics import oracle_correlation
+    >>> responses = np.array([[1.0], [2.0], [5.0], [6.0]])  # 2022: 4 trials, 1 neuron
+    >>> a = RunningOracleCorrelation().update(responses[:2], ["a", "a"])
+    >>> b = RunningOracleCorrelation().update(responses[2:], ["b", "b"])
+    >>> round(a.merge(b).compute(), 4), round(oracle_correlation(responses, list("aabb")), 4)
+    (0.8824, 0.8824)
     """
 
     names = ("mean", "m2")
@@ -285,6 +310,16 @@ class RunningFEVE(_Repeats):
 
     Holds per image (or video) id and frame the float64 mean and centred sum of squares of the
     responses and the sum of squared prediction errors.
+
+    Examples
+    --------
+    >>> from sensorium_models.metrics import feve
+    >>> responses = np.array([[1.0], [3.0], [5.0], [7.0]])  # 2022: 4 trials, 1 neuron
+    >>> means = np.array([[2.0], [2.0], [6.0], [6.0]])  # each image's mean response
+    >>> acc = RunningFEVE().update(responses[::2], means[::2], [0, 1])
+    >>> _ = acc.update(responses[1::2], means[1::2], [0, 1])
+    >>> round(acc.compute(), 4) == round(feve(responses, means, [0, 0, 1, 1]), 4)
+    True
     """
 
     names = ("mean", "m2", "sse")

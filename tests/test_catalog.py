@@ -20,6 +20,8 @@ from sensorium_data.catalog import (
     list_mice,
     lookup,
     recordings,
+    resolve_mouse,
+    short_name,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -334,3 +336,15 @@ def test_loader_rejects_wrong_competition(tmp_path: Path) -> None:
         ValueError, match=r"expected competition = '2022'.*got competition = '2023'"
     ):
         catalog._load(_write_catalog(tmp_path, competition_2022="2023"))
+
+
+def test_resolve_mouse_is_a_name_or_a_catalog_key_among_the_names():
+    f = lookup("F")
+    names = [f.name, "sim-a"]
+    assert resolve_mouse("F", names) == resolve_mouse("29515-10-12", names) == f.name
+    assert resolve_mouse("f", names) == f.name
+    assert resolve_mouse("sim-a", names) == "sim-a"
+    assert resolve_mouse("G", names) is None  # catalogued, but not among the names
+    assert resolve_mouse("nobody", names) is None
+    assert short_name(f.name) == f.short_name
+    assert short_name("sim-a") == "sim-a"

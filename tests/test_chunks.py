@@ -46,7 +46,7 @@ def test_missing_chunk_of_a_labelled_trial_raises(store):
     assert np.isfinite(ds.responses.isel(trial=0, frame=slice(0, 50)).values).all()
     mapped = rf"toy\.zarr/responses/c/{pos}/0/0 is missing"  # the training loaders map the file
     clips = sd.ClipDataset(store, tier="train", frames=100, normalize=None, seed=0)
-    j = int(np.flatnonzero(clips._recordings[0].positions == pos)[0])
+    j = int(np.flatnonzero(clips._selections[0].positions == pos)[0])
     with pytest.raises(StoreError, match=mapped):
         clips[j]
     trials = sd.TrialDataset(store, tier="train", normalize=None)
@@ -100,7 +100,7 @@ def test_truncated_chunk_names_store_array_and_trial(store):
     with pytest.raises(StoreError, match=match):
         sd.open_mouse(store).responses.values  # noqa: B018
     clips = sd.ClipDataset(store, tier="train", frames=100, normalize=None, seed=0)
-    j = int(np.flatnonzero(clips._recordings[0].positions == pos)[0])
+    j = int(np.flatnonzero(clips._selections[0].positions == pos)[0])
     with pytest.raises(StoreError, match=rf"toy\.zarr/responses/c/{pos}/0/0 holds 20 bytes, "
                        r"but a trial of responses is \d+ bytes: the file is truncated"):
         clips[j]

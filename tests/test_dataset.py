@@ -56,6 +56,14 @@ def test_selection_by_tier_works_as_documented(make_tree, data_dir):
     assert set(oracle.tier.values) == {"oracle"}
 
 
+def test_tiers_with_trials_counts_the_trials_with_frames(make_tree, data_dir):
+    ds = sd.open_mouse(make_tree(), progress=False)
+    tiers, n_frames = ds.tier.values.astype(str), ds.n_frames.values
+    expected = {t: int(((tiers == t) & (n_frames > 0)).sum()) for t in set(tiers)}
+    assert ds.sensorium.tiers_with_trials == {t: n for t, n in expected.items() if n}
+    assert list(ds.sensorium.tiers_with_trials) == sorted(ds.sensorium.tiers_with_trials)
+
+
 def test_load_mouse_is_eager(make_tree, data_dir):
     ds = sd.load_mouse(make_tree(), progress=False)
     assert all(ds[name].chunks is None for name in VARIABLES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 import sensorium_data as sd
@@ -26,10 +27,19 @@ def test_plot_run_draws_every_figure_of_a_simulated_run(trained_run, datasets, t
         assert path.read_bytes().startswith(PNG) and path.stat().st_size > 5_000
 
 
-def test_the_datasets_may_be_keyed_by_any_name(trained_run, datasets, tmp_path):
+@pytest.fixture(scope="module")
+def drawn_for_b(trained_run, datasets, tmp_path_factory):
+    """The figures of mouse tiny-B, the datasets keyed by their names: name -> PNG bytes."""
+    paths = sm.plot_run(trained_run, datasets, out=tmp_path_factory.mktemp("figs"),
+                        mouse="tiny-B", device="cpu")
+    return {p.name: p.read_bytes() for p in paths}
+
+
+def test_the_datasets_may_be_keyed_by_any_name(trained_run, datasets, drawn_for_b, tmp_path):
     keyed = {f"mouse {k}": ds for k, ds in enumerate(datasets.values())}
     paths = sm.plot_run(trained_run, keyed, out=tmp_path, mouse="tiny-B", device="cpu")
-    assert len(paths) == 5
+    # the same figures, pixel for pixel, as with the datasets keyed by their names
+    assert {p.name: p.read_bytes() for p in paths} == drawn_for_b
 
 
 def test_a_recording_without_ground_truth_gets_no_truth_figures(trained_run, datasets, tmp_path):
@@ -73,7 +83,8 @@ def test_a_tier_without_responses_is_refused(trained_run, datasets, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_recordings_the_run_was_not_trained_on_are_left_out(trained_run, datasets, tmp_path):
+def test_recordings_the_run_was_not_trained_on_are_left_out(trained_run, datasets, drawn_for_b,
+                                                            tmp_path):
     stranger = datasets["tiny-C"].copy()
     stranger.attrs = {**stranger.attrs, "mouse": "stranger"}
     only_a = {"tiny-A": datasets["tiny-A"], "stranger": stranger}
@@ -83,8 +94,13 @@ def test_recordings_the_run_was_not_trained_on_are_left_out(trained_run, dataset
     with pytest.raises(ValueError, match=r"none of the recordings given \(stranger\)"):
         sm.plot_run(trained_run, [stranger], out=tmp_path)
     assert not list(tmp_path.iterdir())
-    paths = sm.plot_run(trained_run, list(only_a.values()), out=tmp_path, device="cpu")
-    assert len(paths) == 5
+    paths = sm.plot_run(trained_run, list(only_a.values()), out=tmp_path / "a", device="cpu")
+    alone = sm.plot_run(trained_run, [datasets["tiny-A"]], out=tmp_path / "alone", device="cpu")
+    # the stranger changes nothing drawn: the figures equal those of tiny-A given alone
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in alone]
+    # while the figures do depend on the data: tiny-A's traces are not tiny-B's
+    traces = {p.name: p.read_bytes() for p in paths}["traces.png"]
+    assert traces != drawn_for_b["traces.png"]
     assert pick_mouse(datasets, None) == "tiny-A" and pick_mouse(datasets, "tiny-B") == "tiny-B"
 
 
@@ -139,3 +155,24 @@ def test_readout_positions_follow_the_shifter_at_the_mean_pupil(trained_run, dat
     raw = mean_pupil(ds, dataclasses.replace(config, normalize="none"))
     train = ds["behavior"].values[ds["tier"].values == "train"][:, 2:4]
     np.testing.assert_allclose(raw, np.nanmean(train, axis=(0, 2)), rtol=1e-5)
+
+
+def test_lr_decays_are_marked_only_for_the_plateau_schedule(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from sensorium_models.figures import run_curves
+
+    marks = []
+    original = matplotlib.axes.Axes.axvline
+    monkeypatch.setattr(matplotlib.axes.Axes, "axvline",
+                        lambda self, x=0, *a, **k: marks.append(x) or original(self, x, *a, **k))
+    metrics = pd.DataFrame({"epoch": [1, 2, 3, 4], "validation_correlation": [0.1, 0.2, 0.25, 0.3],
+                            "train_loss": [4.0, 3.0, 2.5, 2.2],
+                            "lr": [5e-3, 5e-3, 1.5e-3, 1.5e-3]})
+    run_curves(metrics, tmp_path / "plateau.png", model="m", val_tier="oracle")
+    assert marks == [2.5, 2.5]  # one decay, on both panels
+    marks.clear()
+    cosine = metrics.assign(lr=[5e-3, 4e-3, 2e-3, 5e-4])  # falls every epoch by design
+    run_curves(cosine, tmp_path / "cosine.png", model="m", val_tier="oracle",
+               schedule="warmup_cosine")
+    assert marks == []

@@ -35,3 +35,11 @@ def test_the_metrics_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+def test_no_submodule_is_named_like_a_public_name():
+    # importing such a submodule (python -m, pkgutil, a doc tool) replaces the public name
+    import pkgutil
+
+    submodules = {info.name for info in pkgutil.iter_modules(sm.__path__)}
+    assert not submodules & set(sm.__all__)

@@ -328,3 +328,19 @@ def test_predictions_off_in_scale_are_flagged_in_the_table_and_the_log(mice, cha
     assert re.fullmatch(warning, oracle.warning)
     assert re.search(r"predictions of dynamicA-1-1-Video-x, oracle, NaturalVideo: "
                      + warning.split(" ")[0] + r".*When training goes wrong", caplog.text)
+
+
+def test_flagged_reads_a_table_back_from_csv(tmp_path):
+    import pandas as pd
+
+    from sensorium_models.leaderboard import flagged
+
+    table = pd.DataFrame({"mouse": ["a", "b"], "tier": ["oracle"] * 2,
+                          "stimulus_type": ["NaturalVideo"] * 2, "calibration": [1.0, 150.0],
+                          "warning": ["", "mean 150x the responses'"]})
+    table.to_csv(tmp_path / "scores.csv", index=False)
+    back = pd.read_csv(tmp_path / "scores.csv")  # "" comes back as NaN
+    assert flagged(back) == flagged(table)
+    assert len(flagged(table)) == 1 and flagged(table)[0].startswith("predictions of b, oracle")
+    quiet = pd.read_csv(tmp_path / "scores.csv").assign(warning=float("nan"))  # no warning
+    assert flagged(quiet) == []

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import sensorium_data as sd
-from sensorium_data.loaders.rescale import Rescaler, interpolation_matrix
+from sensorium_data.rescale import Rescaler, interpolation_matrix
 from sensorium_data.scale import official_precision
 from sensorium_data.store import convert
 from tests.test_static import catalog_named_static_tree
@@ -125,6 +125,22 @@ def test_tiers_and_withheld_responses(store):
     assert {test[i]["image_id"] for i in range(7)} == {"9001", "9002", "9101", "9102"}
     with pytest.raises(ValueError, match=r"no trials of tier 'oracle'.*train \(5\)"):
         sd.ImageDataset(store, tier="oracle")
+
+
+def test_tiers_with_trials_of_a_2022_recording_count_every_trial(store):
+    ds = sd.open_mouse(store, progress=False)
+    tiers, counts = np.unique(ds.tier.values.astype(str), return_counts=True)
+    assert ds.sensorium.tiers_with_trials == dict(zip(tiers.tolist(), counts.tolist(),
+                                                      strict=True))
+    assert ds.sensorium.tiers_with_trials["train"] == 5
+
+
+def test_a_store_of_an_unknown_schema_is_refused(store):
+    ds = sd.open_mouse(store, progress=False)
+    ds.attrs["schema_version"] = 99
+    with pytest.raises(sd.StoreError, match=r"schema version 99, but this version of sensorium "
+                                            r"reads versions \[1, 2\]\. Convert the recording"):
+        sd.ImageDataset(ds)
 
 
 def test_sampler_and_workers_give_the_same_batches(make_static_tree, tmp_path):

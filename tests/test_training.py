@@ -22,7 +22,8 @@ from tests.conftest import TINY_FACTORIZED
 
 def test_the_run_directory_holds_config_metrics_checkpoints_and_scores(trained_run):
     assert {p.name for p in trained_run.iterdir()} == {
-        "config.json", "metrics.csv", "best.pt", "last.pt", "scores.csv", ".lock"}
+        "config.json", "metrics.csv", "best.pt", "last.pt", "scores.csv", ".lock",
+        "predictions"}  # the cache of the best model's predictions (tests/test_predictions.py)
     metrics = pd.read_csv(trained_run / "metrics.csv")
     assert list(metrics.columns) == ["epoch", "lr", "train_loss", "validation_correlation",
                                      "seconds"]
@@ -284,11 +285,15 @@ def test_early_stopping_runs_in_rounds_as_the_starter_kit():
     assert restored == stopping
 
 
-def test_early_stopping_reads_a_checkpoint_of_the_earlier_rule():
+def test_early_stopping_refuses_a_state_it_did_not_write():
+    # the pre-release rule's state (one round per LR decay, key "decays") is not translated:
+    # resuming from it would silently restart the rounds
     stopping = EarlyStopping(patience=5, lr_decay_steps=4, threshold=1e-6)
-    stopping.load_state_dict({"lr_decay_steps": 4, "threshold": 1e-6, "best": 0.2,
-                              "best_epoch": 7, "decays": 2, "stopped": False})
-    assert (stopping.rounds, stopping.bad_epochs, stopping.best_epoch) == (2, 0, 7)
+    with pytest.raises(ValueError, match=r"has keys \['decays'\] it does not know .* train "
+                       r"the run anew"):
+        stopping.load_state_dict({"lr_decay_steps": 4, "threshold": 1e-6, "best": 0.2,
+                                  "best_epoch": 7, "decays": 2, "stopped": False})
+    assert stopping == EarlyStopping(patience=5, lr_decay_steps=4, threshold=1e-6)  # untouched
 
 
 def test_early_stopping_stops_on_a_non_finite_correlation():
@@ -371,12 +376,12 @@ def test_damaged_checkpoints_are_named_with_the_fix(trained_run, tmp_path):
 def test_an_empty_best_checkpoint_stops_a_resume_before_anything_changes(trained_run, tmp_path):
     run = _copy(trained_run, tmp_path / "run")
     (run / "best.pt").write_bytes(b"")
-    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     config = dataclasses.replace(sm.read_config(run), max_epochs=3, score=False)
     with pytest.raises(sm.CheckpointError, match=rf"{run / 'best.pt'} is empty \(0 bytes\): copy "
                        "it again from where the run was trained, or train a new run"):
         sm.train(config, resume=run)
-    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
 def _moved(trained_run: Path, stores: list[Path], folder: Path) -> tuple[Path, list[Path]]:
@@ -432,7 +437,7 @@ def _hold(lock: Path):
 def test_a_run_directory_another_process_trains_into_is_refused(trained_run, simulated_stores,
                                                                 tmp_path):
     run = _copy(trained_run, tmp_path / "run")
-    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     holder = _hold(run / ".lock")
     try:
         config = dataclasses.replace(sm.read_config(run), max_epochs=3, score=False)
@@ -454,7 +459,7 @@ def test_a_run_directory_another_process_trains_into_is_refused(trained_run, sim
             holder2.communicate("")
     finally:
         holder.communicate("")
-    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
 def test_default_run_names_are_unique_within_one_second(tmp_path, monkeypatch):
@@ -521,7 +526,12 @@ def test_eval_mode_predictions_are_on_the_scale_of_the_responses(trained_run):
     scores = pd.read_csv(trained_run / "scores.csv")
     oracle = scores[(scores["tier"] == "oracle") & (scores["mouse"] == "all")]
     assert 0.5 < float(oracle["calibration"].iloc[0]) < 2.0  # all mice's neurons pooled
-    assert scores["warning"].isna().all()  # written empty: nothing flagged
+    # nothing flagged on the validation tier nor pooled; a recording's out-of-domain rows may
+    # be (tiny-C's at 0.09x): those stimuli drive the simulated neurons 3-4x harder than the
+    # natural videos trained on, and a model that has learned little beyond the mean predicts
+    # about its training mean there (docs/training.md, "When training goes wrong")
+    shown = scores[(scores["tier"] == "oracle") | (scores["mouse"] == "all")]
+    assert shown["warning"].isna().all(), shown[["mouse", "tier", "calibration", "warning"]]
 
 
 def test_a_run_whose_correlation_stays_at_zero_stops_naming_the_learning_rate(
@@ -534,7 +544,7 @@ def test_a_run_whose_correlation_stays_at_zero_stops_naming_the_learning_rate(
                             batch_size=4, device="cpu", progress=False,
                             out=str(tmp_path / "run"))
     assert config.lr is None  # the model's own
-    with caplog.at_level("WARNING", logger="sensorium_models.training.run"), pytest.raises(
+    with caplog.at_level("WARNING", logger="sensorium_models.training"), pytest.raises(
             TrainingFailedError, match=r"training stopped after epoch 2: the oracle correlation "
             r"has been 0.0000 for 2 epochs: .* learning rate too high for this model and data "
             r"\(lr 0.0005\). Start a new run with a lower one, e.g. --set lr=5e-05 .*metrics.csv"):

@@ -2,6 +2,9 @@
 
 >>> import sensorium_data as sd
 >>> clips = sd.ClipDataset(["F.zarr", "G.zarr"], frames=80, seed=0)  # doctest: +SKIP
+>>> clips = sd.ClipDataset(tiny[:2], frames=30, seed=0)  # simulated recordings (sd.simulate)
+>>> clips.mice
+['tiny-A', 'tiny-B']
 
 See ``docs/loading.md``.
 """

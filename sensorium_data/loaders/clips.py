@@ -113,6 +113,13 @@ class ClipDataset(torch.utils.data.Dataset):
     >>> item = clips[0]  # doctest: +SKIP
     >>> item["videos"].shape, item["responses"].shape  # doctest: +SKIP
     (torch.Size([3, 80, 36, 64]), torch.Size([7863, 80]))
+
+    The same on simulated recordings (:func:`sensorium_data.simulate`, 16 neurons):
+
+    >>> clips = sd.ClipDataset(tiny[:2], frames=30, seed=0)
+    >>> item = clips[0]
+    >>> item["videos"].shape, item["responses"].shape, item["mouse"]
+    (torch.Size([3, 30, 36, 64]), torch.Size([16, 30]), 'tiny-A')
     """
 
     def __init__(
@@ -450,11 +457,11 @@ class TrialDataset(ClipDataset):
     --------
     >>> import torch, sensorium_data as sd
     >>> trials = sd.TrialDataset("F.zarr", tier="oracle")  # doctest: +SKIP
-    >>> loader = torch.utils.data.DataLoader(
-    ...     trials, batch_size=4, collate_fn=sd.collate)  # doctest: +SKIP
-    >>> batch = next(iter(loader))  # doctest: +SKIP
-    >>> batch["length"]  # doctest: +SKIP
-    tensor([300, 300, 300, 300])
+    >>> trials = sd.TrialDataset(tiny[0], tier="oracle")  # or a simulated recording
+    >>> loader = torch.utils.data.DataLoader(trials, batch_size=4, collate_fn=sd.collate)
+    >>> batch = next(iter(loader))
+    >>> batch["length"]  # F's oracle trials have 300 frames; tiny-A's two, 150
+    tensor([150, 150])
     """
 
     def __init__(

@@ -4,7 +4,7 @@ The starter kit (``sensorium.datasets.static_loaders``) reads one ``.npy`` file 
 key, normalizes it, appends the behaviour as constant image channels and rescales the image
 with scikit-image, every time an item is read. Here the selected trials of each recording are
 read from its store once, normalized and rescaled in blocks (the same numbers; see
-:mod:`sensorium_data.loaders.rescale`) and kept in memory, so an item is three slices. At the
+:mod:`sensorium_data.rescale`) and kept in memory, so an item is three slices. At the
 starter kit's scale 0.25 that is ``36 x 64 x 4`` bytes per image plus ``4`` bytes per neuron
 per trial: about 190 MB for the 4,500 train trials of an 8,000-neuron mouse.
 """
@@ -24,10 +24,10 @@ import torch
 import xarray as xr
 import zarr
 
-from sensorium_data.loaders.rescale import Rescaler
+from sensorium_data.rescale import Rescaler
 from sensorium_data.scale import official_precision
 from sensorium_data.store.chunks import Chunks, read_region
-from sensorium_data.store.layout import quiet_zarr
+from sensorium_data.store.layout import check_schema, quiet_zarr
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +316,7 @@ def _open_static(source: Any) -> list[xr.Dataset]:
             msg = (f"the Dataset of {name} was not opened with sensorium_data.open_mouse, so it "
                    "has no store to read from; pass open_mouse(...) or the store's path.")
             raise ValueError(msg)
+        check_schema(ds.attrs["store"], ds.attrs)
         if "images" not in ds or "frame" in ds.dims:
             msg = (f"{name} is a SENSORIUM {ds.attrs.get('competition', '2023')} recording of "
                    "videos; ImageDataset reads 2022 (static image) recordings. Use "
@@ -339,8 +340,7 @@ def _select(ds: xr.Dataset, tier: str | Sequence[str] | None, name: str) -> np.n
     chosen = [tier] if isinstance(tier, str) else list(tier)
     positions = np.flatnonzero(np.isin(tiers, chosen))
     if not len(positions):
-        names, counts = np.unique(tiers, return_counts=True)
-        have = ", ".join(f"{t} ({n})" for t, n in zip(names, counts, strict=True))
+        have = ", ".join(f"{t} ({n})" for t, n in ds.sensorium.tiers_with_trials.items())
         msg = (f"{name} has no trials of tier {tier!r}; its tiers (trials): {have}. Pass one "
                "of them as tier=, a list of them, or tier=None for every trial.")
         raise ValueError(msg)

@@ -60,13 +60,15 @@ class MouseBatchSampler(torch.utils.data.Sampler[list[int]]):
     --------
     >>> import torch, sensorium_data as sd
     >>> clips = sd.ClipDataset(["F.zarr", "G.zarr"], seed=0)  # doctest: +SKIP
-    >>> sampler = sd.MouseBatchSampler(clips, batch_size=8)  # doctest: +SKIP
+    >>> clips = sd.ClipDataset(tiny[:2], frames=30, seed=0)  # simulated ones (sd.simulate)
+    >>> sampler = sd.MouseBatchSampler(clips, batch_size=4)
     >>> loader = torch.utils.data.DataLoader(clips, batch_sampler=sampler,
-    ...                                      collate_fn=sd.collate, num_workers=2)  # doctest: +SKIP
-    >>> for epoch in range(3):  # doctest: +SKIP
+    ...                                      collate_fn=sd.collate)  # and num_workers=2, ...
+    >>> for epoch in range(2):
     ...     sampler.set_epoch(epoch); clips.set_epoch(epoch)
-    ...     for batch in loader:
-    ...         ...  # batch["mouse"] is one mouse
+    ...     mice = {batch["mouse"] for batch in loader}  # each batch is one mouse's
+    >>> sorted(mice)
+    ['tiny-A', 'tiny-B']
     """
 
     def __init__(

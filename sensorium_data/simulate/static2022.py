@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sensorium_data.loaders.rescale import Rescaler
+from sensorium_data.rescale import Rescaler
 from sensorium_data.simulate.natural import natural_image
 from sensorium_data.simulate.presets import mouse_key
 from sensorium_data.simulate.textures import ornstein_uhlenbeck, shift_frames

@@ -19,19 +19,39 @@ Readers (:mod:`sensorium_data.dataset`, :mod:`sensorium_data.loaders`) import ``
 
 from sensorium_data.store.conversion import WRITERS, convert, convert_tree, default_store
 from sensorium_data.store.layout import (
+    CODEC,
     READABLE_SCHEMAS,
+    RESPONSE_CODEC,
     SCHEMA_VERSION,
     check_schema,
     is_complete,
     quiet_zarr,
 )
-from sensorium_data.store.writer import StoreWriter, check_identity, stack_statistics
+from sensorium_data.store.video import (
+    BEHAVIOR_TRIALS,
+    BEHAVIOR_VARIABLES,
+    LICENSE_2023,
+    VideoWriter,
+)
+from sensorium_data.store.writer import (
+    CONVERT_THREADS,
+    StoreWriter,
+    check_identity,
+    stack_statistics,
+)
 
 __all__ = [
+    "BEHAVIOR_TRIALS",
+    "BEHAVIOR_VARIABLES",
+    "CODEC",
+    "CONVERT_THREADS",
+    "LICENSE_2023",
     "READABLE_SCHEMAS",
+    "RESPONSE_CODEC",
     "SCHEMA_VERSION",
     "WRITERS",
     "StoreWriter",
+    "VideoWriter",
     "check_identity",
     "check_schema",
     "convert",

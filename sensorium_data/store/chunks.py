@@ -46,8 +46,10 @@ class Chunks:
 
     Examples
     --------
-    >>> chunks = Chunks(store, "responses")  # doctest: +SKIP
-    >>> chunks.check((5, 0, 1))  # StoreError if position 5's second chunk is gone  # doctest: +SKIP
+    >>> import sensorium_data as sd
+    >>> store = sd.convert(tiny[0], progress=False)  # a simulated recording (sd.simulate)
+    >>> chunks = Chunks(store, "responses")
+    >>> chunks.check((2, 0, 0))  # a StoreError if trial position 2's chunk file were gone
     """
 
     def __init__(self, store: Path, name: str, meta: dict | None = None):

@@ -71,6 +71,9 @@ def convert(
     >>> import sensorium_data as sd
     >>> tree = "~/data/dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20"
     >>> store = sd.convert(tree)  # doctest: +SKIP
+    >>> store = sd.convert(tiny[0], progress=False)  # a simulated recording (sd.simulate)
+    >>> store.name  # in the cache: <name>-<fingerprint>.zarr
+    'tiny-A-....zarr'
     """
     source = open_tree(tree)
     target = Path(store).expanduser() if store is not None else default_store(source, data_dir)

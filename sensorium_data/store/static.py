@@ -47,7 +47,7 @@ from sensorium_data.store.writer import (
     stack_statistics,
     withheld,
 )
-from sensorium_data.tree import FileTree
+from sensorium_data.tree import STATIC_TIERS, FileTree
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,6 @@ BEHAVIOR_VARIABLES = (
     "pupil_x",
     "pupil_y",
 )
-TIERS = ("train", "validation", "test", "final_test")
 LICENSE_2022 = "see the LICENSE of gin.g-node.org/cajal/Sensorium2022 (SENSORIUM 2022 data)"
 
 # Trials per chunk of images and responses (~0.5 MB each at full size): a whole recording loads
@@ -229,10 +228,10 @@ class StaticWriter(StoreWriter):
 
     def _coords(self, labelled: np.ndarray, hashes: list[str]) -> None:
         tree = self.tree
-        unknown = sorted(set(tree.tiers.tolist()) - set(TIERS))
+        unknown = sorted(set(tree.tiers.tolist()) - set(STATIC_TIERS))
         if unknown:
             log.warning("%s: tier(s) %s are not among the 2022 tiers %s", tree.name, unknown,
-                        TIERS)
+                        STATIC_TIERS)
         frame_image_id = _trial_meta(tree, "frame_image_id")
         image_id = frame_image_id if frame_image_id is not None else np.array(hashes)
         per_trial: dict[str, np.ndarray] = {

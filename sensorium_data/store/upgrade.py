@@ -65,6 +65,9 @@ def upgrade(store: str | os.PathLike[str], *, progress: bool = True) -> Path:
     >>> import sensorium_data as sd
     >>> sd.upgrade("F.zarr")  # doctest: +SKIP
     PosixPath('F.zarr')
+    >>> store = sd.convert(tiny[0], progress=False)  # a simulated recording (sd.simulate)
+    >>> sd.upgrade(store, progress=False) == store  # of the current schema: nothing to do
+    True
     """
     target = Path(store).expanduser()
     with FileLock(str(target) + ".lock"):

@@ -46,6 +46,7 @@ def check_identity(tree: FileTree) -> None:
     >>> from sensorium_data import open_tree
     >>> check_identity(open_tree("dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20"))
     ... # doctest: +SKIP
+    >>> check_identity(open_tree(tiny[0]))  # a simulated recording: no catalog entry to match
     """
     from sensorium_data import catalog
 

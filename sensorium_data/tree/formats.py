@@ -52,6 +52,8 @@ TIERS = (
     "final_test_bonus",
 )
 """The 2023 tiers, in ``meta/trials/tiers.npy`` (``"none"`` marks an index without files)."""
+STATIC_TIERS = ("train", "validation", "test", "final_test")
+"""The 2022 tiers (a 2022 tree with others converts, with a warning)."""
 TIER_ORDER = (
     "train", "oracle", "validation", "live_test_main", "final_test_main",
     "live_test_bonus", "final_test_bonus", "test", "final_test",

@@ -320,7 +320,9 @@ def open_tree(path: str | os.PathLike[str]) -> FileTree:
     --------
     >>> tree = open_tree("~/data/dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20.zip")
     ... # doctest: +SKIP
-    >>> tree.trials[:3], tree.tiers[:3]  # doctest: +SKIP
+    >>> tree = open_tree(tiny[0])  # or a simulated recording's folder (sd.simulate)
+    >>> tree.name, tree.competition, tree.trials[:3].tolist(), tree.tiers[:3].tolist()
+    ('tiny-A', '2023', [0, 1, 2], ['final_test_main', 'final_test_bonus', 'oracle'])
     """
     path = Path(path).expanduser()
     files: _Files

@@ -131,7 +131,13 @@ class ModelConfig(abc.ABC):
 
 def initial_bias(mean_response: np.ndarray | None, output: str = "elu1") -> np.ndarray | None:
     """The readout bias whose ``output`` nonlinearity is ``mean_response``, so training starts
-    at the mean."""
+    at the mean.
+
+    Examples
+    --------
+    >>> initial_bias(np.array([2.0, 1.0, 0.5]))  # elu(x) + 1 is 2, 1 and 0.5 at these
+    array([ 1.        ,  0.        , -0.69314718])
+    """
     if mean_response is None:
         return None
     return OUTPUTS[output][1](np.asarray(mean_response, dtype=np.float64))
@@ -188,6 +194,21 @@ class VideoEncoder(nn.Module):
         Channels of the clips it takes.
     burn_in
         Input frames consumed before the first output frame.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sensorium_models import MouseSpec, create_model
+    >>> model = create_model("ln", mice={"toy": MouseSpec(n_neurons=3, coords=np.eye(3, 2))},
+    ...                      channels=2)
+    >>> model.mice, model.in_channels, model.burn_in
+    (['toy'], 3, 10)
+    >>> model.eval()(torch.randn(1, 3, 12, 36, 64), mouse="toy").shape  # 12 - 10 frames out
+    torch.Size([1, 3, 2])
+    >>> model(torch.randn(1, 3, 12, 36, 64), mouse="other")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown mouse 'other'; this model has readouts for ['toy']. Pass one of them, ...
     """
 
     def __init__(self, core: Core, *, readouts: Mapping[str, Readout], in_channels: int,

@@ -16,6 +16,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from sensorium_models.coerce import Mismatch, coerce
 from sensorium_models.models.encoder import ModelConfig, Readout, VideoEncoder
 from sensorium_models.models.specs import MouseSpec
 
@@ -189,30 +190,12 @@ def resolve_config(name: str, **config: Any) -> ModelConfig:
 
 
 def _coerce(model: str, key: str, value: Any, hint: Any) -> Any:
-    """``value`` as the type of option ``key`` (int -> float, list -> tuple), or TypeError."""
-    if typing.get_origin(hint) is tuple:
-        if isinstance(value, list | tuple) and all(_is_int(v) for v in value):
-            return tuple(int(v) for v in value)
-        kind = "a list of ints"
-    elif hint is bool:
-        if isinstance(value, bool):
-            return value
-        kind = "true or false"
-    elif hint is str:
-        if isinstance(value, str):
-            return value
-        kind = "a string"
-    elif hint is int:
-        if _is_int(value):
-            return int(value)
-        kind = "an int"
-    else:
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            return float(value)
-        kind = "a number"
-    msg = f"option {key!r} of model {model!r} must be {kind}; got {value!r}."
-    raise TypeError(msg)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    """``value`` as the type of option ``key`` (:func:`~sensorium_models.coerce.coerce`), or
+    TypeError."""
+    try:
+        return coerce(value, hint)
+    except Mismatch:
+        kinds = {bool: "true or false", str: "a string", int: "an int", float: "a number"}
+        kind = "a list of ints" if typing.get_origin(hint) is tuple else kinds.get(hint, hint)
+        msg = f"option {key!r} of model {model!r} must be {kind}; got {value!r}."
+        raise TypeError(msg) from None

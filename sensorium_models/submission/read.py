@@ -192,7 +192,20 @@ def read_submission(path: str | os.PathLike[str]) -> pd.DataFrame:
 
     Examples
     --------
-    >>> read_submission("submission/predictions_final_main.parquet.brotli")  # doctest: +SKIP
+    >>> import tempfile, sensorium_data as sd
+    >>> folder = tempfile.mkdtemp()  # a tenth of the tiny simulated preset: seconds
+    >>> tree = sd.simulate(folder, preset="tiny", scale=0.1, progress=False)[0]
+    >>> ds = sd.open_mouse(sd.convert(tree, f"{folder}/tiny-A.zarr", progress=False))
+    >>> import sensorium_models as sm
+    >>> _ = sm.write_submission({"tiny-A": ds.rates}, ds, f"{folder}/submission")
+    >>> table = read_submission(f"{folder}/submission/submission_main.zip")
+    >>> table[["file", "mouse", "trial_indices"]].iloc[0]
+    file             predictions_live_main.parquet.brotli
+    mouse                                          tiny-A
+    trial_indices                                       4
+    Name: 0, dtype: object
+    >>> table["prediction"].iloc[0].shape  # neurons x (n_frames - 50)
+    (8, 100)
     """
     import pandas as pd
 
@@ -233,8 +246,19 @@ def validate_submission(path: str | os.PathLike[str], datasets: Any) -> list[str
 
     Examples
     --------
-    >>> for problem in validate_submission("submission_main.zip", datasets):  # doctest: +SKIP
+    >>> import tempfile, sensorium_data as sd
+    >>> folder = tempfile.mkdtemp()  # a tenth of the tiny simulated preset: seconds
+    >>> tree = sd.simulate(folder, preset="tiny", scale=0.1, progress=False)[0]
+    >>> ds = sd.open_mouse(sd.convert(tree, f"{folder}/tiny-A.zarr", progress=False))
+    >>> import sensorium_models as sm
+    >>> paths = sm.write_submission({"tiny-A": ds.rates}, ds, f"{folder}/submission")
+    >>> validate_submission(f"{folder}/submission/submission_main.zip", ds)  # valid
+    []
+    >>> other = ds.assign_attrs(mouse="tiny-B")  # not the recording submitted for
+    >>> for problem in validate_submission(f"{folder}/submission", other):  # doctest: +ELLIPSIS
     ...     print(problem)
+    predictions_live_main.parquet.brotli: tiny-A: 2 rows of a mouse not in the datasets: ...
+    ...
     """
     return validate(path, datasets_by_name(datasets), keep=False)[0]
 

@@ -63,6 +63,22 @@ def score_submission(
     -------
     pandas.DataFrame
         The table of :func:`~sensorium_models.leaderboard.evaluate` for the submitted tiers.
+
+    Examples
+    --------
+    >>> import tempfile, sensorium_data as sd
+    >>> folder = tempfile.mkdtemp()  # a tenth of the tiny simulated preset: seconds
+    >>> tree = sd.simulate(folder, preset="tiny", scale=0.1, progress=False)[0]
+    >>> ds = sd.open_mouse(sd.convert(tree, f"{folder}/tiny-A.zarr", progress=False))
+    >>> import sensorium_models as sm
+    >>> _ = sm.write_submission({"tiny-A": ds.rates}, ds, f"{folder}/submission")
+    >>> table = score_submission(f"{folder}/submission", ds)  # the rates: the ceiling
+    >>> table[["mouse", "tier", "single_trial_correlation_fraction"]]
+        mouse             tier  single_trial_correlation_fraction
+    0  tiny-A   live_test_main                                1.0
+    1  tiny-A  final_test_main                                1.0
+    2     all   live_test_main                                1.0
+    3     all  final_test_main                                1.0
     """
     inputs = scoring_inputs(None, datasets, scale=scale, precision=precision)
     problems, kept = validate(path, inputs.datasets, keep=True)

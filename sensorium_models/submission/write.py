@@ -76,8 +76,14 @@ def write_submission(
 
     Examples
     --------
-    >>> write_submission({"F": predictions}, {"F": ds}, "submission/")  # doctest: +SKIP
-    [PosixPath('submission/predictions_live_main.parquet.brotli'), ...]
+    >>> import tempfile, sensorium_data as sd
+    >>> folder = tempfile.mkdtemp()  # a tenth of the tiny simulated preset: seconds
+    >>> tree = sd.simulate(folder, preset="tiny", scale=0.1, progress=False)[0]
+    >>> ds = sd.open_mouse(sd.convert(tree, f"{folder}/tiny-A.zarr", progress=False))
+    >>> paths = write_submission({"tiny-A": ds.rates}, ds, f"{folder}/submission")
+    >>> [path.name for path in paths]  # doctest: +NORMALIZE_WHITESPACE
+    ['predictions_live_main.parquet.brotli', 'predictions_final_main.parquet.brotli',
+     'submission_main.zip']
     """
     if track not in FILES:
         msg = f"track must be 'main' or 'bonus'; got {track!r}."

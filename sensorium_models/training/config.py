@@ -22,12 +22,13 @@ import json
 import math
 import os
 import tomllib
-import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from sensorium_models.coerce import Mismatch, coerce
 
 MODEL_KEY = "model_config"
 PUBLISHED_LR = 5e-3
@@ -459,30 +460,14 @@ def _hints() -> dict[str, Any]:
 
 
 def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """``value`` as the field's type (int -> float, list -> tuple), or ConfigError."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (types.UnionType, typing.Union):
-        if value is None and type(None) in args:
-            return None
-        (hint,) = [a for a in args if a is not type(None)]
-        return _coerce(name, value, hint)
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [value]
-        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-    elif origin is dict:
-        if isinstance(value, Mapping):
-            return dict(value)
-    elif hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(value, hint):
-        return value
-    names = {tuple: "a list of strings", dict: "a table"}
-    kind = names.get(origin, getattr(hint, "__name__", hint))
-    msg = f"config key {name!r} must be {kind}; got {value!r}."
-    raise ConfigError(msg)
+    """``value`` as the field's type (:func:`~sensorium_models.coerce.coerce`; one string
+    for a tuple of them), or ConfigError."""
+    if isinstance(value, str) and typing.get_origin(hint) is tuple:
+        value = [value]
+    try:
+        return coerce(value, hint)
+    except Mismatch as e:
+        names = {tuple: "a list of strings", dict: "a table"}
+        kind = names.get(typing.get_origin(e.hint), getattr(e.hint, "__name__", e.hint))
+        msg = f"config key {name!r} must be {kind}; got {value!r}."
+        raise ConfigError(msg) from None

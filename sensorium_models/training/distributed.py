@@ -1,6 +1,6 @@
 """Training on several processes: ``torchrun`` and DistributedDataParallel.
 
-``torchrun --nproc-per-node K -m sensorium_models.train ARGS`` (or ``sensorium train --nproc
+``torchrun --nproc-per-node K -m sensorium_models.torchrun ARGS`` (or ``sensorium train --nproc
 K ARGS``) starts K processes; each opens the stores itself and reads its share of every
 epoch (:class:`sensorium_data.MouseBatchSampler` with ``num_replicas=K``), the model is
 wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`, and rank 0 alone writes the
@@ -226,6 +226,6 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     """Run ``sensorium train ARGV`` on ``nproc`` local processes through ``torchrun``;
     return its exit status."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc-per-node={nproc}", "-m", "sensorium_models.train", *argv]
+               f"--nproc-per-node={nproc}", "-m", "sensorium_models.torchrun", *argv]
     log.info("starting %s", " ".join(command))
     return subprocess.run(command, check=False).returncode

@@ -15,12 +15,22 @@ names the lower one to start a new run with.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from sensorium_models.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 ZERO = 1e-3
 DEAD_EPOCHS = 2
 RISING_EPOCHS = 3
 RISE = 1.5
+FEW_TRAIN_TRIALS = 100  # below: the per-frame statistics are noise
 
 
 class TrainingFailedError(ValueError):
@@ -70,3 +80,21 @@ def failure(history: Sequence[Mapping[str, float]], *, lr: float, val_tier: str)
             f"{losses[0]:.4g} to {losses[-1]:.4g}. {fix}"
         )
     return None
+
+
+def warn_few_train_trials(config: TrainConfig, datasets: Mapping[str, xr.Dataset]) -> None:
+    """Log a warning naming ``normalize="per_neuron"`` when the competition's per-frame
+    statistics come from fewer than ``FEW_TRAIN_TRIALS`` train trials of some recording."""
+    if config.normalize != "official":
+        return
+    counts = {m: int((ds["tier"].values.astype(str) == config.train_tier).sum())
+              for m, ds in datasets.items()}
+    few = {m: n for m, n in counts.items() if n < FEW_TRAIN_TRIALS}
+    if few:
+        listed = ", ".join(f"{m} ({n})" for m, n in few.items())
+        log.warning(
+            "few %s trials in %s: normalize='official' divides each frame by its standard "
+            "deviation over these trials, too few to estimate it (a quiet neuron's frame gets "
+            "up to 100x weight), and such runs learn little beyond the mean. Pass --set "
+            "normalize=per_neuron (docs/training.md, 'When training goes wrong').",
+            config.train_tier, listed)

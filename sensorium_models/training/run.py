@@ -29,6 +29,7 @@ import torch
 from sensorium_models.predictions import fill_cache
 from sensorium_models.training import checkpoint, data, distributed, guards, images, schedule
 from sensorium_models.training.batchnorm import recompute_batch_norm
+from sensorium_models.training.calibrate import calibrate_start
 from sensorium_models.training.checkpoint import write_metrics
 from sensorium_models.training.compiling import compile_model
 from sensorium_models.training.config import ConfigError, TrainConfig
@@ -40,7 +41,7 @@ from sensorium_models.training.optim import build_optimizer
 from sensorium_models.training.options import resolve_model_config
 from sensorium_models.training.precision import resolve_precision
 from sensorium_models.training.predict import predict, resolve_device
-from sensorium_models.training.preflight import check_window, warn_few_train_trials
+from sensorium_models.training.preflight import check_window
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -190,7 +191,7 @@ class Trainer:
         self.autocast, self.scaler = resolve_precision(config, self.device)
         torch.manual_seed(config.seed)
         self.datasets = data.open_mice(config)
-        warn_few_train_trials(config, self.datasets)
+        guards.warn_few_train_trials(config, self.datasets)
         train_sets, val_sets, tiers = self._split(config)
         self.static = images.is_static(self.datasets)  # 2022 recordings: images
         self.clips = (images.image_set(config, train_sets, tiers[0]) if self.static
@@ -198,9 +199,10 @@ class Trainer:
         self.validation = (images.image_set(config, val_sets, tiers[1]) if self.static else
                            data.trials(val_sets, tiers[1], data.loader_options(config)))
         self.specs = mouse_specs(self.datasets)
+        self.means = (images.mean_responses(self.clips, config.batch_size) if self.static
+                      else data.mean_responses(config, self.datasets, config.batch_size))
+        means = self.means
         if state is None:
-            means = (images.mean_responses(self.clips, config.batch_size) if self.static
-                     else data.mean_responses(config, self.datasets, config.batch_size))
             self.specs = {m: dataclasses.replace(s, mean_response=means[m])
                           for m, s in self.specs.items()}
         try:
@@ -224,9 +226,12 @@ class Trainer:
                    f"clip are burn-in and give no prediction; pass frames of at least "
                    f"{model.burn_in + 1} (default 80).")
             raise ConfigError(msg)
+        model = model.to(self.device)
+        if state is None:  # the biases that give the mean responses on training clips
+            calibrate_start(model, self.clips, means, batch_size=config.batch_size,
+                            device=self.device, autocast=self.autocast)
         self.model: VideoEncoder
-        self.model, self.forward = distributed.wrap(model.to(self.device), self.device,
-                                                    self.world)
+        self.model, self.forward = distributed.wrap(model, self.device, self.world)
         if config.compile:
             if self.device.type == "cuda":
                 self.forward = compile_model(self.forward)
@@ -384,6 +389,8 @@ class Trainer:
         recompute_batch_norm(core, data.loader(self.clips, self.norm_batches,
                                                config.num_workers),
                              device=self.device, autocast=self.autocast)
+        calibrate_start(evaluated, self.clips, self.means, batch_size=config.batch_size,
+                        device=self.device, autocast=self.autocast, batch_norm=False)
         correlation = (images.validate if self.static else validate)(
             evaluated, self.validation, batch_size=config.batch_size, device=self.device,
             autocast=self.autocast, num_workers=config.num_workers)

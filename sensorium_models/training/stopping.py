@@ -76,9 +76,12 @@ class EarlyStopping:
         return asdict(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if "decays" in state:  # a checkpoint of the earlier rule (one round per LR decay)
-            state = {**state, "rounds": state["decays"]}
         known = {f.name for f in fields(self)}
+        unknown = sorted(set(state) - known)
+        if unknown:
+            msg = (f"the early-stopping state has keys {unknown} it does not know (it holds "
+                   f"{sorted(known)}): the checkpoint is not one this version wrote; train the "
+                   "run anew (another --out) instead of resuming it.")
+            raise ValueError(msg)
         for key, value in state.items():
-            if key in known:
-                setattr(self, key, value)
+            setattr(self, key, value)

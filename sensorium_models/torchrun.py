@@ -1,7 +1,10 @@
-"""``python -m sensorium_models.train ARGS``: ``sensorium train ARGS``, the entry point
+"""``python -m sensorium_models.torchrun ARGS``: ``sensorium train ARGS``, the entry point
 ``torchrun`` starts once per process (``-v``/``--verbose`` anywhere in ARGS).
 
->>> # torchrun --nproc-per-node 4 -m sensorium_models.train --mice F G H I J --out runs/f4
+Not named ``train``: a submodule of that name would replace the function
+``sensorium_models.train`` once imported.
+
+>>> # torchrun --nproc-per-node 4 -m sensorium_models.torchrun --mice F G H I J --out runs/f4
 """
 
 import sys
