@@ -122,9 +122,37 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             msg = ("--upgrade rewrites the store given in place; it takes no --store or "
                    "--overwrite. Run: sensorium convert --upgrade STORE")
             raise ValueError(msg)
-        print(upgrade(args.tree))
+        for tree in args.tree:
+            print(upgrade(tree))
         return 0
-    print(convert(args.tree, args.store, data_dir=args.data_dir, overwrite=args.overwrite))
+    if len(args.tree) == 1 and args.scheduler is None:
+        print(convert(args.tree[0], args.store, data_dir=args.data_dir,
+                      overwrite=args.overwrite))
+        return 0
+    from sensorium_data.cluster import convert_many
+
+    if args.store is not None and len(args.tree) > 1:
+        msg = (f"--store {args.store} with {len(args.tree)} recordings: --store names one store; "
+               "leave it out (each goes into the cache, or --data-dir) or convert one by one.")
+        raise ValueError(msg)
+    stores = None if args.store is None else [args.store]
+    for store in convert_many(args.tree, stores, scheduler=args.scheduler,
+                              overwrite=args.overwrite, data_dir=args.data_dir):
+        print(store)
+    return 0
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from sensorium_data import paths
+    from sensorium_data.remote import is_url, pull
+
+    if not is_url(args.url):
+        msg = (f"{args.url!r} is not a URL; pass the store's fsspec URL, e.g. "
+               "s3://bucket/prefix/F.zarr (local stores need no pull).")
+        raise ValueError(msg)
+    name = args.url.rstrip("/").rsplit("/", 1)[-1]
+    local = paths.stores_dir(paths.data_dir(args.data_dir)) / name
+    print(pull(args.url, local, overwrite=args.overwrite))
     return 0
 
 
@@ -209,18 +237,35 @@ def add_data_commands(add: Adder) -> None:
 
     p = add("convert", "convert a recording's file tree or zip into a zarr store",
             examples=[("sensorium convert path/to/recording", "into the cache"),
+                      ("sensorium convert trees/* --scheduler tcp://host:8786",
+                       "one task per recording on a dask cluster"),
                       ("sensorium convert rec.zip --store rec.zarr", "into rec.zarr"),
                       ("sensorium convert --upgrade rec.zarr",
                        "rewrite a store of an earlier schema in place, from itself")],
             notes="open_mouse converts on first use by itself; this verb converts ahead.")
-    p.add_argument("tree", help="the recording's folder (holding data/ and meta/) or its zip")
-    p.add_argument("--store", help="where to write the store (default: in the cache)")
+    p.add_argument("tree", nargs="+", help="the recording's folder (holding data/ and meta/) "
+                   "or its zip; several: one after another, or on --scheduler")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="convert on the dask cluster of this "
+                   "scheduler (tcp://host:8786), one task per recording")
+    p.add_argument("--store", "--out", dest="store", help="where to write the store (default: "
+                   "in the cache); an fsspec URL (s3://bucket/prefix/F.zarr) uploads it there")
     p.add_argument("--overwrite", action="store_true", help="convert again if the store exists")
     p.add_argument("--upgrade", action="store_true",
                    help="TREE is a store of an earlier schema: rewrite it into the current one "
                         "(the old store stays whole until the new one is complete)")
     data_dir(p)
     p.set_defaults(func=_cmd_convert)
+
+    p = add("cache", "copy a store from object storage into the local cache",
+            examples=[("sensorium cache pull s3://lab/stores/F.zarr",
+                       "into <cache>/stores/F.zarr, for fast training")],
+            notes="Credentials and the endpoint come from fsspec/botocore's configuration "
+                  "(AWS_* variables, ~/.aws). " + CACHE)
+    p.add_argument("action", choices=["pull"], help="pull: copy the store at URL here")
+    p.add_argument("url", help="the store's fsspec URL (s3://bucket/prefix/F.zarr)")
+    p.add_argument("--overwrite", action="store_true", help="replace a local copy")
+    data_dir(p)
+    p.set_defaults(func=_cmd_cache)
 
     p = add("info", "open a recording (downloading and converting it on first use) and "
             "summarise it",

@@ -12,6 +12,14 @@ import xarray as xr
 
 from sensorium_data import paths
 from sensorium_data.errors import StoreError
+from sensorium_data.remote import (
+    Location,
+    RemotePath,
+    as_location,
+    check_reachable,
+    is_url,
+    zarr_target,
+)
 from sensorium_data.store.chunks import check_small, checked_dask
 from sensorium_data.store.conversion import convert, convert_tree
 from sensorium_data.store.layout import check_schema, is_complete, quiet_zarr
@@ -95,12 +103,17 @@ def resolve_store(
     return convert_tree(open_tree(source), store, progress=progress)
 
 
-def open_store(store: str | os.PathLike[str]) -> xr.Dataset:
-    """Open a converted store as a lazy Dataset (see :func:`open_mouse`)."""
-    store = Path(store)
+def open_store(store: str | os.PathLike[str] | RemotePath, *,
+               storage_options: dict | None = None) -> xr.Dataset:
+    """Open a converted store (a path or an fsspec URL) as a lazy Dataset (see
+    :func:`open_mouse`)."""
+    store = as_location(store, storage_options)
+    if isinstance(store, RemotePath):
+        check_reachable(store)
     with quiet_zarr():
         try:
-            ds = xr.open_zarr(store, consolidated=True, chunks={})
+            ds = xr.open_zarr(store.zarr_store() if isinstance(store, RemotePath) else store,
+                              consolidated=True, chunks={})
         except Exception as e:  # zarr/xarray raise several types for damaged stores
             msg = f"{store} is not a readable sensorium store ({e}); convert the recording again."
             raise StoreError(msg) from e
@@ -188,6 +201,7 @@ def open_mouse(
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = True,
     progress: bool = True,
+    storage_options: dict | None = None,
 ) -> xr.Dataset:
     """Open one recording as a lazy, labelled :class:`xarray.Dataset`.
 
@@ -201,13 +215,19 @@ def open_mouse(
         A 2023 recording's letter (``"F"``), short name (``"29515-10-12"``) or folder name
         (``"dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20"``); a 2022 recording's
         short name (``"26872-17-20"``) or folder name; or a path to a recording's folder, its
-        zip, or a converted ``.zarr`` store.
+        zip, or a converted ``.zarr`` store; or an fsspec URL of a store
+        (``s3://bucket/prefix/F.zarr``), opened lazily where it is.
     data_dir
-        The cache folder (default ``$SENSORIUM_DATA_DIR``, else the OS cache).
+        The cache folder (default ``$SENSORIUM_DATA_DIR``, else the OS cache); a URL
+        (``s3://lab/sensorium``): the stores are opened from ``<URL>/stores/<name>.zarr``.
     download
         Download the recording if it is not in the cache.
     progress
         Show progress bars while downloading and converting.
+    storage_options
+        For a URL: fsspec's options (``{"key": ..., "secret": ..., "client_kwargs":
+        {"endpoint_url": ...}}`` for S3); default: the usual fsspec/botocore configuration
+        (``AWS_*`` variables, ``~/.aws``).
 
     Returns
     -------
@@ -231,8 +251,16 @@ def open_mouse(
     >>> dict(oracle.sizes)
     {'trial': 2, 'neuron': 16, 'frame': 180}
     """
+    if is_url(mouse):  # a store on object storage: opened where it is, never converted
+        return open_store(str(mouse), storage_options=storage_options)
+    shared = paths.remote_cache(data_dir)
+    if shared is not None and not _looks_like_path(mouse):  # a cache on object storage
+        from sensorium_data import catalog
+
+        name = catalog.lookup(str(mouse)).name
+        return open_store(f"{shared}/stores/{name}.zarr", storage_options=storage_options)
     store = resolve_store(mouse, data_dir=data_dir, download=download, progress=progress)
-    return open_store(store)
+    return open_store(store, storage_options=storage_options)
 
 
 def load_mouse(
@@ -241,13 +269,15 @@ def load_mouse(
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = True,
     progress: bool = True,
+    storage_options: dict | None = None,
 ) -> xr.Dataset:
     """:func:`open_mouse`, then read everything into memory (``open_mouse(...).load()``).
 
     A full-size recording needs about 8 GB of memory; prefer :func:`open_mouse` and select
     first.
     """
-    return open_mouse(mouse, data_dir=data_dir, download=download, progress=progress).load()
+    return open_mouse(mouse, data_dir=data_dir, download=download, progress=progress,
+                      storage_options=storage_options).load()
 
 
 def tiers_with_trials(ds: xr.Dataset) -> dict[str, int]:
@@ -277,13 +307,14 @@ class SensoriumAccessor:
         self._ds = ds
 
     @property
-    def store(self) -> Path:
-        """The zarr store the Dataset was opened from."""
+    def store(self) -> Location:
+        """The zarr store the Dataset was opened from (a :class:`~sensorium_data.remote.
+        RemotePath` for a URL)."""
         store = self._ds.attrs.get("store")
         if not store:
             msg = "this Dataset was not opened with sensorium_data.open_mouse; it has no store."
             raise ValueError(msg)
-        return Path(store)
+        return as_location(store)
 
     @property
     def tiers_with_trials(self) -> dict[str, int]:
@@ -302,7 +333,8 @@ class SensoriumAccessor:
         neuron), ``behavior`` (statistic, behavior_variable).
         """
         with quiet_zarr():
-            stats = xr.open_zarr(self.store, group="statistics", consolidated=False, chunks={})
+            stats = xr.open_zarr(zarr_target(self.store), group="statistics",
+                                 consolidated=False, chunks={})
         for name in stats.data_vars:  # damaged or missing chunks raise, as for the data
             stored = stats[name]
             stats[name] = stored.copy(data=checked_dask(self.store / "statistics", str(name)))

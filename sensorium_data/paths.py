@@ -22,15 +22,31 @@ def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
     """Return the cache folder: ``path`` if given, else ``$SENSORIUM_DATA_DIR``, else the OS cache.
 
     The folder is not created here; the functions that write into it create what they need.
+    A URL (a shared cache on object storage) is refused here: only
+    :func:`sensorium_data.open_mouse` reads from one (:func:`remote_cache`).
     """
+    chosen = str(path) if path is not None else os.environ.get(ENV_DATA_DIR)
+    if chosen and remote_cache(chosen) is not None:
+        msg = (f"the cache {chosen} is a URL: open_mouse reads the stores there "
+               f"({chosen.rstrip('/')}/stores/<recording>.zarr), but downloading, converting "
+               "and writing need a local folder; pass data_dir= a local folder (or convert "
+               "with --out URL to publish a store there).")
+        raise ValueError(msg)
     if path is not None:
         return Path(path).expanduser()
-    env = os.environ.get(ENV_DATA_DIR)
-    if env:
-        return Path(env).expanduser()
+    if chosen:
+        return Path(chosen).expanduser()
     import pooch
 
     return Path(pooch.os_cache("sensorium"))
+
+
+def remote_cache(path: str | os.PathLike[str] | None = None) -> str | None:
+    """The cache's URL when ``path`` (else ``$SENSORIUM_DATA_DIR``) is an fsspec URL."""
+    from sensorium_data.remote import is_url
+
+    chosen = str(path) if path is not None else os.environ.get(ENV_DATA_DIR)
+    return chosen.rstrip("/") if chosen and is_url(chosen) else None
 
 
 def downloads_dir(root: Path) -> Path:

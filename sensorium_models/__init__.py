@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         register_readout,
     )
     from sensorium_models.predictions import read_predictions, write_predictions
+    from sensorium_models.scoring import evaluate_runs
     from sensorium_models.scoring2022 import leaderboard_2022, twin_feve, website_metrics
     from sensorium_models.submission import (
         read_submission,
@@ -73,6 +74,7 @@ __all__ = [
     "correlation_to_average",
     "create_model",
     "evaluate",
+    "evaluate_runs",
     "feve",
     "leaderboard_2022",
     "list_models",
@@ -108,6 +110,7 @@ _HOMES = {
     "plot_run": "figures",
     "evaluate": "leaderboard",
     "official_precision": "leaderboard",
+    "evaluate_runs": "scoring",
     **dict.fromkeys(
         ["RunningCorrelationToAverage", "RunningFEVE", "RunningOracleCorrelation",
          "RunningSingleTrialCorrelation", "correlation_to_average", "feve",

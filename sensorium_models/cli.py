@@ -192,7 +192,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     table, mice = compare(args.run, tiers=args.tiers, scale=args.scale,
                           data_dir=args.data_dir, device=args.device,
                           batch_size=args.batch_size, progress=sys.stderr.isatty(),
-                          cache=not args.no_cache)
+                          cache=not args.no_cache, scheduler=args.scheduler)
     labels = list(mice)
     print(f"single-trial correlation and correlation to average ({args.scale} scale), neurons "
           "of each run's mice pooled\n")
@@ -386,6 +386,8 @@ def add_model_commands(add: Adder) -> None:
                    help="official (default: the leaderboard's) or raw response units")
     p.add_argument("--out", help="also write the table as CSV (a new file)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="score the runs on this dask "
+                   "cluster (tcp://host:8786), one task per run")
     p.set_defaults(func=_cmd_compare)
 
     p = add("plot", "draw what a trained run learned: learning curves, traces, readout positions",

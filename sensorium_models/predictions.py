@@ -284,9 +284,12 @@ def compare(runs: Sequence[str | os.PathLike[str]], *, tiers: Sequence[str] | No
             scale: Literal["official", "raw"] = "official",
             data_dir: str | os.PathLike[str] | None = None, device: str = "auto",
             batch_size: int = 8, progress: bool = False,
-            cache: bool = True) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+            cache: bool = True, scheduler: str | None = None
+            ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """The leaderboard tables of several runs side by side, each scored on its own
     recordings; returns the table and each run's recordings (by the runs' labels).
+    ``scheduler``: score the runs on that dask cluster, one task per run
+    (:func:`sensorium_models.evaluate_runs`; no prediction cache there).
 
     Examples
     --------
@@ -302,9 +305,17 @@ def compare(runs: Sequence[str | os.PathLike[str]], *, tiers: Sequence[str] | No
         msg = f"a run is named twice: {', '.join(map(str, runs))}; compare each run once."
         raise ValueError(msg)
     tables, mice = {}, {}
+    if scheduler is not None:
+        from sensorium_models.scoring import evaluate_runs
+
+        scored = evaluate_runs(runs, tiers=tiers, scale=scale, scheduler=scheduler,
+                               data_dir=data_dir, batch_size=batch_size, device=device)
     for run, label in zip(runs, labels, strict=True):
         datasets = open_run_mice(run, data_dir)
         mice[label] = sorted(str(ds.attrs.get("mouse", m)) for m, ds in datasets.items())
+        if scheduler is not None:
+            tables[label] = scored[str(run)]
+            continue
         predictions = predict_cached(run, datasets, tiers=tiers or scored_tiers(datasets),
                                      device=device, batch_size=batch_size, progress=progress,
                                      cache=cache)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from sensorium_data.catalog import resolve_mouse
 from sensorium_data.dataset import tiers_with_trials
 from sensorium_data.scale import official_precision
 from sensorium_models._arrays import as_trials
@@ -169,13 +170,11 @@ def dataset_name(recs: Mapping[str, xr.Dataset], key: str, keys: Mapping[Any, An
         if user_key == key:
             return str(ds.attrs.get("mouse", user_key))
     try:
-        from sensorium_data.catalog import find
-
-        known = find(key)
-    except (ImportError, LookupError, ValueError, OSError):
-        known = None
-    if known is not None and known.name in recs:
-        return str(known.name)
+        name = resolve_mouse(key, recs)
+    except (LookupError, ValueError, OSError):  # an unreadable catalog names nothing
+        name = None
+    if name is not None:
+        return name
     msg = f"no dataset for mouse {key!r}; the datasets are {sorted(recs)}."
     raise KeyError(msg)
 

@@ -14,7 +14,7 @@ from sensorium_data.store import quiet_zarr
 from sensorium_models.cli import build_parser, main, run_datasets
 from tests.conftest import TINY_FACTORIZED, shifted_copy
 
-COMMANDS = ["demo", "simulate", "fetch", "convert", "info", "list", "train", "evaluate",
+COMMANDS = ["demo", "simulate", "fetch", "convert", "cache", "info", "list", "train", "evaluate",
             "compare", "plot", "predict", "submit"]
 
 

@@ -171,8 +171,12 @@ def test_a_2022_store_trains_and_scores_end_to_end(make_static_tree, tmp_path, t
     import pandas as pd
 
     from sensorium_data.store import convert
+    from tests.conftest import STATIC_TIERS
 
-    store = convert(make_static_tree(), tmp_path / "toy.zarr", progress=False)
+    # six validation trials: a correlation over two is +-1 per neuron and can average to
+    # exactly 0, which the trainer's guard reads as a collapsed model
+    tiers = [*STATIC_TIERS, "validation", "validation", "validation", "validation", "train"]
+    store = convert(make_static_tree(tiers=tiers), tmp_path / "toy.zarr", progress=False)
     config = sm.TrainConfig(
         model="sota_2022", mice=(str(store),), track=track, val_tier="validation",
         model_config={"hidden_channels": 4, "shifter": track == "sensorium+"},
@@ -183,7 +187,7 @@ def test_a_2022_store_trains_and_scores_end_to_end(make_static_tree, tmp_path, t
     assert len(metrics) == 2 and metrics["validation_correlation"].notna().all()
     scores = pd.read_csv(run / "scores.csv").set_index("tier")
     # the tiny tree withholds the test tiers' responses, as the competition mice's files do
-    assert scores.loc["validation", "n_trials"] == 2
+    assert scores.loc["validation", "n_trials"] == 6
     assert np.isfinite(scores.loc["validation", "single_trial_correlation"])
     assert scores.loc["test", "n_trials"] == 0 and scores.loc["test", "n_unlabelled"] == 4
     model = sm.load_run(run)

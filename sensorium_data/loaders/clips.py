@@ -20,6 +20,7 @@ from sensorium_data.loaders.normalize import Normalize, check_normalize
 from sensorium_data.loaders.reader import Fetched, Windows
 from sensorium_data.loaders.shaping import Shaping, check_canvas, check_frame_step
 from sensorium_data.loaders.sources import Source, Tier, TrialSelection, open_sources, select_trials
+from sensorium_data.remote import RemotePath
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,11 @@ class ClipDataset(torch.utils.data.Dataset):
     @staticmethod
     def _can_map(rec: TrialSelection) -> bool:
         """Whether the store of ``rec`` is in the mapped layout; says so when it is not."""
+        if isinstance(rec.store, RemotePath):  # only local files can be memory-mapped
+            log.warning("%s: %s is read through zarr over the network (the slow path); "
+                        "`sensorium cache pull %s` copies it to the local cache for fast "
+                        "training", rec.mouse, rec.store, rec.store)
+            return False
         reason = layout_reason(rec.store)
         if reason is not None:
             log.warning("%s: %s; clips are read through the slower decoding path", rec.mouse,

@@ -22,11 +22,13 @@ import mmap
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from sensorium_data.errors import StoreError
 from sensorium_data.loaders.reader import Fetched, Windows, open_windows
+from sensorium_data.remote import Location
 from sensorium_data.store.layout import chunk_file, mapped_reason
 
 log = logging.getLogger(__name__)
@@ -124,7 +126,7 @@ def layout_reason(store: Path) -> str | None:
     return None
 
 
-def open_trials(store: Path, name: str, frame_axis: int, stored: np.ndarray,
+def open_trials(store: Location, name: str, frame_axis: int, stored: np.ndarray,
                 mapped: bool = True) -> Windows:
     """A reader of frame windows of ``<store>/<name>``: :class:`MappedTrials` if ``mapped``
     (checked by :func:`layout_reason`), else the decoding readers of
@@ -140,4 +142,4 @@ def open_trials(store: Path, name: str, frame_axis: int, stored: np.ndarray,
             "this dataset reads it; open the dataset again on the store where it is now."
         )
         raise StoreError(msg) from None
-    return MappedTrials(path, meta, frame_axis, stored)
+    return MappedTrials(cast(Path, path), meta, frame_axis, stored)  # mapped: local

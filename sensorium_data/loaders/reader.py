@@ -25,13 +25,14 @@ import logging
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor, Future
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 import zarr
 from numcodecs import blosc, zstd
 
 from sensorium_data.errors import StoreError
+from sensorium_data.remote import Location, RemotePath, zarr_target
 from sensorium_data.store.chunks import Chunks, read_region
 from sensorium_data.store.layout import quiet_zarr
 
@@ -123,9 +124,9 @@ class ChunkFiles:
 class ZarrWindows:
     """Windows read through zarr-python (any layout zarr can read)."""
 
-    def __init__(self, path: Path, frame_axis: int):
+    def __init__(self, path: Location, frame_axis: int):
         with quiet_zarr():
-            self.array = zarr.open_array(path, mode="r")
+            self.array = zarr.open_array(zarr_target(path), mode="r")
         self.frame_axis = frame_axis
         self.checks = Chunks(path.parent, path.name)
 
@@ -178,9 +179,10 @@ def direct_layout(meta: dict, frame_axis: int) -> str | None:
     return None
 
 
-def open_windows(store: Path, name: str, frame_axis: int, direct: bool = True) -> Windows:
+def open_windows(store: Location, name: str, frame_axis: int, direct: bool = True
+                 ) -> Windows:
     """A reader of frame windows of ``<store>/<name>``: chunk files if the layout allows it
-    (and ``direct``), else zarr-python."""
+    (and ``direct``, and the store is local), else zarr-python."""
     path = store / name
     try:
         meta = json.loads((path / "zarr.json").read_text())
@@ -192,8 +194,9 @@ def open_windows(store: Path, name: str, frame_axis: int, direct: bool = True) -
             "(open_mouse converts it again from its source)."
         )
         raise StoreError(msg) from e
-    reason = direct_layout(meta, frame_axis) if direct else "direct reads turned off"
+    reason = ("a store at a URL" if isinstance(store, RemotePath) else
+              direct_layout(meta, frame_axis) if direct else "direct reads turned off")
     if reason is None:
-        return ChunkFiles(path, meta, frame_axis)
+        return ChunkFiles(cast(Path, path), meta, frame_axis)  # local (above)
     log.info("%s: reading through zarr-python (%s)", path, reason)
     return ZarrWindows(path, frame_axis)

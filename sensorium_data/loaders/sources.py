@@ -6,13 +6,13 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 import zarr
 
 from sensorium_data.loaders.normalize import Normalize, Scaling, scaling
+from sensorium_data.remote import Location, as_location, zarr_target
 from sensorium_data.store.chunks import read_array
 from sensorium_data.store.layout import check_schema, quiet_zarr
 
@@ -31,7 +31,7 @@ class TrialSelection:
     """
 
     mouse: str
-    store: Path
+    store: Location
     trials: np.ndarray
     positions: np.ndarray
     n_frames: np.ndarray
@@ -124,7 +124,7 @@ def select(ds: xr.Dataset, tier: Tier) -> np.ndarray:
 def select_trials(ds: xr.Dataset, tier: Tier, normalize: Normalize) -> TrialSelection:
     """The selected trials of ``ds`` and their normalization constants."""
     name = str(ds.attrs["mouse"])
-    store = Path(ds.attrs["store"])
+    store = as_location(ds.attrs["store"])
     store_trials = np.asarray(_array(store, "trial")[:])
     n_neurons, frames = _array(store, "responses").shape[1:]
     height, width = _array(store, "videos").shape[2:]
@@ -156,6 +156,6 @@ def select_trials(ds: xr.Dataset, tier: Tier, normalize: Normalize) -> TrialSele
     )
 
 
-def _array(store: Path, name: str) -> zarr.Array:
+def _array(store: Location, name: str) -> zarr.Array:
     with quiet_zarr():
-        return zarr.open_array(store / name, mode="r")
+        return zarr.open_array(zarr_target(store / name), mode="r")

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 
 import dask.array as da
 import numpy as np
 import zarr
 
 from sensorium_data.errors import StoreError
+from sensorium_data.remote import Location, as_location, zarr_target
 
 # Arrays whose chunks may be absent for unlabelled (withheld) trials.
 LABELLED_ONLY = ("responses", "rates")
@@ -38,7 +38,7 @@ class Chunks:
     Parameters
     ----------
     store
-        The store folder.
+        The store folder (a path, or a :class:`~sensorium_data.remote.RemotePath`).
     name
         The array's name (``videos``, ``responses``, ...).
     meta
@@ -52,8 +52,8 @@ class Chunks:
     >>> chunks.check((2, 0, 0))  # a StoreError if trial position 2's chunk file were gone
     """
 
-    def __init__(self, store: Path, name: str, meta: dict | None = None):
-        self.store, self.name = Path(store), name
+    def __init__(self, store: Location, name: str, meta: dict | None = None):
+        self.store, self.name = as_location(store), name
         if meta is None:
             meta = json.loads((self.store / name / "zarr.json").read_text())
         self.shape = tuple(meta["shape"])
@@ -77,7 +77,7 @@ class Chunks:
                 out.append(default)
                 continue
             try:
-                out.append(np.asarray(zarr.open_array(path, mode="r")[:]))
+                out.append(np.asarray(zarr.open_array(zarr_target(path), mode="r")[:]))
             except Exception as e:  # zarr and its codecs raise many types for a damaged chunk
                 msg = (
                     f"{self.store}: {coord} cannot be read ({type(e).__name__}: {e}); the store "
@@ -99,11 +99,16 @@ class Chunks:
     def labelled(self) -> np.ndarray:
         return self._per_trial[2]
 
-    def file(self, index: tuple[int, ...]) -> Path:
+    def file(self, index: tuple[int, ...]) -> Location:
         """The file of the chunk at grid position ``index``."""
         if self.separator == "/":
             return self.store.joinpath(self.name, "c", *map(str, index))
         return self.store / self.name / self.separator.join(["c", *map(str, index)])
+
+    def key(self, index: tuple[int, ...]) -> str:
+        """The chunk's file relative to the store (``responses/c/5/0/1``)."""
+        parts = ["c", *map(str, index)]
+        return f"{self.name}/{self.separator.join(parts)}"
 
     def required(self, index: tuple[int, ...]) -> bool:
         """Whether the chunk holds data that exists (so its file must exist)."""
@@ -140,7 +145,7 @@ class Chunks:
         else:
             msg = (
                 f"{self.store}: {self.what(index)} is missing (chunk file "
-                f"{self.file(index).relative_to(self.store)}); the store is damaged, and it is "
+                f"{self.key(index)}); the store is damaged, and it is "
                 "not read as NaN. Convert again: sensorium_data.convert(<tree or zip>, "
                 f"{str(self.store)!r}, overwrite=True)."
             )
@@ -166,7 +171,7 @@ class Chunks:
             return
         if raw is None:
             try:
-                with open(self.file(index), "rb") as f:
+                with self.file(index).open("rb") as f:
                     head = f.read(16)
                     size = f.seek(0, 2)
             except FileNotFoundError:
@@ -182,7 +187,7 @@ class Chunks:
         """The error for a chunk file that exists but cannot be decoded."""
         msg = (
             f"{self.store}: {self.what(index)} cannot be read (chunk file "
-            f"{self.file(index).relative_to(self.store)}: {type(error).__name__}: {error}); the "
+            f"{self.key(index)}: {type(error).__name__}: {error}); the "
             "file is truncated or damaged. Convert again: sensorium_data.convert(<tree or zip>, "
             f"{str(self.store)!r}, overwrite=True)."
         )
@@ -209,17 +214,16 @@ def read_region(array: zarr.Array, chunks: Chunks, region: tuple[slice, ...]) ->
     return block
 
 
-def read_array(store: Path, name: str) -> np.ndarray:
+def read_array(store: Location, name: str) -> np.ndarray:
     """The whole of ``<store>/<name>``, checked as :func:`read_region` checks."""
-    path = Path(store) / name
-    array = zarr.open_array(path, mode="r")
+    array = zarr.open_array(zarr_target(as_location(store) / name), mode="r")
     return read_region(array, Chunks(store, name), tuple(slice(0, n) for n in array.shape))
 
 
-def checked_dask(store: Path, name: str) -> da.Array:
+def checked_dask(store: Location, name: str) -> da.Array:
     """``<store>/<name>`` as a dask array with one block per chunk, each read by
     :func:`read_region` (the xarray view of :func:`sensorium_data.open_store`)."""
-    array = zarr.open_array(Path(store) / name, mode="r")
+    array = zarr.open_array(zarr_target(as_location(store) / name), mode="r")
     chunks = Chunks(store, name)
 
     def block(block_info: dict | None = None) -> np.ndarray:
@@ -235,17 +239,17 @@ def checked_dask(store: Path, name: str) -> da.Array:
                          meta=np.empty((0,) * array.ndim, array.dtype), token=f"read-{name}")
 
 
-def check_small(store: Path, names: list[str]) -> None:
+def check_small(store: Location, names: list[str]) -> None:
     """Raise :class:`StoreError` if a chunk file of the small arrays ``names`` (coordinates,
     read whole at opening) is missing; only for stores that record ``all_chunks_written``."""
     for name in names:
-        meta = json.loads((Path(store) / name / "zarr.json").read_text())
+        meta = json.loads((as_location(store) / name / "zarr.json").read_text())
         chunks = Chunks(store, name, meta)
         region = tuple(slice(0, n) for n in chunks.shape)
         for index in chunks.indices(region):
             if chunks.known_layout and not chunks.file(index).is_file():
                 msg = (
-                    f"{store}: the chunk file {chunks.file(index).relative_to(store)} of {name} "
+                    f"{store}: the chunk file {chunks.key(index)} of {name} "
                     "is missing; the store is damaged. Convert again: sensorium_data.convert("
                     f"<tree or zip>, {str(store)!r}, overwrite=True)."
                 )

@@ -14,11 +14,13 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import overload
 
 from filelock import FileLock
 
 from sensorium_data import paths
 from sensorium_data.errors import StoreError
+from sensorium_data.remote import RemotePath, is_url, publish
 from sensorium_data.store.layout import SCHEMA_VERSION, read_attrs
 from sensorium_data.store.static import StaticWriter
 from sensorium_data.store.video import VideoWriter
@@ -38,6 +40,19 @@ def default_store(tree: FileTree, data_dir: str | os.PathLike[str] | None = None
     return paths.stores_dir(paths.data_dir(data_dir)) / f"{tree.name}-{tree.fingerprint}.zarr"
 
 
+@overload
+def convert(tree: str | os.PathLike[str], store: os.PathLike[str] | None = None, *,
+            data_dir: str | os.PathLike[str] | None = None, overwrite: bool = False,
+            progress: bool = True, storage_options: dict | None = None) -> Path: ...
+
+
+@overload
+def convert(tree: str | os.PathLike[str], store: str, *,
+            data_dir: str | os.PathLike[str] | None = None, overwrite: bool = False,
+            progress: bool = True, storage_options: dict | None = None
+            ) -> Path | RemotePath: ...
+
+
 def convert(
     tree: str | os.PathLike[str],
     store: str | os.PathLike[str] | None = None,
@@ -45,7 +60,8 @@ def convert(
     data_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     progress: bool = True,
-) -> Path:
+    storage_options: dict | None = None,
+) -> Path | RemotePath:
     """Convert a recording's file tree (folder or zip) into a zarr v3 store; return its path.
 
     Reads the tree in place (nothing is written next to it) and writes the store atomically
@@ -59,6 +75,9 @@ def convert(
         recording, or a 2022 (static image) one (layouts in :mod:`sensorium_data.store`).
     store
         Where to write the store. Default: ``<data_dir>/stores/<name>-<fingerprint>.zarr``.
+        An fsspec URL (``s3://bucket/prefix/F.zarr``): converted locally, then uploaded, its
+        root metadata last (:func:`sensorium_data.remote.publish`); ``storage_options`` are
+        fsspec's (default: the usual fsspec/botocore configuration).
     data_dir
         The cache folder (default ``$SENSORIUM_DATA_DIR``, else the OS cache).
     overwrite
@@ -75,9 +94,32 @@ def convert(
     >>> store.name  # in the cache: <name>-<fingerprint>.zarr
     'tiny-A-....zarr'
     """
+    if is_url(store):
+        return convert_to_url(tree, str(store), storage_options=storage_options,
+                              overwrite=overwrite, progress=progress)
     source = open_tree(tree)
     target = Path(store).expanduser() if store is not None else default_store(source, data_dir)
     return convert_tree(source, target, overwrite=overwrite, progress=progress)
+
+
+def convert_to_url(tree: str | os.PathLike[str], url: str, *,
+                   storage_options: dict | None = None, overwrite: bool = False,
+                   progress: bool = True) -> RemotePath:
+    """Convert ``tree`` into a temporary local store, then :func:`publish` it at ``url``."""
+    import tempfile
+
+    target = RemotePath(url, storage_options)
+    target.fs.invalidate_cache()
+    if target.fs.exists(target.path) and not overwrite:  # before the conversion's work
+        msg = (f"{url} already holds files; pass overwrite=True (--overwrite) to replace them, "
+               "or another URL.")
+        raise FileExistsError(msg)
+    scratch = Path(tempfile.mkdtemp(prefix="sensorium-upload-"))
+    try:
+        local = convert(tree, scratch / target.name, progress=progress)
+        return publish(local, url, storage_options=storage_options, overwrite=overwrite)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def convert_tree(source: FileTree, target: Path, *, overwrite: bool = False,

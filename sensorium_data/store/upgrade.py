@@ -155,7 +155,7 @@ def _read_all(arr: zarr.Array, checked: Chunks, whole: tuple[slice, ...],
     grid = [range(-(-n // c)) for n, c in zip(arr.shape, checked.chunk, strict=True)]
     for index in itertools.product(*grid):
         if checked.known_layout and not checked.file(index).is_file():
-            missing = checked.file(index).relative_to(checked.store)
+            missing = checked.key(index)
             msg = (f"{checked.store}: the chunk file {missing} of {checked.name} is missing; "
                    "the store is damaged and is not upgraded. Convert the recording again: "
                    "sensorium_data.convert(<tree or zip>, store, overwrite=True).")
