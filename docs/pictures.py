@@ -1,11 +1,11 @@
 """Draw the pictures of docs/data.md and docs/metrics.md from the simulator.
 
-``docs/img/dataset.png``: one trial of a simulated recording as ``sensorium_data`` opens it
+``docs/figures/pictures/dataset.png``: one trial of a simulated recording as ``sensorium_data`` opens it
 (frames of the video, the four behaviour variables, the responses of every neuron);
-``docs/img/metrics.png``: what the two leaderboard metrics compare, on one neuron of the
+``docs/figures/pictures/metrics.png``: what the two leaderboard metrics compare, on one neuron of the
 oracle tier (its responses to the repeats of one video, their average and the true rate).
 
-Usage (seconds; writes into ``docs/img/`` unless ``--out``)::
+Usage (seconds; writes into ``docs/figures/pictures/`` unless ``--out``)::
 
     python docs/pictures.py
 """
@@ -106,7 +106,7 @@ def metrics_picture(ds, path: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(Path(__file__).parent / "img"))
+    parser.add_argument("--out", default=str(Path(__file__).parent / "figures" / "pictures"))
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
