@@ -150,8 +150,9 @@ def as_location(store: str | os.PathLike[str] | RemotePath,
     if is_url(store):
         return RemotePath(str(store), storage_options)
     if storage_options:
-        msg = (f"storage_options={dict(storage_options)!r} with the local path {store}; they "
-               "are for stores at fsspec URLs (s3://bucket/prefix/F.zarr); drop them.")
+        # the keys only: the values may hold credentials
+        msg = (f"storage_options with keys {sorted(storage_options)} and the local path {store}; "
+               "they are for stores at fsspec URLs (s3://bucket/prefix/F.zarr); drop them.")
         raise ValueError(msg)
     return Path(store).expanduser()
 
@@ -235,15 +236,19 @@ def pull(url: str, local: Path, *, storage_options: Mapping[str, Any] | None = N
 
     source = RemotePath(url, storage_options)
     check_reachable(source)
-    if local.exists():
-        if not overwrite:
-            msg = f"{local} exists; pass overwrite=True (--overwrite) to replace it."
-            raise FileExistsError(msg)
-        shutil.rmtree(local)
+    if local.exists() and not overwrite:
+        msg = f"{local} exists; pass overwrite=True (--overwrite) to replace it."
+        raise FileExistsError(msg)
     partial = local.with_name(local.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
     source.fs.get(f"{source.path}/", str(partial), recursive=True)
+    # the old copy goes only once the new one is whole: a failed download leaves it as it was
+    old = local.with_name(local.name + ".old")
+    if local.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        local.rename(old)
     partial.rename(local)
+    shutil.rmtree(old, ignore_errors=True)
     return local
