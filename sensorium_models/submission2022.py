@@ -114,13 +114,15 @@ def write_submission_2022(
     trial_idx = _trial_idx(ds)
     neuron_ids = str([int(u) for u in ds["neuron"].values])
     where = {int(p): i for i, p in enumerate(positions)}
-    for t, target in zip(tiers, targets, strict=True):
-        rows = np.flatnonzero(tier == t)  # dataset order, as the starter kit
+    for t in tiers:  # every tier checked before any file is written: no mismatched pair
+        rows = np.flatnonzero(tier == t)
         missing = [int(ds["trial"].values[r]) for r in rows if int(r) not in where]
         if missing:
             msg = (f"{name}: no predictions for {len(missing)} of the {len(rows)} trials of tier "
                    f"{t!r} (trials {missing[:5]}...); predict every trial of the tier.")
             raise ValueError(msg)
+    for t, target in zip(tiers, targets, strict=True):
+        rows = np.flatnonzero(tier == t)  # dataset order, as the starter kit
         partial = target.with_name(f".{target.name}.partial")
         with partial.open("w", newline="") as f:
             writer = csv.writer(f)

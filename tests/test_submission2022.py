@@ -187,6 +187,12 @@ def test_writing_refuses_what_it_cannot_do(twin, tmp_path):
     np.testing.assert_allclose(
         read_submission_2022(tmp_path / "submission_file_live_test.csv").predictions,
         pred[a.tier.values == "test"] * 2)
+    # predictions of the test trials only: final_test is refused before the live file changes
+    live = (tmp_path / "submission_file_live_test.csv").read_bytes()
+    tested = (a.rates * 3).where(a.tier == "test", drop=True)
+    with pytest.raises(ValueError, match=r"no predictions for .* of tier 'final_test'"):
+        write_submission_2022(tested, a, tmp_path, overwrite=True)
+    assert (tmp_path / "submission_file_live_test.csv").read_bytes() == live
 
 
 def test_unknown_file_name_needs_a_tier(twin, tmp_path):
