@@ -211,3 +211,14 @@ def test_withheld_responses_cannot_be_scored(make_static_tree, tmp_path):
     validate_submission_2022(live, ds)
     with pytest.raises(ValueError, match=r"responses of tier 'test' of toy2022 are withheld"):
         score_submission_2022(live, ds)
+
+
+def test_fractional_neuron_ids_are_refused(twin, tmp_path):
+    ds = twin[0]
+    [live] = write_submission_2022(predictions(ds), ds, tmp_path, tiers=["test"])
+    header, *body = rows(live)
+    for row in body:
+        row[3] = row[3].replace("[", "[0.5, ", 1).rsplit(",", 1)[0] + "]"
+    with pytest.raises(ValueError, match=r"neuron_ids must be whole numbers \(unit ids\); got "
+                       r"\[0.5\]"):
+        validate_submission_2022(rewrite(live, [header, *body]), ds)
