@@ -201,6 +201,11 @@ def _found(fs: Any, path: str) -> bool:
     return True
 
 
+# Written first and removed last by publish: a prefix holding it but no root zarr.json is
+# an upload that stopped.
+UPLOADING = ".sensorium-uploading"
+
+
 def publish(local: Path, url: str, *, storage_options: Mapping[str, Any] | None = None,
             overwrite: bool = False) -> RemotePath:
     """Upload the finished local store ``local`` to ``url``; the root ``zarr.json`` last.
@@ -211,6 +216,7 @@ def publish(local: Path, url: str, *, storage_options: Mapping[str, Any] | None 
     target = RemotePath(url, storage_options)
     fs = target.fs
     fs.invalidate_cache()
+    clear_abandoned(target)
     if fs.exists(target.path):
         if not overwrite:
             msg = (f"{url} already holds files; pass overwrite=True (--overwrite) to replace "
@@ -221,11 +227,25 @@ def publish(local: Path, url: str, *, storage_options: Mapping[str, Any] | None 
         fs.rm(target.path, recursive=True)
     files = sorted(p for p in local.rglob("*") if p.is_file() and p != local / "zarr.json")
     log.info("uploading %d files of %s to %s", len(files) + 1, local, url)
+    fs.pipe_file(f"{target.path}/{UPLOADING}", b"an upload by sensorium_data in progress\n")
     fs.put([str(p) for p in files],
            [f"{target.path}/{p.relative_to(local).as_posix()}" for p in files])
     fs.put_file(str(local / "zarr.json"), f"{target.path}/zarr.json")  # publishes the store
+    fs.rm_file(f"{target.path}/{UPLOADING}")
     fs.invalidate_cache()
     return target
+
+
+def clear_abandoned(target: RemotePath) -> None:
+    """Remove an upload of this library that stopped before its root ``zarr.json`` (its
+    marker file is there, the metadata is not): it never opened as a store, and a retry (a dask
+    worker's, the user's) must not be refused because of it. Anything else is left alone."""
+    fs = target.fs
+    if fs.isfile(f"{target.path}/{UPLOADING}") and not fs.isfile(f"{target.path}/zarr.json"):
+        log.warning("%s holds an upload that stopped before it was published; removing it",
+                    target.url)
+        fs.rm(target.path, recursive=True)
+        fs.invalidate_cache()
 
 
 def pull(url: str, local: Path, *, storage_options: Mapping[str, Any] | None = None,

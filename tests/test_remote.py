@@ -152,6 +152,15 @@ def test_an_upload_that_stopped_before_its_metadata_never_opens(s3, simulated_st
     with pytest.raises(FileNotFoundError, match=r"no store at s3://lab/half/tiny-A.zarr: it has "
                        r"no zarr.json \(not a store, or its upload never finished\)"):
         sd.open_mouse(url, storage_options=s3)
+    # a retry (a dask worker's, the user's) clears the stopped upload, no overwrite needed
+    publish(simulated_stores[0], url, storage_options=s3)
+    _same(sd.load_mouse(url, storage_options=s3), sd.load_mouse(simulated_stores[0]))
+    assert not fs.exists("lab/half/tiny-A.zarr/.sensorium-uploading")
+    # files that are not a stopped upload of this library are never removed without overwrite
+    fs.pipe_file("lab/other/tiny-A.zarr/notes.txt", b"a user's file")
+    with pytest.raises(FileExistsError, match=r"already holds files; pass overwrite=True"):
+        publish(simulated_stores[0], "s3://lab/other/tiny-A.zarr", storage_options=s3)
+    assert fs.cat_file("lab/other/tiny-A.zarr/notes.txt") == b"a user's file"
 
 
 def test_a_bucket_that_does_not_exist_is_named(s3):
