@@ -175,3 +175,15 @@ def test_the_recipe_files_hold_config_keys(name):
     assert (config.model, config.frames, config.frame_step, config.canvas) == (name, 16, 2, 64)
     model = sm.model_config(name)
     assert (model.window, model.frame_step) == (config.frames, config.frame_step)
+
+
+def test_the_pooled_readout_starts_at_the_mean_responses():
+    from sensorium_models.models.pooled_readout import PooledReadout
+
+    mean = np.array([0.02, 0.6, 3.0, 40.0, 0.6])
+    readout = PooledReadout(8, 5, groups=2, dropout=0.0, beta=0.07, window=4, frame_step=2,
+                            mean_response=mean).eval()
+    out = readout(torch.zeros(1, 8, 3, 1, 1))  # no drive: the biases alone
+    np.testing.assert_allclose(out[0, :, 0].detach().numpy(), mean, rtol=1e-4)
+    plain = PooledReadout(8, 5, groups=2, dropout=0.0, beta=0.07, window=4, frame_step=2)
+    assert float(plain(torch.zeros(1, 8, 3, 1, 1)).mean()) == pytest.approx(np.log(2) / 0.07)

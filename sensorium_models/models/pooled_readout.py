@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import typing
 
+import numpy as np
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -37,6 +39,10 @@ class PooledReadout(Readout):
         drops the extra outputs).
     groups, dropout, beta
         Groups of the 1x1 convolution; channel dropout before it; softplus sharpness.
+    mean_response
+        The mouse's mean responses (N,), or None: the biases that start each neuron's softplus
+        there (zero biases start every neuron at log(2) / beta, ~10 at beta 0.07, whatever its
+        responses: an untrained or briefly trained model over-predicted 16x on the twin).
     window, frame_step, stride
         The core's windows (:func:`~sensorium_models.models.dwiseneuro.window_ends`): a
         feature map of S = ``window`` slots per frame is a whole trial whose frames are
@@ -54,7 +60,8 @@ class PooledReadout(Readout):
     """
 
     def __init__(self, in_channels: int, n_neurons: int, *, groups: int, dropout: float,
-                 beta: float, window: int, frame_step: int, stride: int = 1) -> None:
+                 beta: float, window: int, frame_step: int, stride: int = 1,
+                 mean_response: np.ndarray | None = None) -> None:
         super().__init__()
         self.n_neurons, self.beta = n_neurons, beta
         self.window, self.frame_step, self.stride = window, frame_step, stride
@@ -62,7 +69,12 @@ class PooledReadout(Readout):
         outputs = -(-n_neurons // groups) * groups
         self.conv = nn.Conv1d(in_channels, outputs, 1, groups=groups)
         nn.init.normal_(self.conv.weight, 0.0, (2.0 * groups / outputs) ** 0.5)
-        nn.init.zeros_(typing.cast(Tensor, self.conv.bias))
+        bias = typing.cast(Tensor, self.conv.bias)
+        nn.init.zeros_(bias)
+        if mean_response is not None:  # start at the mean: softplus(b) = mean, not log(2)/beta
+            with torch.no_grad():
+                bias[:n_neurons] = torch.as_tensor(
+                    inverse_softplus(np.asarray(mean_response, dtype=np.float64), beta))
 
     def forward(self, x: Tensor, shift: Tensor | None = None,
                 behavior: Tensor | None = None) -> Tensor:
@@ -89,6 +101,19 @@ class PooledReadout(Readout):
         return self.conv.weight.new_zeros(())
 
 
+def inverse_softplus(y: np.ndarray, beta: float) -> np.ndarray:
+    """The x whose ``softplus(x, beta)`` is ``y`` (y floored at 1e-3: the output is positive).
+
+    Examples
+    --------
+    >>> x = inverse_softplus(np.array([0.5, 10.0]), 0.07)
+    >>> np.round(np.log1p(np.exp(0.07 * x)) / 0.07, 6)
+    array([ 0.5, 10. ])
+    """
+    y = np.maximum(y, 1e-3) * beta
+    return np.where(y > 20, y, np.log(np.expm1(y))) / beta
+
+
 @register_readout("pooled")
 def pooled(in_channels: int, spec: MouseSpec, config: ModelConfig) -> PooledReadout:
     """DwiseNeuro's readout of one mouse, from its config."""
@@ -99,4 +124,4 @@ def pooled(in_channels: int, spec: MouseSpec, config: ModelConfig) -> PooledRead
     return PooledReadout(in_channels, spec.n_neurons, groups=config.cortex_groups,
                          dropout=config.readout_dropout, beta=config.softplus_beta,
                          window=config.window, frame_step=config.frame_step,
-                         stride=config.window_stride)
+                         stride=config.window_stride, mean_response=spec.mean_response)
