@@ -97,10 +97,21 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
 
     Examples
     --------
+    The smallest model, one epoch on the simulated tiny mice (``tiny``, their stores), on
+    the CPU:
+
     >>> import sensorium_models as sm
+    >>> config = sm.TrainConfig(model="ln", mice=tiny, max_epochs=1, batch_size=2,
+    ...                         device="cpu", progress=False, score=False, out="runs/ln")
+    >>> run = sm.train(config)
+    >>> run.name, sm.read_config(run).model
+    ('ln', 'ln')
+    >>> run = sm.train(sm.read_config(run), resume=run)  # after an interruption
+
+    The SENSORIUM 2023 recipe on mice F and G (downloaded on first use), on a GPU:
+
     >>> config = sm.TrainConfig(model="factorized_baseline", mice=("F", "G"))
     >>> run = sm.train(config)  # doctest: +SKIP
-    >>> sm.train(sm.read_config(run), resume=run)  # after an interruption  # doctest: +SKIP
     """
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_file(config)
