@@ -20,6 +20,7 @@ import pytest
 
 import sensorium_data as sd
 import sensorium_models as sm
+from sensorium_models.models import registry
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
@@ -69,6 +70,9 @@ def test_docstring_examples(test, request, tmp_path, monkeypatch):
     # whatever an example writes (tempfile.mkdtemp() included) lands in a fresh folder
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    # what an example registers (register_model, register_readout) is gone after it
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    monkeypatch.setattr(registry, "_READOUTS", dict(registry._READOUTS))
     # the globals an example names are made (once for the module) and given to it
     source = "".join(e.source for e in test.examples)
     for name in GLOBALS:
