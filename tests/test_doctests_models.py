@@ -3,7 +3,8 @@
 The examples that need recordings or a trained run use three globals, made once for this
 module: ``tiny``, the zarr stores of the simulator's three tiny mice at scale 0.2 (a tuple of
 paths); ``datasets``, those stores opened (name -> dataset); ``run``, the run directory of the
-smallest model (``ln``) trained one epoch on them without scoring (seconds on a CPU). A module
+smallest model (``ln``) trained one epoch on them without scoring (seconds on a CPU);
+``static2022``, one simulated SENSORIUM 2022 recording (opened), at a tenth of its size. A module
 whose import needs an optional package that is missing is skipped, naming it.
 """
 
@@ -42,7 +43,7 @@ def _docstrings() -> list[doctest.DocTest]:
 
 
 DOCSTRINGS = _docstrings()
-GLOBALS = ("tiny", "datasets", "run")
+GLOBALS = ("tiny", "datasets", "run", "static2022")
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,13 @@ def run(tiny: tuple[str, ...], tmp_path_factory: pytest.TempPathFactory) -> Path
                             normalize="per_neuron", device="cpu", progress=False, score=False,
                             out=str(tmp_path_factory.mktemp("runs") / "ln"))
     return sm.train(config)
+
+
+@pytest.fixture(scope="module")
+def static2022(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("static2022")
+    trees = sd.simulate(root, preset="static2022", scale=0.1, image_scale=0.125, progress=False)
+    return sd.open_mouse(sd.convert(trees[0], root / "static2022-A.zarr", progress=False))
 
 
 @pytest.mark.parametrize("test", DOCSTRINGS, ids=[t.name for t in DOCSTRINGS])
