@@ -300,7 +300,9 @@ def compare(runs: Sequence[str | os.PathLike[str]], *, tiers: Sequence[str] | No
 
     Examples
     --------
-    >>> table, mice = compare(["runs/fact", "runs/ln"], tiers=["oracle"])  # doctest: +SKIP
+    >>> table, mice = compare([run], tiers=["oracle"])  # more runs: more columns
+    >>> mice
+    {'ln': ['tiny-A', 'tiny-B', 'tiny-C']}
     """
     from sensorium_models.leaderboard import evaluate
     from sensorium_models.tables import side_by_side
