@@ -136,7 +136,7 @@ def predict(
     A run trained on the simulated tiny mice (``run``), their recordings (``datasets``):
 
     >>> import sensorium_data as sd, sensorium_models as sm
-    >>> predictions = sm.predict(run, datasets)
+    >>> predictions = sm.predict(run, datasets, tiers="oracle")  # default: all but train
     >>> sorted(predictions), predictions["tiny-A"].dims
     (['tiny-A', 'tiny-B', 'tiny-C'], ('trial', 'neuron', 'frame'))
     >>> table = sm.evaluate(predictions, datasets, scale="official")
