@@ -102,3 +102,9 @@ def test_every_module_is_collected():
                  "sensorium_models.metrics.single_trial_correlation",
                  "sensorium_models.models.registry.create_model"):
         assert name in with_examples
+
+
+def test_the_examples_leave_the_registry_as_it_was():
+    # after the docstrings of register_model and register_readout (above, in this module)
+    assert "ln_wide" not in sm.list_models()
+    assert "my_gaussian" not in registry.list_readouts()
