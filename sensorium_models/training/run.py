@@ -97,20 +97,12 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
 
     Examples
     --------
-    The smallest model, one epoch on the simulated tiny mice (``tiny``, their stores), on
-    the CPU:
-
-    >>> import sensorium_models as sm
+    >>> import sensorium_models as sm  # the smallest model on the simulated tiny mice, a CPU
     >>> config = sm.TrainConfig(model="ln", mice=tiny, max_epochs=1, batch_size=2,
     ...                         device="cpu", progress=False, score=False, out="runs/ln")
     >>> run = sm.train(config)
-    >>> run.name, sm.read_config(run).model
-    ('ln', 'ln')
     >>> run = sm.train(sm.read_config(run), resume=run)  # after an interruption
-
-    The SENSORIUM 2023 recipe on mice F and G (downloaded on first use), on a GPU:
-
-    >>> config = sm.TrainConfig(model="factorized_baseline", mice=("F", "G"))
+    >>> config = sm.TrainConfig(model="factorized_baseline", mice=("F", "G"))  # on a GPU
     >>> run = sm.train(config)  # doctest: +SKIP
     """
     if not isinstance(config, TrainConfig):
