@@ -1,9 +1,9 @@
 """Draw the pictures of docs/data.md and docs/metrics.md from the simulator.
 
-``docs/figures/pictures/dataset.png``: one trial of a simulated recording as ``sensorium_data`` opens it
-(frames of the video, the four behaviour variables, the responses of every neuron);
-``docs/figures/pictures/metrics.png``: what the two leaderboard metrics compare, on one neuron of the
-oracle tier (its responses to the repeats of one video, their average and the true rate).
+``docs/figures/pictures/dataset.png``: one trial of a simulated recording as ``sensorium_data``
+opens it (frames of the video, the four behaviour variables, the responses of every neuron);
+``docs/figures/pictures/metrics.png``: what the two leaderboard metrics compare, on one neuron of
+the oracle tier (its responses to the repeats of one video, their average and the true rate).
 
 Usage (seconds; writes into ``docs/figures/pictures/`` unless ``--out``)::
 

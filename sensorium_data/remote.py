@@ -150,8 +150,9 @@ def as_location(store: str | os.PathLike[str] | RemotePath,
     if is_url(store):
         return RemotePath(str(store), storage_options)
     if storage_options:
-        msg = (f"storage_options={dict(storage_options)!r} with the local path {store}; they "
-               "are for stores at fsspec URLs (s3://bucket/prefix/F.zarr); drop them.")
+        # the keys only: the values may hold credentials
+        msg = (f"storage_options with keys {sorted(storage_options)} and the local path {store}; "
+               "they are for stores at fsspec URLs (s3://bucket/prefix/F.zarr); drop them.")
         raise ValueError(msg)
     return Path(store).expanduser()
 
@@ -200,6 +201,11 @@ def _found(fs: Any, path: str) -> bool:
     return True
 
 
+# Written first and removed last by publish: a prefix holding it but no root zarr.json is
+# an upload that stopped.
+UPLOADING = ".sensorium-uploading"
+
+
 def publish(local: Path, url: str, *, storage_options: Mapping[str, Any] | None = None,
             overwrite: bool = False) -> RemotePath:
     """Upload the finished local store ``local`` to ``url``; the root ``zarr.json`` last.
@@ -210,6 +216,7 @@ def publish(local: Path, url: str, *, storage_options: Mapping[str, Any] | None 
     target = RemotePath(url, storage_options)
     fs = target.fs
     fs.invalidate_cache()
+    clear_abandoned(target)
     if fs.exists(target.path):
         if not overwrite:
             msg = (f"{url} already holds files; pass overwrite=True (--overwrite) to replace "
@@ -220,11 +227,25 @@ def publish(local: Path, url: str, *, storage_options: Mapping[str, Any] | None 
         fs.rm(target.path, recursive=True)
     files = sorted(p for p in local.rglob("*") if p.is_file() and p != local / "zarr.json")
     log.info("uploading %d files of %s to %s", len(files) + 1, local, url)
+    fs.pipe_file(f"{target.path}/{UPLOADING}", b"an upload by sensorium_data in progress\n")
     fs.put([str(p) for p in files],
            [f"{target.path}/{p.relative_to(local).as_posix()}" for p in files])
     fs.put_file(str(local / "zarr.json"), f"{target.path}/zarr.json")  # publishes the store
+    fs.rm_file(f"{target.path}/{UPLOADING}")
     fs.invalidate_cache()
     return target
+
+
+def clear_abandoned(target: RemotePath) -> None:
+    """Remove an upload of this library that stopped before its root ``zarr.json`` (its
+    marker file is there, the metadata is not): it never opened as a store, and a retry (a dask
+    worker's, the user's) must not be refused because of it. Anything else is left alone."""
+    fs = target.fs
+    if fs.isfile(f"{target.path}/{UPLOADING}") and not fs.isfile(f"{target.path}/zarr.json"):
+        log.warning("%s holds an upload that stopped before it was published; removing it",
+                    target.url)
+        fs.rm(target.path, recursive=True)
+        fs.invalidate_cache()
 
 
 def pull(url: str, local: Path, *, storage_options: Mapping[str, Any] | None = None,
@@ -235,15 +256,19 @@ def pull(url: str, local: Path, *, storage_options: Mapping[str, Any] | None = N
 
     source = RemotePath(url, storage_options)
     check_reachable(source)
-    if local.exists():
-        if not overwrite:
-            msg = f"{local} exists; pass overwrite=True (--overwrite) to replace it."
-            raise FileExistsError(msg)
-        shutil.rmtree(local)
+    if local.exists() and not overwrite:
+        msg = f"{local} exists; pass overwrite=True (--overwrite) to replace it."
+        raise FileExistsError(msg)
     partial = local.with_name(local.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
     source.fs.get(f"{source.path}/", str(partial), recursive=True)
+    # the old copy goes only once the new one is whole: a failed download leaves it as it was
+    old = local.with_name(local.name + ".old")
+    if local.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        local.rename(old)
     partial.rename(local)
+    shutil.rmtree(old, ignore_errors=True)
     return local

@@ -136,10 +136,10 @@ def cache_key(run: str | os.PathLike[str], datasets: Mapping[str, xr.Dataset],
               device_type: str) -> str | None:
     """The cache key of ``run``'s best model on ``datasets`` (name -> Dataset) on a device
     of ``device_type`` (``"cpu"``, ``"cuda"``); None when a recording has no store."""
-    parts: dict[str, Any] = {"device": device_type, "recordings": {}}
+    parts: dict[str, Any] = {"device": device_type, "recordings": {}, "version": _version()}
     for name, ds in sorted(datasets.items()):
         store = ds.attrs.get("store")
-        if store is None:
+        if store is None or "://" in str(store):  # in memory, or remote (no mtime to check)
             return None
         metadata = Path(store) / "zarr.json"
         parts["recordings"][name] = {
@@ -147,6 +147,9 @@ def cache_key(run: str | os.PathLike[str], datasets: Mapping[str, xr.Dataset],
             "fingerprint": ds.attrs.get("source_fingerprint"),
             "schema": ds.attrs.get("schema_version"),
             "mtime_ns": metadata.stat().st_mtime_ns if metadata.exists() else None,
+            # a selection of the recording (ds.isel(...)) keeps its attributes: its trials,
+            # neurons and tiers tell it apart from the whole
+            "selection": _digest(ds["trial"].values, ds["neuron"].values, ds["tier"].values),
         }
     digest = hashlib.sha256()
     with (Path(run) / "best.pt").open("rb") as f:
@@ -154,6 +157,22 @@ def cache_key(run: str | os.PathLike[str], datasets: Mapping[str, xr.Dataset],
             digest.update(block)
     parts["checkpoint"] = digest.hexdigest()
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for a in arrays:
+        digest.update(np.asarray(a).astype(str).tobytes())
+    return digest.hexdigest()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sensorium")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def cached_tiers(entry: Path) -> set[str]:
@@ -167,8 +186,9 @@ def read_cached(entry: Path, tiers: Sequence[str]) -> dict[str, dict[str, xr.Dat
     """tier -> mouse -> predictions from ``entry``; None (logged) if a file is unreadable."""
     try:
         return {tier: read_predictions(entry / f"{tier}.zarr") for tier in tiers}
-    except Exception as e:  # a damaged entry: ignored, predicted again
+    except Exception as e:  # a damaged entry: removed, predicted again and written anew
         log.warning("cached predictions in %s cannot be read (%s); predicting again", entry, e)
+        shutil.rmtree(entry, ignore_errors=True)
         return None
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,13 +118,15 @@ def write_submission_2022(
     trial_idx = _trial_idx(ds)
     neuron_ids = str([int(u) for u in ds["neuron"].values])
     where = {int(p): i for i, p in enumerate(positions)}
-    for t, target in zip(tiers, targets, strict=True):
-        rows = np.flatnonzero(tier == t)  # dataset order, as the starter kit
+    for t in tiers:  # every tier checked before any file is written: no mismatched pair
+        rows = np.flatnonzero(tier == t)
         missing = [int(ds["trial"].values[r]) for r in rows if int(r) not in where]
         if missing:
             msg = (f"{name}: no predictions for {len(missing)} of the {len(rows)} trials of tier "
                    f"{t!r} (trials {missing[:5]}...); predict every trial of the tier.")
             raise ValueError(msg)
+    for t, target in zip(tiers, targets, strict=True):
+        rows = np.flatnonzero(tier == t)  # dataset order, as the starter kit
         partial = target.with_name(f".{target.name}.partial")
         with partial.open("w", newline="") as f:
             writer = csv.writer(f)
@@ -150,7 +151,7 @@ def read_submission_2022(path: str | os.PathLike[str], *, tier: str | None = Non
     """
     path = Path(path)
     tier = tier if tier is not None else _tier_of(path)
-    csv.field_size_limit(sys.maxsize)  # a row holds ~8,000 numbers
+    csv.field_size_limit(2**31 - 1)  # a row holds ~8,000 numbers (not sys.maxsize: Windows)
     with path.open(newline="") as f:
         reader = csv.reader(f)
         header = tuple(next(reader, ()))
@@ -180,6 +181,10 @@ def read_submission_2022(path: str | os.PathLike[str], *, tier: str | None = Non
                 raise ValueError(msg)
     if neuron_ids is None:
         msg = f"{path} has no rows; a submission has one row per trial of its tier."
+        raise ValueError(msg)
+    if not np.array_equal(neuron_ids, np.round(neuron_ids)):
+        msg = (f"{path}: neuron_ids must be whole numbers (unit ids); got "
+               f"{neuron_ids[neuron_ids != np.round(neuron_ids)][:3].tolist()}.")
         raise ValueError(msg)
     return Submission2022(tier, np.array(trials, dtype=str), np.array(images, dtype=str),
                           np.array(rows, dtype=np.float64), neuron_ids.astype(np.int64))

@@ -61,3 +61,9 @@ def test_a_trained_ln_predicts_the_mean_responses(simulated_stores, tmp_path, mo
     monkeypatch.setattr(run_module, "calibrate_start", lambda *args, **kwargs: None)
     naive = per_neuron_ratio(train_ln(simulated_stores, tmp_path / "naive"))
     assert not low < np.median(naive) < high, np.median(naive)
+
+
+def test_a_non_finite_drive_leaves_its_bias_alone():
+    drive = torch.tensor([[0.0, 1.0], [float("nan"), 1.0]], dtype=torch.float64)
+    shift = calibrate.bias_shift(drive, torch.tensor([2.0, 2.0], dtype=torch.float64), "exp")
+    assert torch.isfinite(shift).all() and shift[1] == 0 and shift[0] != 0

@@ -115,6 +115,22 @@ def test_half_written_and_damaged_entries_are_not_read(run, calls, caplog):
         values = predict_cached(run, datasets, tiers="oracle")
     assert calls["n"] > 0 and "cannot be read" in caplog.text
     assert all(np.isfinite(v.values).any() for v in values.values())
+    n = calls["n"]
+    predict_cached(run, datasets, tiers="oracle")  # the damaged entry was written anew
+    assert calls["n"] == n
+
+
+def test_a_selection_of_a_recording_misses(run, calls):
+    datasets = sm.training.data.open_run_mice(run, None)
+    predict_cached(run, datasets, tiers="oracle")
+    assert calls["n"] == 0  # training cached oracle for the whole recordings
+    name = next(iter(datasets))
+    ds = datasets[name]
+    first = ds["trial"].values[ds["tier"].values.astype(str) == "oracle"][:2]
+    subset = {**datasets, name: datasets[name].sel(trial=first)}
+    values = predict_cached(run, subset, tiers="oracle")
+    assert calls["n"] > 0  # not served the whole recording's entry
+    assert sorted(values[name]["trial"].values.tolist()) == sorted(first.tolist())
 
 
 def test_write_then_read_predictions(run, tmp_path):

@@ -16,7 +16,7 @@ import xarray as xr
 import sensorium_data as sd
 import sensorium_models as sm
 from sensorium_data.errors import StoreError
-from sensorium_data.remote import RemotePath, publish
+from sensorium_data.remote import RemotePath, publish, pull
 from sensorium_models import cli
 from sensorium_models.training.data import open_run_mice
 
@@ -124,6 +124,18 @@ def test_cache_pull_copies_a_remote_store_into_the_cache(remote_stores, s3, tmp_
     assert cli.main(["cache", "pull", url, "--data-dir", str(tmp_path)]) == 2
     assert f"{local} exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
 
+    def lost(*args, **kwargs):
+        raise ConnectionError("the network went away")
+
+    fs = RemotePath(url, s3).fs  # fsspec's cached instance, the one pull uses
+    before = sorted(p.relative_to(local) for p in local.rglob("*"))
+    with monkeypatch.context() as m:
+        m.setattr(fs, "get", lost)
+        with pytest.raises(ConnectionError):
+            pull(url, local, storage_options=s3, overwrite=True)
+    # the download failed: the copy the user had is still there, whole
+    assert sorted(p.relative_to(local) for p in local.rglob("*")) == before
+
 
 def test_an_upload_that_stopped_before_its_metadata_never_opens(s3, simulated_stores,
                                                                 monkeypatch):
@@ -140,6 +152,15 @@ def test_an_upload_that_stopped_before_its_metadata_never_opens(s3, simulated_st
     with pytest.raises(FileNotFoundError, match=r"no store at s3://lab/half/tiny-A.zarr: it has "
                        r"no zarr.json \(not a store, or its upload never finished\)"):
         sd.open_mouse(url, storage_options=s3)
+    # a retry (a dask worker's, the user's) clears the stopped upload, no overwrite needed
+    publish(simulated_stores[0], url, storage_options=s3)
+    _same(sd.load_mouse(url, storage_options=s3), sd.load_mouse(simulated_stores[0]))
+    assert not fs.exists("lab/half/tiny-A.zarr/.sensorium-uploading")
+    # files that are not a stopped upload of this library are never removed without overwrite
+    fs.pipe_file("lab/other/tiny-A.zarr/notes.txt", b"a user's file")
+    with pytest.raises(FileExistsError, match=r"already holds files; pass overwrite=True"):
+        publish(simulated_stores[0], "s3://lab/other/tiny-A.zarr", storage_options=s3)
+    assert fs.cat_file("lab/other/tiny-A.zarr/notes.txt") == b"a user's file"
 
 
 def test_a_bucket_that_does_not_exist_is_named(s3):
@@ -173,9 +194,10 @@ def test_a_store_deleted_on_the_server_while_open_is_an_error_not_nan(s3, simula
 
 
 def test_storage_options_with_a_local_path_are_refused(simulated_stores):
-    with pytest.raises(ValueError, match=r"storage_options=\{'anon': True\} with the local path "
-                       r".*; they are for stores at fsspec URLs"):
-        sd.open_mouse(simulated_stores[0], storage_options={"anon": True})
+    with pytest.raises(ValueError, match=r"storage_options with keys \['anon', 'secret'\] and "
+                       r"the local path .*; they are for stores at fsspec URLs") as error:
+        sd.open_mouse(simulated_stores[0], storage_options={"anon": True, "secret": "s3kr1t"})
+    assert "s3kr1t" not in str(error.value)  # credentials are never printed
 
 
 def test_a_local_path_is_not_a_url():

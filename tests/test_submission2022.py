@@ -187,6 +187,12 @@ def test_writing_refuses_what_it_cannot_do(twin, tmp_path):
     np.testing.assert_allclose(
         read_submission_2022(tmp_path / "submission_file_live_test.csv").predictions,
         pred[a.tier.values == "test"] * 2)
+    # predictions of the test trials only: final_test is refused before the live file changes
+    live = (tmp_path / "submission_file_live_test.csv").read_bytes()
+    tested = (a.rates * 3).where(a.tier == "test", drop=True)
+    with pytest.raises(ValueError, match=r"no predictions for .* of tier 'final_test'"):
+        write_submission_2022(tested, a, tmp_path, overwrite=True)
+    assert (tmp_path / "submission_file_live_test.csv").read_bytes() == live
 
 
 def test_unknown_file_name_needs_a_tier(twin, tmp_path):
@@ -205,3 +211,14 @@ def test_withheld_responses_cannot_be_scored(make_static_tree, tmp_path):
     validate_submission_2022(live, ds)
     with pytest.raises(ValueError, match=r"responses of tier 'test' of toy2022 are withheld"):
         score_submission_2022(live, ds)
+
+
+def test_fractional_neuron_ids_are_refused(twin, tmp_path):
+    ds = twin[0]
+    [live] = write_submission_2022(predictions(ds), ds, tmp_path, tiers=["test"])
+    header, *body = rows(live)
+    for row in body:
+        row[3] = row[3].replace("[", "[0.5, ", 1).rsplit(",", 1)[0] + "]"
+    with pytest.raises(ValueError, match=r"neuron_ids must be whole numbers \(unit ids\); got "
+                       r"\[0.5\]"):
+        validate_submission_2022(rewrite(live, [header, *body]), ds)

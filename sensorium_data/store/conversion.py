@@ -20,7 +20,7 @@ from filelock import FileLock
 
 from sensorium_data import paths
 from sensorium_data.errors import StoreError
-from sensorium_data.remote import RemotePath, is_url, publish
+from sensorium_data.remote import RemotePath, clear_abandoned, is_url, publish
 from sensorium_data.store.layout import SCHEMA_VERSION, read_attrs
 from sensorium_data.store.static import StaticWriter
 from sensorium_data.store.video import VideoWriter
@@ -110,6 +110,7 @@ def convert_to_url(tree: str | os.PathLike[str], url: str, *,
 
     target = RemotePath(url, storage_options)
     target.fs.invalidate_cache()
+    clear_abandoned(target)
     if target.fs.exists(target.path) and not overwrite:  # before the conversion's work
         msg = (f"{url} already holds files; pass overwrite=True (--overwrite) to replace them, "
                "or another URL.")

@@ -64,6 +64,11 @@ def bias_shift(drive: torch.Tensor, target: torch.Tensor, output: str,
     if output == "identity":
         return target - drive.mean(1)
     target = target.clamp(min=1e-3)  # a positive output's mean: as initial_bias clips it
+    finite = torch.isfinite(drive).all(1) & torch.isfinite(target)
+    if not finite.all():  # a NaN or inf drive would walk the bisection to +30: left alone
+        log.warning("%d neurons have non-finite outputs; their biases are not calibrated",
+                    int((~finite).sum()))
+        drive = torch.where(finite[:, None], drive, 0.0)
     low = torch.full_like(target, -30.0)
     high = torch.full_like(target, 30.0)
     for _ in range(iterations):
@@ -71,7 +76,7 @@ def bias_shift(drive: torch.Tensor, target: torch.Tensor, output: str,
         above = f(drive + middle[:, None]).mean(1) > target
         high = torch.where(above, middle, high)
         low = torch.where(above, low, middle)
-    return (low + high) / 2
+    return torch.where(finite, (low + high) / 2, 0.0)
 
 
 def calibrate_start(model: Any, clips: Any, means: Mapping[str, np.ndarray], *,

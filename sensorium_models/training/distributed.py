@@ -125,7 +125,9 @@ def session(config: TrainConfig) -> Iterator[World]:
         yield world
         return
     cuda = torch.cuda.is_available() and str(config.device) in ("auto", "cuda")
-    backend = "nccl" if cuda else "gloo"
+    # NCCL moves only CUDA tensors: the small CPU messages (the run folder, the epoch's
+    # loss) go through gloo beside it
+    backend = "cuda:nccl,cpu:gloo" if cuda else "gloo"
     if cuda:
         torch.cuda.set_device(world.local_rank)
     dist.init_process_group(backend, timeout=TIMEOUT)
