@@ -83,6 +83,14 @@ def convert_many(trees: Sequence[str | os.PathLike[str]],
 
     Examples
     --------
+    Without a client they are converted here, one after another:
+
+    >>> stores = convert_many(tiny[:2], ["A.zarr", "B.zarr"])
+    >>> [s.name for s in stores]
+    ['A.zarr', 'B.zarr']
+
+    On a cluster of four workers, into a bucket:
+
     >>> from distributed import Client, LocalCluster  # doctest: +SKIP
     >>> client = Client(LocalCluster(n_workers=4))  # doctest: +SKIP
     >>> convert_many(["trees/A", "trees/B"], ["s3://lab/A.zarr", "s3://lab/B.zarr"],

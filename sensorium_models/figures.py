@@ -326,9 +326,10 @@ def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
 
     Examples
     --------
-    >>> paths = plot_run("runs/fact")  # doctest: +SKIP
-    >>> [p.name for p in paths]  # doctest: +SKIP
-    ['learning_curves.png', 'traces.png', 'correlations.png', 'readout_positions.png']
+    >>> paths = plot_run(run, datasets, out="figures", device="cpu")
+    >>> [p.name for p in paths]
+    ['learning_curves.png', 'traces.png', 'correlations.png', 'readout_positions.png',
+     'receptive_fields.png']
     """
     import pandas as pd
 

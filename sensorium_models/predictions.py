@@ -41,8 +41,9 @@ def write_predictions(predictions: Mapping[str, xr.DataArray],
 
     Examples
     --------
-    >>> p = sm.predict("runs/fact", datasets, tiers="oracle")  # doctest: +SKIP
-    >>> write_predictions(p, "oracle.zarr")  # doctest: +SKIP
+    >>> import sensorium_models as sm
+    >>> p = sm.predict(run, datasets, tiers="oracle")
+    >>> write_predictions(p, "oracle.zarr")
     PosixPath('oracle.zarr')
     """
     out = Path(path)
@@ -67,8 +68,12 @@ def read_predictions(path: str | os.PathLike[str]) -> dict[str, xr.DataArray]:
 
     Examples
     --------
-    >>> p = read_predictions("oracle.zarr")  # doctest: +SKIP
-    >>> sm.evaluate(p, datasets)  # doctest: +SKIP
+    >>> import sensorium_models as sm
+    >>> path = write_predictions(sm.predict(run, datasets, tiers="oracle"), "oracle.zarr")
+    >>> p = read_predictions(path)
+    >>> sorted(p), p["tiny-A"].dims
+    (['tiny-A', 'tiny-B', 'tiny-C'], ('trial', 'neuron', 'frame'))
+    >>> table = sm.evaluate(p, datasets)
     """
     import xarray as xr
 
@@ -259,8 +264,10 @@ def predict_cached(run: str | os.PathLike[str], datasets: Any, *,
 
     Examples
     --------
-    >>> p = predict_cached("runs/fact", datasets)  # doctest: +SKIP
-    >>> again = predict_cached("runs/fact", datasets)  # read back, not run  # doctest: +SKIP
+    >>> p = predict_cached(run, datasets, tiers="oracle")
+    >>> again = predict_cached(run, datasets, tiers="oracle")  # read back, not run
+    >>> again["tiny-A"].equals(p["tiny-A"])
+    True
     """
     from sensorium_models.scoring_inputs import check_tiers, datasets_by_name
     from sensorium_models.training.predict import predict, resolve_device, wanted_tiers
@@ -313,7 +320,9 @@ def compare(runs: Sequence[str | os.PathLike[str]], *, tiers: Sequence[str] | No
 
     Examples
     --------
-    >>> table, mice = compare(["runs/fact", "runs/ln"], tiers=["oracle"])  # doctest: +SKIP
+    >>> table, mice = compare([run], tiers=["oracle"])  # more runs: more columns
+    >>> mice
+    {'ln': ['tiny-A', 'tiny-B', 'tiny-C']}
     """
     from sensorium_models.leaderboard import evaluate
     from sensorium_models.tables import side_by_side

@@ -23,7 +23,16 @@ def evaluate_runs(runs: Sequence[str | os.PathLike[str]], *, tiers: Sequence[str
 
     Examples
     --------
+    Without a client the runs are scored here, one after another (``run``: a run trained on
+    the simulated tiny mice):
+
     >>> import sensorium_models as sm
+    >>> tables = sm.evaluate_runs([run], tiers=["oracle"])
+    >>> list(tables) == [str(run)]
+    True
+
+    On a cluster:
+
     >>> from distributed import Client  # doctest: +SKIP
     >>> tables = sm.evaluate_runs(["runs/a", "runs/b"], client=Client("tcp://host:8786"))
     ... # doctest: +SKIP

@@ -139,9 +139,11 @@ def leaderboard_2022(
 
     Examples
     --------
-    >>> import sensorium_data as sd  # doctest: +SKIP
-    >>> ds = sd.open_mouse("sim/static2022-B")  # doctest: +SKIP
-    >>> leaderboard_2022({"static2022-B": model_predictions}, ds)  # doctest: +SKIP
+    A simulated 2022 recording (``static2022``), its noise-free rates as the predictions:
+
+    >>> table = leaderboard_2022({"static2022-A": static2022.rates}, static2022, units="raw")
+    >>> table.tier.tolist(), table.feve_fraction.round(3).tolist()
+    (['validation', 'test', 'final_test'], [nan, 1.0, 1.0])
     """
     import pandas as pd
 

@@ -83,10 +83,15 @@ def write_submission_2022(
 
     Examples
     --------
-    >>> import sensorium_data as sd  # doctest: +SKIP
-    >>> ds = sd.open_mouse("26872-17-20")  # doctest: +SKIP
-    >>> write_submission_2022(model_predictions, ds, "submission/")  # doctest: +SKIP
+    A simulated 2022 recording (``static2022``), its noise-free rates as the predictions:
+
+    >>> write_submission_2022(static2022.rates, static2022, "submission/", units="raw")
     [PosixPath('submission/submission_file_live_test.csv'), ...]
+
+    A competition mouse (downloaded on first use):
+
+    >>> import sensorium_data as sd
+    >>> ds = sd.open_mouse("26872-17-20")  # doctest: +SKIP
     """
     name = str(ds.attrs.get("mouse", "the recording"))
     unknown = [t for t in tiers if t not in FILES_2022]

@@ -104,11 +104,14 @@ class ImageDataset(torch.utils.data.Dataset):
     --------
     >>> import torch, sensorium_data as sd
     >>> images = sd.ImageDataset(["26872-17-20", "27204-5-13"], scale=0.25)  # doctest: +SKIP
-    >>> images[0]["images"].shape  # doctest: +SKIP
-    torch.Size([1, 36, 64])
-    >>> sampler = sd.MouseBatchSampler(images, batch_size=128)  # doctest: +SKIP
+    >>> images = sd.ImageDataset(static2022, scale=0.5)  # simulated ones, half their size
+    >>> images.mice, images[0]["images"].shape
+    (['static2022-A', 'static2022-B'], torch.Size([1, 36, 64]))
+    >>> sampler = sd.MouseBatchSampler(images, batch_size=4)
     >>> loader = torch.utils.data.DataLoader(images, batch_sampler=sampler,
-    ...                                      collate_fn=sd.collate_images)  # doctest: +SKIP
+    ...                                      collate_fn=sd.collate_images)
+    >>> next(iter(loader))["images"].shape
+    torch.Size([4, 1, 36, 64])
     """
 
     def __init__(

@@ -38,10 +38,13 @@ def register_model(variant: Callable[[], C]) -> Callable[[], C]:
     --------
     In a model file, after the module (``create_model("ln_wide", ...)`` then builds it):
 
-    >>> @register_model  # doctest: +SKIP
+    >>> from sensorium_models.models.ln import LNConfig
+    >>> @register_model
     ... def ln_wide() -> LNConfig:
     ...     return LNConfig(channels=32, spatial_kernel=11, temporal_kernel=11,
     ...                     gamma_spatial=10.0, gamma_temporal=0.01)
+    >>> model_config("ln_wide").channels
+    32
     """
     name = variant.__name__
     if name in _MODELS:
@@ -62,11 +65,15 @@ def register_readout(
 
     Examples
     --------
-    In a readout file, after the module:
+    In a readout file, after the module (here one that builds the Gaussian readout; a model
+    config's ``readout="my_gaussian"`` then picks it):
 
-    >>> @register_readout("mean_pool")  # doctest: +SKIP
-    ... def mean_pool(in_channels: int, spec: MouseSpec, config: ModelConfig) -> MeanPool:
-    ...     return MeanPool(in_channels, spec.n_neurons)
+    >>> from sensorium_models.models.readout import gaussian
+    >>> @register_readout("my_gaussian")
+    ... def my_gaussian(in_channels: int, spec: MouseSpec, config: ModelConfig) -> Readout:
+    ...     return gaussian(in_channels, spec, config)
+    >>> "my_gaussian" in list_readouts()
+    True
     """
     def register(builder: Callable[[int, MouseSpec, ModelConfig], R],
                  ) -> Callable[[int, MouseSpec, ModelConfig], R]:

@@ -2,8 +2,11 @@
 
 >>> import sensorium_models as sm
 >>> config = sm.TrainConfig(model="factorized_baseline", mice=("F", "G", "H", "I", "J"))
->>> run = sm.train(config)  # doctest: +SKIP
->>> predictions = sm.predict(run, datasets)  # doctest: +SKIP
+>>> run = sm.train(config)  # on a GPU; the mice are downloaded on first use  # doctest: +SKIP
+
+A run trained on the simulated tiny mice (``run``) predicts their recordings (``datasets``):
+
+>>> predictions = sm.predict(run, datasets, tiers="oracle")
 
 See ``docs/training.md``.
 """

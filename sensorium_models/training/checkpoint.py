@@ -177,10 +177,10 @@ def load_run(run: str | os.PathLike[str], *, checkpoint: Literal["best", "last"]
 
     Examples
     --------
-    >>> import sensorium_models as sm  # doctest: +SKIP
-    >>> model = sm.load_run("runs/factorized_baseline-20261122-101500")  # doctest: +SKIP
-    >>> model.burn_in, model.mice  # doctest: +SKIP
-    (18, ['dynamic29515-10-12-Video-...', ...])
+    >>> import sensorium_models as sm
+    >>> model = sm.load_run(run)  # a run trained on the simulated tiny mice
+    >>> model.burn_in, model.mice
+    (..., ['tiny-A', 'tiny-B', 'tiny-C'])
     """
     if checkpoint not in ("best", "last"):
         msg = f"checkpoint={checkpoint!r}; choose 'best' or 'last'."

@@ -95,10 +95,21 @@ def train_ensemble(config: TrainConfig, strategy: str, *,
 
     Examples
     --------
+    The first fold of ``"folds7"``, the smallest model one epoch on the simulated tiny mice
+    (``tiny``), then the mean prediction of the members:
+
     >>> import sensorium_models as sm
+    >>> config = sm.TrainConfig(model="ln", mice=tiny, max_epochs=1, batch_size=2,
+    ...                         device="cpu", progress=False, score=False, out="runs/folds7")
+    >>> runs = train_ensemble(config, "folds7", members=["fold-0"])
+    >>> runs
+    [PosixPath('runs/folds7/fold-0')]
+    >>> predictions = sm.predict(runs, datasets, tiers="oracle")
+
+    The 31 members of DynamicV1FM on mice F and G (hours on a GPU):
+
     >>> config = sm.TrainConfig(model="dynamic_v1fm", mice=("F", "G"), out="runs/v1fm31")
     >>> runs = train_ensemble(config, "v1fm31")  # doctest: +SKIP
-    >>> predictions = sm.predict(runs, datasets)  # doctest: +SKIP
     """
     every = ensemble_members(strategy)
     model, _, sets = STRATEGIES[strategy]

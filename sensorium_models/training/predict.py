@@ -133,10 +133,17 @@ def predict(
 
     Examples
     --------
-    >>> import sensorium_data as sd, sensorium_models as sm  # doctest: +SKIP
+    A run trained on the simulated tiny mice (``run``), their recordings (``datasets``):
+
+    >>> import sensorium_data as sd, sensorium_models as sm
+    >>> predictions = sm.predict(run, datasets, tiers="oracle")  # default: all but train
+    >>> sorted(predictions), predictions["tiny-A"].dims
+    (['tiny-A', 'tiny-B', 'tiny-C'], ('trial', 'neuron', 'frame'))
+    >>> table = sm.evaluate(predictions, datasets, scale="official")
+
+    The five mice of SENSORIUM 2023 are downloaded on first use:
+
     >>> datasets = {m: sd.open_mouse(m) for m in "FGHIJ"}  # doctest: +SKIP
-    >>> predictions = sm.predict("runs/factorized", datasets)  # doctest: +SKIP
-    >>> sm.evaluate(predictions, datasets, scale="official")  # doctest: +SKIP
     """
     import xarray as xr
     from tqdm.auto import tqdm

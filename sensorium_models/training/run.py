@@ -97,10 +97,13 @@ def train(config: TrainConfig | str | os.PathLike[str], *,
 
     Examples
     --------
-    >>> import sensorium_models as sm
-    >>> config = sm.TrainConfig(model="factorized_baseline", mice=("F", "G"))
+    >>> import sensorium_models as sm  # the smallest model on the simulated tiny mice, a CPU
+    >>> config = sm.TrainConfig(model="ln", mice=tiny, max_epochs=1, batch_size=2,
+    ...                         device="cpu", progress=False, score=False, out="runs/ln")
+    >>> run = sm.train(config)
+    >>> run = sm.train(sm.read_config(run), resume=run)  # after an interruption
+    >>> config = sm.TrainConfig(model="factorized_baseline", mice=("F", "G"))  # on a GPU
     >>> run = sm.train(config)  # doctest: +SKIP
-    >>> sm.train(sm.read_config(run), resume=run)  # after an interruption  # doctest: +SKIP
     """
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_file(config)
