@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import doctest
 import json
 from pathlib import Path
 
@@ -133,6 +132,3 @@ def test_a_fold_teacher_is_the_members_own_fold(tmp_path):
     assert (member.teacher, member.fold, member.out) == ("runs/stage1/fold-4", 4,
                                                          str(tmp_path / "fold-4"))
 
-
-def test_docstring_examples():
-    assert doctest.testmod(ensembles, optionflags=doctest.ELLIPSIS).failed == 0
