@@ -34,7 +34,7 @@ from numcodecs import blosc, zstd
 from sensorium_data.errors import StoreError
 from sensorium_data.remote import Location, RemotePath, zarr_target
 from sensorium_data.store.chunks import Chunks, read_region
-from sensorium_data.store.layout import quiet_zarr
+from sensorium_data.store.layout import array_file_reason, quiet_zarr
 
 log = logging.getLogger(__name__)
 
@@ -150,15 +150,9 @@ def decode_in_this_thread() -> None:
 def direct_layout(meta: dict, frame_axis: int) -> str | None:
     """Why the array at ``meta`` (its zarr.json) cannot be read chunk file by chunk file, or
     None if it can."""
-    if meta.get("zarr_format") != 3 or meta.get("node_type") != "array":
-        return "not a zarr v3 array"
-    if meta.get("storage_transformers"):
-        return "storage transformers"
-    if meta.get("data_type") not in _DTYPES:
-        return f"data type {meta.get('data_type')}"
-    keys = meta.get("chunk_key_encoding", {})
-    if keys.get("name") != "default" or keys.get("configuration", {}).get("separator") != "/":
-        return f"chunk key encoding {keys}"
+    reason = array_file_reason(meta, _DTYPES)
+    if reason is not None:
+        return reason
     grid = meta.get("chunk_grid", {})
     if grid.get("name") != "regular":
         return f"chunk grid {grid.get('name')}"

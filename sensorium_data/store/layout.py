@@ -126,18 +126,28 @@ def chunk_file(array: Path, trial: int, ndim: int) -> Path:
     return array.joinpath("c", str(trial), *["0"] * (ndim - 1))
 
 
-def mapped_reason(meta: dict, frame_axis: int) -> str | None:
-    """Why the array described by ``meta`` (its ``zarr.json``) cannot be mapped, or None if each
-    trial is one raw, little-endian, time-major chunk file."""
+def array_file_reason(meta: dict, dtypes: Mapping[str, np.dtype]) -> str | None:
+    """Why the array described by ``meta`` (its ``zarr.json``) does not keep its chunks as
+    plain files named ``c/<i>/<j>...`` of one of ``dtypes``, or None if it does: the checks
+    the mapped and the direct readers share."""
     if meta.get("zarr_format") != 3 or meta.get("node_type") != "array":
         return "not a zarr v3 array"
     if meta.get("storage_transformers"):
         return "storage transformers"
-    if meta.get("data_type") not in _DTYPES:
+    if meta.get("data_type") not in dtypes:
         return f"data type {meta.get('data_type')}"
     keys = meta.get("chunk_key_encoding", {})
     if keys.get("name") != "default" or keys.get("configuration", {}).get("separator") != "/":
         return f"chunk key encoding {keys}"
+    return None
+
+
+def mapped_reason(meta: dict, frame_axis: int) -> str | None:
+    """Why the array described by ``meta`` (its ``zarr.json``) cannot be mapped, or None if each
+    trial is one raw, little-endian, time-major chunk file."""
+    reason = array_file_reason(meta, _DTYPES)
+    if reason is not None:
+        return reason
     grid = meta.get("chunk_grid", {})
     shape = list(meta.get("shape", []))
     chunk = list(grid.get("configuration", {}).get("chunk_shape", []))
