@@ -305,3 +305,20 @@ def test_mouse_specs_from_a_recording(make_tree, tmp_path):
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_neuron_without_a_position_is_refused_by_readouts_that_place_neurons(name):
+    # Before, the plain Gaussian readouts centred the coordinates on a NaN mean: one neuron
+    # without a position made every neuron's prediction NaN, silently.
+    holes = RNG.normal(size=(4, 2))
+    holes[1] = np.nan
+    mice = {"A": sm.MouseSpec(n_neurons=4, coords=holes)}
+    try:
+        model = sm.create_model(name, mice=mice, **SMALL.get(name, {}))
+    except ValueError as err:
+        assert "1 of 4 neurons have no cortical coordinates" in str(err)
+        assert "readout='pooled'" in str(err)
+        return
+    # Only a readout that does not read positions may accept them: its outputs stay finite.
+    assert model.config.readout == "pooled", model.config.readout

@@ -192,16 +192,7 @@ def hierarchical_gaussian(in_channels: int, spec: MouseSpec,
             "that defines them)."
         )
         raise ValueError(msg)
-    coords = np.asarray(spec.coords, dtype=np.float64)
-    missing = int((~np.isfinite(coords)).any(axis=1).sum())
-    if missing:
-        msg = (
-            f"{missing} of {spec.n_neurons} neurons have no cortical coordinates (NaN x or y); "
-            "the hierarchical Gaussian readout places each neuron from its cortical position. "
-            "The recording lacks meta/neurons/cell_motor_coordinates.npy: convert it from a "
-            "tree that has it, or choose another readout."
-        )
-        raise ValueError(msg)
+    coords = spec.placed_coords("hierarchical_gaussian")
     return HierarchicalGaussianReadout(
         in_channels, coords, levels=parse_levels(levels), fusion=fusion,
         bias=initial_bias(spec.mean_response, config.output), init_sigma=config.init_sigma,

@@ -141,7 +141,8 @@ class GaussianReadout(Readout):
 def gaussian(in_channels: int, spec: MouseSpec, config: ModelConfig) -> GaussianReadout:
     """The full Gaussian readout of one mouse, from the config's shared readout options."""
     return GaussianReadout(
-        in_channels, spec.coords, bias=initial_bias(spec.mean_response, config.output),
+        in_channels, spec.placed_coords("gaussian"),
+        bias=initial_bias(spec.mean_response, config.output),
         init_sigma=config.init_sigma, grid_mean_hidden=config.grid_mean_hidden,
         feature_reg=config.feature_reg,
     )

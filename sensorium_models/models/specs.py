@@ -52,6 +52,32 @@ class MouseSpec:
             )
             raise ValueError(msg)
 
+    def placed_coords(self, readout: str) -> np.ndarray:
+        """The (n_neurons, 2) coordinates for a readout that places neurons by them.
+
+        One neuron without a position would make every neuron's position NaN (the readouts
+        centre the coordinates on their mean), so a missing one is refused here, named.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> MouseSpec(2, np.array([[0.0, 1.0], [np.nan, 2.0]])).placed_coords("gaussian")
+        Traceback (most recent call last):
+        ...
+        ValueError: 1 of 2 neurons have no cortical coordinates (NaN x or y); ...
+        """
+        coords = np.asarray(self.coords, dtype=np.float64)
+        missing = int((~np.isfinite(coords)).any(axis=1).sum())
+        if missing:
+            msg = (
+                f"{missing} of {self.n_neurons} neurons have no cortical coordinates (NaN x or "
+                f"y); readout={readout!r} places each neuron from its cortical position. The "
+                "recording lacks meta/neurons/cell_motor_coordinates.npy: convert it from a tree "
+                "that has it, or choose a readout that needs no positions (readout='pooled')."
+            )
+            raise ValueError(msg)
+        return coords
+
 
 def mouse_specs(datasets: Mapping[str, xr.Dataset]) -> dict[str, MouseSpec]:
     """One :class:`MouseSpec` per recording, from the Datasets' ``x`` and ``y`` coordinates.

@@ -99,7 +99,8 @@ def gaussian_state(in_channels: int, spec: MouseSpec, config: ModelConfig
     """The Gaussian readout with a state encoder of one mouse (``state_dropout`` from configs
     that have it, else 0)."""
     return StateGaussianReadout(
-        in_channels, spec.coords, bias=initial_bias(spec.mean_response, config.output),
+        in_channels, spec.placed_coords("gaussian_state"),
+        bias=initial_bias(spec.mean_response, config.output),
         init_sigma=config.init_sigma, grid_mean_hidden=config.grid_mean_hidden,
         feature_reg=config.feature_reg, state_dropout=getattr(config, "state_dropout", 0.0),
     )
