@@ -205,3 +205,42 @@ def test_train_arguments_rebuild_the_flags_without_nproc():
     assert distributed.train_arguments(args) == [
         "--out", "runs/x", "--max-epochs", "3", "--mice", "a.zarr", "b.zarr", "--set",
         "lr=0.001"]
+
+
+def _disagreeing_rank(rank: int, size: int, port: int, values: str, out: str) -> None:
+    """Train with a validation that differs between the ranks: rank 0's improves every epoch,
+    rank 1's worsens, as if its kernels rounded differently; write each rank's epochs."""
+    from sensorium_models.training import run as run_module
+
+    _join(rank, size, port)
+    real = run_module.validate
+
+    def differing(*args, **kwargs):
+        differing.calls += 1
+        real(*args, **kwargs)
+        return 0.2 + 0.1 * differing.calls if rank == 0 else 0.4 - 0.1 * differing.calls
+
+    differing.calls = 0  # type: ignore[attr-defined]
+    run_module.validate = differing  # type: ignore[assignment]
+    config = TrainConfig.from_dict(json.loads(values))
+    folder = Path(out).parent / f"run{rank}"
+    folder.mkdir()
+    with distributed.session(config):
+        options = resolve_model_config(config.model, config.model_config)
+        trainer = run_module.Trainer(config, options, folder, None)
+        trainer.fit()
+        state = {f"{n}": t.detach().clone() for n, t in trainer.model.state_dict().items()}
+        torch.save({"epochs": trainer.epoch, "state": state}, f"{out}.{rank}")
+
+
+def test_ranks_decide_on_one_validation_and_keep_one_set_of_weights(simulated_stores, tmp_path):
+    # Before, each rank took its own early-stopping decision: rank 1 stopped after its
+    # patience while rank 0 trained on and waited for it in the next gradient exchange.
+    config = _config(simulated_stores, max_epochs=4, patience=1, lr_decay_steps=1)
+    out = tmp_path / "state.pt"
+    assert _wait(_start(_disagreeing_rank, 2, json.dumps(config.to_dict()), str(out))) == [0, 0]
+    zero, one = (torch.load(f"{out}.{r}", weights_only=True) for r in (0, 1))
+    assert zero["epochs"] == one["epochs"]
+    assert zero["state"].keys() == one["state"].keys()
+    for name, value in zero["state"].items():
+        torch.testing.assert_close(one["state"][name], value, rtol=0, atol=0, msg=name)

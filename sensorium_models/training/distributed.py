@@ -168,6 +168,15 @@ def mean(value: float, world: World) -> float:
     return float(t.item()) / world.size
 
 
+def broadcast_module(module: nn.Module, world: World) -> None:
+    """Rank 0's parameters and buffers, copied in place into every rank's ``module``."""
+    if not world.active:
+        return
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor.data, 0)
+
+
 def share_folder(folder: Path, world: World) -> Path:
     """Rank 0's run directory, on every rank (sent as bytes: nothing is pickled)."""
     if not world.active:

@@ -397,6 +397,11 @@ class Trainer:
         correlation = (images.validate if self.static else validate)(
             evaluated, self.validation, batch_size=config.batch_size, device=self.device,
             autocast=self.autocast, num_workers=config.num_workers)
+        # Every rank validates; nondeterministic kernels can make their numbers differ in the
+        # last digits, and a rank that decided alone to stop would leave the others waiting in
+        # their next collective: all decide on the mean, and take rank 0's calibrated weights.
+        correlation = distributed.mean(correlation, self.world)
+        distributed.broadcast_module(evaluated, self.world)
         # EarlyStopping comes with the plateau scheduler, KeepBest ignores the scheduler
         decision = self.stopping.step(correlation, self.epoch,
                                       self.scheduler)  # type: ignore[arg-type]
