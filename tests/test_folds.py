@@ -219,3 +219,21 @@ def test_every_readout_learns_from_every_clip_and_the_teacher_does_not():
 @pytest.mark.parametrize("module", [folds, distill])
 def test_docstring_examples(module):
     assert doctest.testmod(module).failed == 0
+
+
+def test_a_fold_run_starts_its_readouts_at_the_mean_of_the_trials_it_trains_on(
+        simulated_stores, tmp_path):
+    # Before, the means came from the whole train tier, held-out fold included.
+    from sensorium_models.training.options import resolve_model_config
+    from sensorium_models.training.run import Trainer
+
+    config = dwiseneuro_config(simulated_stores, tmp_path / "r", fold=1, folds=2)
+    trainer = Trainer(config, resolve_model_config(config.model, config.model_config),
+                      tmp_path, None)
+    datasets = {ds.attrs["mouse"]: ds for ds in map(sd.open_mouse, simulated_stores)}
+    train, _ = split_by_fold(datasets, ["train", "oracle"], 1, folds=2)
+    for mouse, ds in train.items():
+        responses = np.maximum(ds.responses.values, 0)  # (trial, neuron, frame), relu'd
+        valid = np.arange(ds.sizes["frame"]) < ds.n_frames.values[:, None]  # (trial, frame)
+        expected = responses.transpose(1, 0, 2)[:, valid].mean(axis=1)
+        np.testing.assert_allclose(trainer.means[mouse], expected, rtol=1e-5, atol=1e-6)

@@ -116,10 +116,13 @@ def loader(dataset: Any, batch_sampler: Any, num_workers: int) -> torch.utils.da
 
 
 def mean_responses(config: TrainConfig, datasets: Mapping[str, xr.Dataset],
-                   batch_size: int = 8) -> dict[str, np.ndarray]:
-    """Per mouse, each neuron's mean normalized response over the valid frames of the
-    training tier (the readouts' bias starts there)."""
-    dataset = trials(datasets, config.train_tier, loader_options(config))
+                   batch_size: int = 8, tier: str | list[str] | None = None
+                   ) -> dict[str, np.ndarray]:
+    """Per mouse, each neuron's mean normalized response over the valid frames of ``tier``
+    (default the training tier) in ``datasets``: the trials the run trains on, where the
+    readouts' bias starts and the calibration aims."""
+    tier = config.train_tier if tier is None else tier
+    dataset = trials(datasets, tier, loader_options(config))
     sums = {m: np.zeros(n) for m, n in dataset.n_neurons.items()}
     counts = dict.fromkeys(sums, 0)
     for batch in iterate(dataset, batch_size, config.num_workers):

@@ -203,7 +203,8 @@ class Trainer:
                            data.trials(val_sets, tiers[1], data.loader_options(config)))
         self.specs = mouse_specs(self.datasets)
         self.means = (images.mean_responses(self.clips, config.batch_size) if self.static
-                      else data.mean_responses(config, self.datasets, config.batch_size))
+                      else data.mean_responses(config, train_sets, config.batch_size,
+                                               tier=tiers[0]))
         means = self.means
         if state is None:
             self.specs = {m: dataclasses.replace(s, mean_response=means[m])
