@@ -347,6 +347,8 @@ class DwiseNeuroCore(Core):
     has it; :func:`window_slots`). ``burn_in`` is 0: every frame gets a prediction.
     """
 
+    supports_checkpointing = True
+
     def __init__(self, in_channels: int, config: DwiseNeuroConfig) -> None:
         super().__init__()
         self.config = config
@@ -370,7 +372,7 @@ class DwiseNeuroCore(Core):
         """(B, C_in, T, H, W) clips -> (B, out_channels, T) features per frame."""
         x = self.stem(x)  # (B, stem, T, H, W)
         for block in self.blocks:
-            x = block(x + positional_encoding(x))  # (B, C_out, T, H / s, W / s)
+            x = self.through(block, x + positional_encoding(x))  # (B, C_out, T, H / s, W / s)
         x = x.mean((3, 4))  # (B, C_last, T)
         return self.cortex(x)  # (B, out_channels, T)
 

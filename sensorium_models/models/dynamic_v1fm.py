@@ -293,6 +293,8 @@ class DynamicV1FMCore(Core):
     (15, torch.Size([1, 8, 25, 18, 32]))
     """
 
+    supports_checkpointing = True
+
     def __init__(self, in_channels: int, config: DynamicV1FMConfig) -> None:
         super().__init__()
         self.config = config
@@ -313,7 +315,7 @@ class DynamicV1FMCore(Core):
         behavior = x[:, 1:].mean((3, 4)).transpose(1, 2)  # (K * B, window, C_in - 1)
         tokens = self.patch(x[:, :1])  # (K * B, T', H', W', C), T' = window - burn_in
         for block in self.blocks:
-            tokens = block(tokens, behavior)
+            tokens = self.through(block, tokens, behavior)
         features = tokens.permute(0, 4, 1, 2, 3)  # (K * B, C, T', H', W')
         # (B, C, T - burn_in, H', W')
         return merge_windows(features, frames, self.window, self.burn_in)

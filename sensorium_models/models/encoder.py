@@ -30,10 +30,24 @@ class Core(nn.Module, abc.ABC):
 
     out_channels: int
     burn_in: int
+    # Cores whose blocks run through :meth:`through` can recompute their activations in the
+    # backward pass instead of keeping them (TrainConfig's ``checkpoint_activations``).
+    supports_checkpointing: typing.ClassVar[bool] = False
+    checkpointing: bool = False
 
     @abc.abstractmethod
     def regularizer(self) -> Tensor:
         """The core's penalty, a differentiable scalar added to the loss."""
+
+    def through(self, block: nn.Module, *inputs: Tensor) -> Tensor:
+        """``block(*inputs)``; with ``checkpointing`` on in training, the block's activations
+        are not kept but recomputed in the backward pass (less memory, about a third more
+        time; dropout and drop-path draw the same numbers both times)."""
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint
+
+            return typing.cast(Tensor, checkpoint(block, *inputs, use_reentrant=False))
+        return typing.cast(Tensor, block(*inputs))
 
 
 class Readout(nn.Module, abc.ABC):

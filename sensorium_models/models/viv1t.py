@@ -252,6 +252,8 @@ class ViV1TCore(Core):
     (torch.Size([1, 8, 6, 15, 29]), 24)
     """
 
+    supports_checkpointing = True
+
     def __init__(self, in_channels: int, config: ViV1TConfig) -> None:
         super().__init__()
         self.config = config
@@ -302,10 +304,13 @@ class ViV1TCore(Core):
         else:
             temporal = self.temporal_table[:t]  # (T', D)
         tokens = tokens + temporal[:, None]  # (B, T', P, D)
-        tokens = self.spatial(tokens.reshape(b * t, h * w, d))  # (B*T', P, D)
+        tokens = tokens.reshape(b * t, h * w, d)  # (B*T', P, D)
+        for block in self.spatial:
+            tokens = self.through(block, tokens)  # (B*T', P, D)
         tokens = tokens.view(b, t, h * w, d).transpose(1, 2)  # (B, P, T', D)
         tokens = tokens.reshape(b * h * w, t, d)  # (B*P, T', D)
-        tokens = self.temporal(tokens)  # (B*P, T', D)
+        for block in self.temporal:
+            tokens = self.through(block, tokens)  # (B*P, T', D)
         tokens = tokens.view(b, h, w, t, d)  # (B, H', W', T', D)
         return tokens.permute(0, 4, 3, 1, 2)  # (B, D, T', H', W')
 

@@ -40,7 +40,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Keys that may change when a run is resumed: where and how fast it runs, and how long.
 RUNTIME_KEYS = frozenset(
     {"device", "num_workers", "in_memory", "progress", "out", "compile", "amp", "precision",
-     "max_epochs", "data_dir", "download", "score"}
+     "max_epochs", "data_dir", "download", "score", "checkpoint_activations"}
 )
 
 
@@ -160,6 +160,10 @@ class TrainConfig:
         ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; bf16 autocast
         on a GPU (with ``precision="auto"``) and ``torch.compile`` of the training forward
         pass (only on a GPU).
+    checkpoint_activations
+        Keep no activations inside the core's blocks but recompute them in the backward
+        pass: memory for time (about a third more per step). For the cores built of blocks
+        (``dwiseneuro``, ``dynamic_v1fm``, ``viv1t``); the results are the same.
     progress
         Show progress bars.
     score
@@ -216,6 +220,7 @@ class TrainConfig:
     amp: bool = True
     precision: str = "auto"
     compile: bool = False
+    checkpoint_activations: bool = False
     progress: bool = True
     score: bool = True
     out: str | None = None

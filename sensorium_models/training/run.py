@@ -42,6 +42,7 @@ from sensorium_models.training.options import resolve_model_config
 from sensorium_models.training.precision import resolve_precision
 from sensorium_models.training.predict import predict, resolve_device
 from sensorium_models.training.preflight import check_window
+from sensorium_models.training.recompute import enable_checkpointing
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -230,6 +231,8 @@ class Trainer:
                    f"clip are burn-in and give no prediction; pass frames of at least "
                    f"{model.burn_in + 1} (default 80).")
             raise ConfigError(msg)
+        if config.checkpoint_activations:
+            enable_checkpointing(model, config.model)
         model = model.to(self.device)
         if state is None:  # the biases that give the mean responses on training clips
             calibrate_start(model, self.clips, means, batch_size=config.batch_size,
