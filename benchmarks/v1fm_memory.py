@@ -12,7 +12,7 @@ are in it too; on a GPU they are not.
 Usage::
 
     python benchmarks/v1fm_memory.py --store /tmp/convbench/dynamic90000-1-1-Video-convbench.zarr \\
-        --out /tmp/v1fm_memory --batch 1 --steps 1
+        --out /tmp/v1fm_memory --batch 1 --steps 1 [--checkpoint-activations]
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("/tmp/v1fm_memory"))
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--checkpoint-activations", action="store_true",
+                   help="recompute the blocks' activations in the backward pass")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     five_stores(args.store, args.out, 4)
@@ -64,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"opened {len(datasets)} mice ({sum(neurons.values()):,} neurons, {trials} train "
           f"trials): {rss_gib():.2f} GiB", flush=True)
     model = sm.create_model("dynamic_v1fm", mice=sm.mouse_specs(datasets), in_channels=5)
+    if args.checkpoint_activations:
+        from sensorium_models.training.recompute import enable_checkpointing
+
+        enable_checkpointing(model, "dynamic_v1fm")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     params = sum(p.numel() for p in model.parameters())
     print(f"model of {params / 1e6:.1f} M parameters: {rss_gib():.2f} GiB", flush=True)
