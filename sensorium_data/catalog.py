@@ -25,6 +25,8 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from sensorium_data.errors import LIST_MICE, Message
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -338,10 +340,10 @@ def lookup(mouse: str) -> Recording:
     hint = ""
     if "/" in mouse or "\\" in mouse or mouse.endswith((".zip", ".zarr")):
         hint = " (if you meant a path, pass an existing path)"
-    msg = (
+    msg = Message(
         f"unknown mouse {mouse!r}{hint}; known: letters {letters[0]}..{letters[-1]} (2023), "
         f"short names {', '.join(r.short_name for r in recordings())}, or a folder name such as "
-        f"{recordings('2023')[-1].name}; see sensorium_data.list_mice()"
+        f"{recordings('2023')[-1].name}; see ", LIST_MICE,
     )
     raise UnknownMouseError(msg)
 

@@ -314,20 +314,38 @@ ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, FileExistsError, K
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
         errors: tuple[type[BaseException], ...] = ()) -> int:
     """Parse ``argv`` and run the command; expected errors become one line on stderr (exit
-    code 2), with the traceback only under ``--verbose``."""
+    code 2) naming the fix as a command (:class:`~sensorium_data.errors.Message`), with the
+    traceback only under ``--verbose``."""
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from sensorium_data.errors import SensoriumDataError
+    from sensorium_data.errors import SensoriumDataError, cli_message
 
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(command_words)
     try:
         return int(args.func(args))
     except (SensoriumDataError, *ERRORS, *errors) as e:  # type: ignore[misc]
         if args.verbose:
             raise
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"sensorium {args.command}: error: {message}", file=sys.stderr)
+        print(f"sensorium {args.command}: error: {cli_message(e)}", file=sys.stderr)
         return 2
+    finally:
+        for handler in handlers:
+            handler.removeFilter(command_words)
+
+
+def command_words(record: logging.LogRecord) -> bool:
+    """A logging filter: the library's log messages (and their arguments) that are
+    :class:`~sensorium_data.errors.Message` name their fixes as commands."""
+    from sensorium_data.errors import Message
+
+    if isinstance(record.msg, Message):
+        record.msg = record.msg.cli
+    if isinstance(record.args, tuple):
+        record.args = tuple(a.cli if isinstance(a, Message) else a for a in record.args)
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -69,7 +69,7 @@ def test_a_tree_converted_to_s3_opens_lazily_as_the_local_store(s3, make_tree, t
     assert remote.sensorium.store == RemotePath(url)
     _same(remote.load(), sd.load_mouse(sd.convert(tree, tmp_path / "toy.zarr", progress=False)))
     with pytest.raises(FileExistsError, match=r"s3://lab/converted/toy.zarr already holds files; "
-                       r"pass overwrite=True \(--overwrite\)"):
+                       r"pass overwrite=True to replace"):
         sd.convert(tree, url, storage_options=s3, progress=False)
     sd.convert(tree, url, storage_options=s3, progress=False, overwrite=True)
     _same(sd.load_mouse(url, storage_options=s3), remote.load())
@@ -122,7 +122,7 @@ def test_cache_pull_copies_a_remote_store_into_the_cache(remote_stores, s3, tmp_
     assert capsys.readouterr().out.strip() == str(local)
     _same(sd.load_mouse(local), sd.load_mouse(url, storage_options=s3))
     assert cli.main(["cache", "pull", url, "--data-dir", str(tmp_path)]) == 2
-    assert f"{local} exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert f"{local} exists; pass --overwrite to replace it." in capsys.readouterr().err
 
     def lost(*args, **kwargs):
         raise ConnectionError("the network went away")
