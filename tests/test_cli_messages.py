@@ -94,3 +94,14 @@ def test_submit_over_a_submission_names_overwrite(trained_run, tmp_path, capsys)
     assert "already exist (an earlier submission?); pass another folder, or --overwrite" in err
     assert "overwrite=True" not in err
 
+
+
+@pytest.mark.parametrize(("flags", "named"), [
+    (["--set", "lr=inf"], "it must be a finite number (default 0.005, e.g. --set lr=0.005)."),
+    (["--fold", "9"], "the folds are 0 to 6. Pass --fold K with K in that range"),
+    (["--set", "lrr=1"], "e.g. --set model_config.hidden_channels=[16,32])."),
+])
+def test_train_config_errors_name_the_flags(flags, named, tmp_path, capsys):
+    err = _error(["train", "--mice", "F", "--out", str(tmp_path / "run"), *flags], capsys)
+    assert named in err
+    assert not (tmp_path / "run").exists()

@@ -86,7 +86,7 @@ def test_a_published_size_on_the_cpu_is_warned_with_the_measured_speed(caplog):
     assert "training on cpu: 19.3 s per batch, about 116 s per epoch of 6 batches" in caplog.text
     assert ("factorized_baseline at its published size trains on the CPU at 19.3 s per batch "
             "(measured), about 1.9 min per epoch of 6 batches. Train on a GPU "
-            "(--device cuda)") in caplog.text
+            "(device='cuda')") in caplog.text
     caplog.clear()
     trainer.published_size = False  # narrowed: no warning
     with caplog.at_level("WARNING", logger="sensorium_models.training.run"):

@@ -144,7 +144,7 @@ def test_wrong_types_are_named():
 
 
 @pytest.mark.parametrize(("assignment", "match"), [
-    ("lr=inf", r"lr=inf; it must be a finite number \(default 0.005, e.g. --set lr=0.005\)"),
+    ("lr=inf", r"lr=inf; it must be a finite number \(default 0.005, e.g. lr=0.005\)"),
     ("threshold=nan", r"threshold=nan; it must be a finite number \(default 1e-06"),
     ("min_lr=-inf", r"min_lr=-inf; it must be a finite number \(default 0.0001"),
     ("factor=nan", r"factor=nan; it must be a finite number \(default 0.3"),
@@ -553,7 +553,7 @@ def test_a_run_whose_correlation_stays_at_zero_stops_naming_the_learning_rate(
         sm.train(config)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["lr"] == 0.0005
     assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 2
-    assert re.search(r"few train trials in .*normalize=per_neuron", caplog.text)
+    assert re.search(r"few train trials in .*Pass normalize='per_neuron'", caplog.text)
 
 
 def test_the_default_learning_rate_is_the_models():

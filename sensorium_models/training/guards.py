@@ -99,6 +99,7 @@ def warn_few_train_trials(config: TrainConfig, datasets: Mapping[str, xr.Dataset
         log.warning(
             "few %s trials in %s: normalize='official' divides each frame by its standard "
             "deviation over these trials, too few to estimate it (a quiet neuron's frame gets "
-            "up to 100x weight), and such runs learn little beyond the mean. Pass --set "
-            "normalize=per_neuron (docs/training.md, 'When training goes wrong').",
-            config.train_tier, listed)
+            "up to 100x weight), and such runs learn little beyond the mean. Pass %s "
+            "(docs/training.md, 'When training goes wrong').",
+            config.train_tier, listed,
+            Message(Fix("normalize='per_neuron'", "--set normalize=per_neuron")))

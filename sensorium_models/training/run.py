@@ -435,10 +435,11 @@ class Trainer:
         if self.device.type == "cpu" and self.published_size and per_batch > 1:
             log.warning(
                 "%s at its published size trains on the CPU at %.3g s per batch (measured), "
-                "about %.1f min per epoch of %d batches. Train on a GPU (--device "
-                "cuda), or narrow the model for a CPU (its size options: docs/models.md; "
-                "docs/benchmarks.md has the measured costs).",
-                self.config.model, per_batch, epoch / 60, steps)
+                "about %.1f min per epoch of %d batches. Train on a GPU (%s), or narrow "
+                "the model for a CPU (its size options: docs/models.md; docs/benchmarks.md "
+                "has the measured costs).",
+                self.config.model, per_batch, epoch / 60, steps,
+                Message(Fix("device='cuda'", "--device cuda")))
 
     def _model_payload(self) -> dict[str, Any]:
         return checkpoint.model_payload(self.model, self.specs, self.clips.in_channels)
