@@ -67,6 +67,7 @@ KEYS: dict[Competition, dict[str, tuple[type, bool]]] = {
         "letter": (str, True),
         "n_trials": (int, True),
         "frames": (int, True),
+        "extracted_bytes": (int, False),
         "fps": (float, True),
         "set": (str, True),
         "ood_responses_url": (str, False),
@@ -122,6 +123,10 @@ class Recording:
     ood_responses_url : str or None
         2023 mice A-E only: the same recording with the out-of-distribution test responses
         released as well (a different zip, not a mirror of ``url``; unverified).
+    extracted_bytes : int or None
+        2023: the size of the extracted folder, computed from the format by
+        ``catalogs/sizes.py`` (no size is published); None for 2022, whose trial counts and
+        dtypes are not known.
 
     Examples
     --------
@@ -145,6 +150,7 @@ class Recording:
     sha256: str | None
     fps: float | None
     ood_responses_url: str | None = None
+    extracted_bytes: int | None = None
 
     def trials(self) -> pd.DataFrame | None:
         """Per-trial table: tier, stimulus type, repeat group and valid length of each trial file.
@@ -456,6 +462,7 @@ def _recording(entry: dict[str, Any], competition: Competition, where: str) -> R
         sha256=sha256,
         fps=float(entry["fps"]) if "fps" in entry else None,
         ood_responses_url=entry.get("ood_responses_url"),
+        extracted_bytes=entry.get("extracted_bytes"),
     )
 
 

@@ -13,11 +13,15 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import xarray as xr
 
 from sensorium_data.tree import TIER_ORDER
+
+if TYPE_CHECKING:
+    from sensorium_data.catalog import Recording
 
 log = logging.getLogger("sensorium")
 
@@ -66,14 +70,42 @@ def describe(ds: xr.Dataset, *, dataset: bool = True) -> str:
 def in_cache(name: str, root: Path) -> str:
     """What the cache ``root`` holds of recording ``name``: ``store`` (converted), ``files``
     (unpacked), ``zip`` (downloaded), else ``-``."""
+    return cached(name, root)[0]
+
+
+def cached(name: str, root: Path) -> tuple[str, Path | None]:
+    """What the cache ``root`` holds of recording ``name`` (see :func:`in_cache`) and where."""
     from sensorium_data import paths
 
     for label, path in (("store", paths.stores_dir(root) / f"{name}.zarr"),
                         ("files", paths.trees_dir(root) / name),
                         ("zip", paths.downloads_dir(root) / f"{name}.zip")):
         if path.exists():
-            return label
-    return "-"
+            return label, path
+    return "-", None
+
+
+def disk_bytes(path: Path) -> int:
+    """Bytes of the file ``path``, or of every file under the folder ``path``."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def gigabytes(n: int | None, approximate: bool = False) -> str:
+    """``n`` bytes in decimal gigabytes for a table, ``-`` for None."""
+    if n is None:
+        return "-"
+    return f"{'~' if approximate else ''}{n / 1e9:.1f} GB"
+
+
+def free_bytes(folder: Path) -> int:
+    """Free bytes on the disk of ``folder``, or of its nearest existing parent."""
+    import shutil
+
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -81,20 +113,25 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     root = paths.data_dir(args.data_dir)
 
-    rows = [
-        {
+    rows = []
+    for r in catalog.recordings(args.competition):
+        label, path = cached(r.name, root)
+        rows.append({
             "competition": r.competition,
             "letter": r.letter or "",
             "short name": r.short_name,
             "neurons": r.n_neurons,
             "set": r.role,
-            "in cache": in_cache(r.name, root),
+            "extracted": gigabytes(r.extracted_bytes, approximate=True),
+            "in cache": label,
+            "cached": gigabytes(None if path is None else disk_bytes(path)),
             "folder": r.name,
-        }
-        for r in catalog.recordings(args.competition)
-    ]
+        })
     print(pd.DataFrame(rows).to_string(index=False))
-    print(f"\ncache: {root} (store: converted, files: unpacked, zip: downloaded)")
+    print(f"\ncache: {root} (store: converted, files: unpacked, zip: downloaded; cached: its "
+          "size on disk)")
+    print("extracted: the size of the unpacked files, computed from the format (catalogs/"
+          "sizes.py);\nno zip or folder size is published, and 2022's are not known (-)")
     return 0
 
 
@@ -107,11 +144,36 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from sensorium_data import fetch_mouse
+    from sensorium_data import catalog, fetch_mouse, paths
 
+    root = paths.data_dir(args.data_dir)
     for mouse in args.mice:
+        rec = catalog.lookup(mouse)
+        if cached(rec.name, root)[0] in ("-", "zip"):  # the extraction is still to come
+            check_space(rec, root, args.force)
         print(fetch_mouse(mouse, data_dir=args.data_dir))
     return 0
+
+
+def check_space(rec: Recording, root: Path, force: bool) -> None:
+    """Say how large ``rec`` is and how much space ``root`` has; refuse if it cannot fit."""
+    from sensorium_data.errors import NotEnoughSpaceError
+
+    free = free_bytes(root)
+    name = rec.letter or rec.short_name
+    if rec.extracted_bytes is None:
+        print(f"{name}: size not known (no size is published); {gigabytes(free)} free in {root}",
+              flush=True)
+        return
+    print(f"{name}: {gigabytes(rec.extracted_bytes, approximate=True)} extracted (computed "
+          f"from the format; the zip's size is not published), {gigabytes(free)} free in {root}",
+          flush=True)
+    if free < rec.extracted_bytes and not force:
+        msg = (f"{name} needs {gigabytes(rec.extracted_bytes, approximate=True)} extracted (and "
+               f"its zip while it unpacks), but {root} has {gigabytes(free)} free. Free some "
+               "space, fetch into a cache on a larger disk (--data-dir DIR or "
+               "$SENSORIUM_DATA_DIR), or pass --force to try anyway.")
+        raise NotEnoughSpaceError(msg)
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -227,11 +289,15 @@ def add_data_commands(add: Adder) -> None:
     p.set_defaults(func=_cmd_simulate)
 
     p = add("fetch", "download and extract recordings into the cache",
-            examples=[("sensorium fetch F", "mouse F of 2023 (about 15 GB)"),
+            examples=[("sensorium fetch F", "mouse F of 2023 (~18.9 GB extracted)"),
                       ("sensorium fetch F G H I J", "the five scored mice"),
                       ("sensorium fetch 26872-17-20", "a 2022 recording, by short name")],
-            notes=CACHE)
+            notes="Each recording's size (computed from the format: no size is published) and "
+                  "the free space\nare printed before its download; a disk too small is "
+                  "refused (--force: try anyway).\n" + CACHE)
     p.add_argument("mice", nargs="+", help="letters, short names or folder names")
+    p.add_argument("--force", action="store_true", help="download even where the disk has "
+                   "less free space than the recording's computed size")
     data_dir(p)
     p.set_defaults(func=_cmd_fetch)
 

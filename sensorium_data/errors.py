@@ -32,6 +32,10 @@ class StoreError(SensoriumDataError, ValueError):
     """A converted store is incomplete, of an older schema, or not a store at all."""
 
 
+class NotEnoughSpaceError(SensoriumDataError, OSError):
+    """A disk has less free space than a recording takes."""
+
+
 class Fix(NamedTuple):
     """One fix in the words of each place a user meets it."""
 
