@@ -4,6 +4,8 @@ errors met through the Python API name the Python call (sensorium_data.errors.Me
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 
@@ -105,3 +107,17 @@ def test_train_config_errors_name_the_flags(flags, named, tmp_path, capsys):
     err = _error(["train", "--mice", "F", "--out", str(tmp_path / "run"), *flags], capsys)
     assert named in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_logged_warning_names_the_command_too(make_tree, tmp_path, capsys, caplog):
+    tree = make_tree()
+    store = sd.convert(tree, tmp_path / "s.zarr", progress=False)
+    later = time.time() + 10
+    os.utime(tree / "data/responses/0.npy", (later, later))  # as if edited in place
+    with caplog.at_level("WARNING"):
+        assert main(["convert", str(tree), "--store", str(store)]) == 0
+    assert f"Convert again with sensorium convert {tree} --store {store} --overwrite" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        sd.convert(tree, store, progress=False)
+    assert f"sensorium_data.convert('{tree}', '{store}', overwrite=True)" in caplog.text

@@ -19,7 +19,7 @@ from typing import overload
 from filelock import FileLock
 
 from sensorium_data import paths
-from sensorium_data.errors import OVERWRITE, Message, StoreError
+from sensorium_data.errors import OVERWRITE, Fix, Message, StoreError
 from sensorium_data.remote import RemotePath, clear_abandoned, is_url, publish
 from sensorium_data.store.layout import SCHEMA_VERSION, read_attrs
 from sensorium_data.store.static import StaticWriter
@@ -184,8 +184,10 @@ def _reusable(source: FileTree, target: Path, overwrite: bool) -> bool:
     if changed > 0 and attrs.get("source") == source.location:
         log.warning(
             "%s has files modified after %s was converted from it (names and sizes unchanged); "
-            "the store keeps the old values. Convert again with "
-            "sensorium_data.convert(%r, %r, overwrite=True) to take the changes.",
-            source.location, target, source.location, str(target),
+            "the store keeps the old values. Convert again with %s to take the changes.",
+            source.location, target,
+            Message(Fix(f"sensorium_data.convert({source.location!r}, {str(target)!r}, "
+                        "overwrite=True)",
+                        f"sensorium convert {source.location} --store {target} --overwrite")),
         )
     return True
