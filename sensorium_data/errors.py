@@ -4,8 +4,9 @@ A fix reads differently to a user of the library and to a user of the ``sensoriu
 command: ``convert(tree, store, overwrite=True)`` is ``sensorium convert TREE --store STORE
 --overwrite``. A message that names a fix is a :class:`Message`: a string in the Python
 words (what ``str(error)`` and ``pytest.raises(match=...)`` see), holding the same message
-in the command's words as ``.cli``, which the command line prints instead. Any exception
-type can carry one:
+in the command's words as ``.cli``, which the command line prints instead (for a logged
+warning too: a Message passed as a logging argument is swapped by the command line's logging
+filter, ``sensorium_data.cli.command_words``). Any exception type can carry one:
 
 >>> from sensorium_data.errors import Fix, Message, cli_message
 >>> msg = Message("F.zarr exists; pass ", Fix("overwrite=True", "--overwrite"), " to replace it.")
