@@ -15,6 +15,7 @@ import xarray as xr
 
 import sensorium_data as sd
 import sensorium_models as sm
+from sensorium_data.cli import command_words
 from sensorium_data.errors import StoreError
 from sensorium_data.remote import RemotePath, publish, pull
 from sensorium_models import cli
@@ -82,7 +83,11 @@ def test_the_clip_loader_reads_a_remote_store_through_zarr_and_says_so(
         remote = sd.ClipDataset([sd.open_mouse(remote_stores[0], storage_options=s3)],
                                 frames=30, seed=3)
     assert "read through zarr over the network (the slow path)" in caplog.text
-    assert "sensorium cache pull s3://lab/stores/tiny-A.zarr" in caplog.text
+    assert ("sensorium_data.remote.pull('s3://lab/stores/tiny-A.zarr', "
+            "<cache>/stores/tiny-A.zarr) copies it") in caplog.text
+    record = next(r for r in caplog.records if "slow path" in r.getMessage())
+    assert command_words(record)  # as the command line logs it
+    assert "`sensorium cache pull s3://lab/stores/tiny-A.zarr` copies it" in record.getMessage()
     assert len(remote) == len(local)
     for i in (0, len(local) - 1):
         a, b = local[i], remote[i]
