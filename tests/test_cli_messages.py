@@ -121,3 +121,10 @@ def test_a_logged_warning_names_the_command_too(make_tree, tmp_path, capsys, cap
     with caplog.at_level("WARNING"):
         sd.convert(tree, store, progress=False)
     assert f"sensorium_data.convert('{tree}', '{store}', overwrite=True)" in caplog.text
+
+
+def test_an_ensemble_of_another_model_names_the_flag(tmp_path, capsys):
+    err = _error(["train", "--ensemble", "v1fm31", "--model", "ln", "--mice", "F",
+                  "--out", str(tmp_path / "e")], capsys)
+    assert ("is made of dynamic_v1fm models, but the config's model is 'ln'; pass --model "
+            "dynamic_v1fm.") in err

@@ -26,7 +26,7 @@ from typing import cast
 
 import numpy as np
 
-from sensorium_data.errors import Message, StoreError, convert_again
+from sensorium_data.errors import Fix, Message, StoreError, convert_again
 from sensorium_data.loaders.reader import Fetched, Windows, open_windows
 from sensorium_data.remote import Location
 from sensorium_data.store.layout import chunk_file, mapped_reason
@@ -115,8 +115,10 @@ def layout_reason(store: Path) -> str | None:
     or the arrays' layout, with the way to upgrade it), or None if they can."""
     attrs = json.loads((store / "zarr.json").read_text()).get("attributes", {})
     if attrs.get("schema_version") == 1:
-        return (f"{store} is a store of schema version 1 (compressed chunks); upgrade it in "
-                f"place, from the store itself: sensorium convert --upgrade {store}")
+        return Message(f"{store} is a store of schema version 1 (compressed chunks); upgrade "
+                       "it in place, from the store itself: ",
+                       Fix(f"sensorium_data.upgrade({str(store)!r})",
+                           f"sensorium convert --upgrade {store}"))
     for name, axis in (("videos", 1), ("responses", 2)):
         meta = json.loads((store / name / "zarr.json").read_text())
         reason = mapped_reason(meta, axis)
