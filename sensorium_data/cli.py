@@ -347,7 +347,10 @@ def add_data_commands(add: Adder) -> None:
 
     p = add("list", "list the recordings of the catalogs",
             examples=[("sensorium list", "all 17 recordings"),
-                      ("sensorium list --competition 2023", "the ten 2023 recordings (A-J)")])
+                      ("sensorium list --competition 2023", "the ten 2023 recordings (A-J)")],
+            notes="extracted: a recording's unpacked size, computed from the format (no size "
+                  "is published;\ncatalogs/README.md, 'Sizes'); in cache and cached: what the "
+                  "cache holds of it, and its size\non disk.")
     p.add_argument("--competition", choices=["2022", "2023"], help="only this competition")
     p.add_argument("--data-dir", help="the cache folder (default $SENSORIUM_DATA_DIR or the OS "
                    "cache)")
