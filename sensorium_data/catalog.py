@@ -25,6 +25,8 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from sensorium_data.errors import LIST_MICE, Message
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -65,6 +67,7 @@ KEYS: dict[Competition, dict[str, tuple[type, bool]]] = {
         "letter": (str, True),
         "n_trials": (int, True),
         "frames": (int, True),
+        "extracted_bytes": (int, False),
         "fps": (float, True),
         "set": (str, True),
         "ood_responses_url": (str, False),
@@ -120,6 +123,10 @@ class Recording:
     ood_responses_url : str or None
         2023 mice A-E only: the same recording with the out-of-distribution test responses
         released as well (a different zip, not a mirror of ``url``; unverified).
+    extracted_bytes : int or None
+        2023: the size of the extracted folder, computed from the format by
+        ``catalogs/sizes.py`` (no size is published); None for 2022, whose trial counts and
+        dtypes are not known.
 
     Examples
     --------
@@ -143,6 +150,7 @@ class Recording:
     sha256: str | None
     fps: float | None
     ood_responses_url: str | None = None
+    extracted_bytes: int | None = None
 
     def trials(self) -> pd.DataFrame | None:
         """Per-trial table: tier, stimulus type, repeat group and valid length of each trial file.
@@ -338,10 +346,10 @@ def lookup(mouse: str) -> Recording:
     hint = ""
     if "/" in mouse or "\\" in mouse or mouse.endswith((".zip", ".zarr")):
         hint = " (if you meant a path, pass an existing path)"
-    msg = (
+    msg = Message(
         f"unknown mouse {mouse!r}{hint}; known: letters {letters[0]}..{letters[-1]} (2023), "
         f"short names {', '.join(r.short_name for r in recordings())}, or a folder name such as "
-        f"{recordings('2023')[-1].name}; see sensorium_data.list_mice()"
+        f"{recordings('2023')[-1].name}; see ", LIST_MICE,
     )
     raise UnknownMouseError(msg)
 
@@ -454,6 +462,7 @@ def _recording(entry: dict[str, Any], competition: Competition, where: str) -> R
         sha256=sha256,
         fps=float(entry["fps"]) if "fps" in entry else None,
         ood_responses_url=entry.get("ood_responses_url"),
+        extracted_bytes=entry.get("extracted_bytes"),
     )
 
 

@@ -13,11 +13,15 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import xarray as xr
 
 from sensorium_data.tree import TIER_ORDER
+
+if TYPE_CHECKING:
+    from sensorium_data.catalog import Recording
 
 log = logging.getLogger("sensorium")
 
@@ -66,14 +70,42 @@ def describe(ds: xr.Dataset, *, dataset: bool = True) -> str:
 def in_cache(name: str, root: Path) -> str:
     """What the cache ``root`` holds of recording ``name``: ``store`` (converted), ``files``
     (unpacked), ``zip`` (downloaded), else ``-``."""
+    return cached(name, root)[0]
+
+
+def cached(name: str, root: Path) -> tuple[str, Path | None]:
+    """What the cache ``root`` holds of recording ``name`` (see :func:`in_cache`) and where."""
     from sensorium_data import paths
 
     for label, path in (("store", paths.stores_dir(root) / f"{name}.zarr"),
                         ("files", paths.trees_dir(root) / name),
                         ("zip", paths.downloads_dir(root) / f"{name}.zip")):
         if path.exists():
-            return label
-    return "-"
+            return label, path
+    return "-", None
+
+
+def disk_bytes(path: Path) -> int:
+    """Bytes of the file ``path``, or of every file under the folder ``path``."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def gigabytes(n: int | None, approximate: bool = False) -> str:
+    """``n`` bytes in decimal gigabytes for a table, ``-`` for None."""
+    if n is None:
+        return "-"
+    return f"{'~' if approximate else ''}{n / 1e9:.1f} GB"
+
+
+def free_bytes(folder: Path) -> int:
+    """Free bytes on the disk of ``folder``, or of its nearest existing parent."""
+    import shutil
+
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -81,20 +113,25 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     root = paths.data_dir(args.data_dir)
 
-    rows = [
-        {
+    rows = []
+    for r in catalog.recordings(args.competition):
+        label, path = cached(r.name, root)
+        rows.append({
             "competition": r.competition,
             "letter": r.letter or "",
             "short name": r.short_name,
             "neurons": r.n_neurons,
             "set": r.role,
-            "in cache": in_cache(r.name, root),
+            "extracted": gigabytes(r.extracted_bytes, approximate=True),
+            "in cache": label,
+            "cached": gigabytes(None if path is None else disk_bytes(path)),
             "folder": r.name,
-        }
-        for r in catalog.recordings(args.competition)
-    ]
+        })
     print(pd.DataFrame(rows).to_string(index=False))
-    print(f"\ncache: {root} (store: converted, files: unpacked, zip: downloaded)")
+    print(f"\ncache: {root} (store: converted, files: unpacked, zip: downloaded; cached: its "
+          "size on disk)")
+    print("extracted: the size of the unpacked files, computed from the format (catalogs/"
+          "sizes.py);\nno zip or folder size is published, and 2022's are not known (-)")
     return 0
 
 
@@ -107,11 +144,36 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from sensorium_data import fetch_mouse
+    from sensorium_data import catalog, fetch_mouse, paths
 
+    root = paths.data_dir(args.data_dir)
     for mouse in args.mice:
+        rec = catalog.lookup(mouse)
+        if cached(rec.name, root)[0] in ("-", "zip"):  # the extraction is still to come
+            check_space(rec, root, args.force)
         print(fetch_mouse(mouse, data_dir=args.data_dir))
     return 0
+
+
+def check_space(rec: Recording, root: Path, force: bool) -> None:
+    """Say how large ``rec`` is and how much space ``root`` has; refuse if it cannot fit."""
+    from sensorium_data.errors import NotEnoughSpaceError
+
+    free = free_bytes(root)
+    name = rec.letter or rec.short_name
+    if rec.extracted_bytes is None:
+        print(f"{name}: size not known (no size is published); {gigabytes(free)} free in {root}",
+              flush=True)
+        return
+    print(f"{name}: {gigabytes(rec.extracted_bytes, approximate=True)} extracted (computed "
+          f"from the format; the zip's size is not published), {gigabytes(free)} free in {root}",
+          flush=True)
+    if free < rec.extracted_bytes and not force:
+        msg = (f"{name} needs {gigabytes(rec.extracted_bytes, approximate=True)} extracted (and "
+               f"its zip while it unpacks), but {root} has {gigabytes(free)} free. Free some "
+               "space, fetch into a cache on a larger disk (--data-dir DIR or "
+               "$SENSORIUM_DATA_DIR), or pass --force to try anyway.")
+        raise NotEnoughSpaceError(msg)
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -227,11 +289,15 @@ def add_data_commands(add: Adder) -> None:
     p.set_defaults(func=_cmd_simulate)
 
     p = add("fetch", "download and extract recordings into the cache",
-            examples=[("sensorium fetch F", "mouse F of 2023 (about 15 GB)"),
+            examples=[("sensorium fetch F", "mouse F of 2023 (~18.9 GB extracted)"),
                       ("sensorium fetch F G H I J", "the five scored mice"),
                       ("sensorium fetch 26872-17-20", "a 2022 recording, by short name")],
-            notes=CACHE)
+            notes="Each recording's size (computed from the format: no size is published) and "
+                  "the free space\nare printed before its download; a disk too small is "
+                  "refused (--force: try anyway).\n" + CACHE)
     p.add_argument("mice", nargs="+", help="letters, short names or folder names")
+    p.add_argument("--force", action="store_true", help="download even where the disk has "
+                   "less free space than the recording's computed size")
     data_dir(p)
     p.set_defaults(func=_cmd_fetch)
 
@@ -281,7 +347,10 @@ def add_data_commands(add: Adder) -> None:
 
     p = add("list", "list the recordings of the catalogs",
             examples=[("sensorium list", "all 17 recordings"),
-                      ("sensorium list --competition 2023", "the ten 2023 recordings (A-J)")])
+                      ("sensorium list --competition 2023", "the ten 2023 recordings (A-J)")],
+            notes="extracted: a recording's unpacked size, computed from the format (no size "
+                  "is published;\ncatalogs/README.md, 'Sizes'); in cache and cached: what the "
+                  "cache holds of it, and its size\non disk.")
     p.add_argument("--competition", choices=["2022", "2023"], help="only this competition")
     p.add_argument("--data-dir", help="the cache folder (default $SENSORIUM_DATA_DIR or the OS "
                    "cache)")
@@ -314,20 +383,38 @@ ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, FileExistsError, K
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
         errors: tuple[type[BaseException], ...] = ()) -> int:
     """Parse ``argv`` and run the command; expected errors become one line on stderr (exit
-    code 2), with the traceback only under ``--verbose``."""
+    code 2) naming the fix as a command (:class:`~sensorium_data.errors.Message`), with the
+    traceback only under ``--verbose``."""
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from sensorium_data.errors import SensoriumDataError
+    from sensorium_data.errors import SensoriumDataError, cli_message
 
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(command_words)
     try:
         return int(args.func(args))
     except (SensoriumDataError, *ERRORS, *errors) as e:  # type: ignore[misc]
         if args.verbose:
             raise
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"sensorium {args.command}: error: {message}", file=sys.stderr)
+        print(f"sensorium {args.command}: error: {cli_message(e)}", file=sys.stderr)
         return 2
+    finally:
+        for handler in handlers:
+            handler.removeFilter(command_words)
+
+
+def command_words(record: logging.LogRecord) -> bool:
+    """A logging filter: the library's log messages (and their arguments) that are
+    :class:`~sensorium_data.errors.Message` name their fixes as commands."""
+    from sensorium_data.errors import Message
+
+    if isinstance(record.msg, Message):
+        record.msg = record.msg.cli
+    if isinstance(record.args, tuple):
+        record.args = tuple(a.cli if isinstance(a, Message) else a for a in record.args)
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sensorium_data.errors import Fix, Message
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -38,8 +40,8 @@ def get_client(client: Any = None, scheduler: str | None = None, *,
     try:
         from distributed import Client
     except ImportError as e:
-        msg = ("--scheduler needs dask.distributed: pip install 'sensorium[cluster]' (or "
-               "distributed).")
+        msg = Message(Fix("scheduler=", "--scheduler"), " needs dask.distributed: pip install "
+                      "'sensorium[cluster]' (or distributed).")
         raise ImportError(msg) from e
     try:
         # not the default: this process's own dask computations stay here

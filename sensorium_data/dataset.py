@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 from sensorium_data import paths
-from sensorium_data.errors import StoreError
+from sensorium_data.errors import LIST_MICE, Fix, Message, StoreError, convert_again
 from sensorium_data.remote import (
     Location,
     RemotePath,
@@ -68,9 +68,9 @@ def resolve_store(
         if (path / "zarr.json").is_file():
             return path
         if not path.exists():
-            msg = (
+            msg = Message(
                 f"{path} does not exist; pass an existing recording folder, zip or .zarr store, "
-                "or a mouse name (see sensorium_data.list_mice())."
+                "or a mouse name (see ", LIST_MICE, ").",
             )
             raise FileNotFoundError(msg)
         return convert(path, data_dir=data_dir, progress=progress)
@@ -93,11 +93,12 @@ def resolve_store(
 
         source = download_zip(rec, data_dir=root, progress=progress)
     else:
-        msg = (
-            f"{rec.name} ({rec.letter or rec.short_name}) is not in the cache {root} and "
-            "download=False. Call sensorium_data.fetch_mouse("
-            f"{rec.letter or rec.short_name!r}) first, pass download=True, or point "
-            f"${paths.ENV_DATA_DIR} at the folder that holds it."
+        name = rec.letter or rec.short_name
+        msg = Message(
+            f"{rec.name} ({name}) is not in the cache {root}",
+            Fix(f" and download=False. Call sensorium_data.fetch_mouse({name!r}) first, pass "
+                "download=True,", f". Download it first (sensorium fetch {name}),"),
+            f" or point ${paths.ENV_DATA_DIR} at the folder that holds it.",
         )
         raise FileNotFoundError(msg)
     return convert_tree(open_tree(source), store, progress=progress)
@@ -118,19 +119,21 @@ def open_store(store: str | os.PathLike[str] | RemotePath, *,
             msg = f"{store} is not a readable sensorium store ({e}); convert the recording again."
             raise StoreError(msg) from e
     if not ds.attrs.get("complete"):
-        msg = (
+        msg = Message(
             f"{store} is not a finished sensorium store (its attributes do not say complete); "
             "it was not written by sensorium_data.convert, or its conversion did not finish. "
-            "Convert the recording into another store path: "
-            "sensorium_data.convert(<tree or zip>, store)."
+            "Convert the recording into another store path: ",
+            Fix("sensorium_data.convert(<tree or zip>, store)",
+                "sensorium convert <tree or zip> --store STORE"), ".",
         )
         raise StoreError(msg)
-    check_schema(store, ds.attrs, ", or delete the store and call open_mouse again")
+    check_schema(store, ds.attrs, Fix(", or delete the store and call open_mouse again",
+                                      ", or delete the store and run the command again"))
     if ds.attrs.get("competition") not in COMPETITIONS:
-        msg = (
+        msg = Message(
             f"{store} records competition {ds.attrs.get('competition')!r}; this version reads "
-            f"stores of {' and '.join(COMPETITIONS)}. Convert the recording again: "
-            "sensorium_data.convert(<tree or zip>, store, overwrite=True)."
+            f"stores of {' and '.join(COMPETITIONS)}. Convert the recording again: ",
+            convert_again(store), ".",
         )
         raise StoreError(msg)
     small = [*PER_TRIAL, *PER_NEURON, "time", "behavior_variable"]
@@ -140,10 +143,9 @@ def open_store(store: str | os.PathLike[str] | RemotePath, *,
     try:
         values = dask.compute(*(ds[name].data for name in present))
     except Exception as e:  # zarr and its codecs raise many types for a damaged chunk
-        msg = (
+        msg = Message(
             f"{store}: its coordinates ({', '.join(present)}) cannot be read ({e}); the store "
-            "is damaged. Convert again: sensorium_data.convert(<tree or zip>, store, "
-            "overwrite=True)."
+            "is damaged. Convert again: ", convert_again(store), ".",
         )
         raise StoreError(msg) from e
     ds = ds.assign_coords(

@@ -26,7 +26,7 @@ from filelock import FileLock, Timeout
 
 from sensorium_data import paths
 from sensorium_data.archive import CorruptArchiveError, extract, partial_prefix
-from sensorium_data.errors import RecordingFormatError, SensoriumDataError
+from sensorium_data.errors import Fix, Message, RecordingFormatError, SensoriumDataError
 
 __all__ = [
     "ENV_MIRROR",
@@ -130,9 +130,11 @@ def fetch_mouse(
             return extract(zip_path, tree)
         except CorruptArchiveError as err:
             _discard(rec, root, zip_path)
-            msg = (
+            msg = Message(
                 f"{zip_path} is damaged or truncated ({err.__cause__}); the cached download "
-                f"was deleted. Call fetch_mouse({rec.name!r}) again to download it afresh"
+                "was deleted. ", Fix(f"Call fetch_mouse({rec.name!r})",
+                                     f"Run sensorium fetch {rec.name}"),
+                " again to download it afresh",
             )
             raise CorruptArchiveError(msg) from err
 

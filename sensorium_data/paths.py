@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sensorium_data.errors import Fix, Message
+
 ENV_DATA_DIR = "SENSORIUM_DATA_DIR"
 
 
@@ -27,10 +29,14 @@ def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
     """
     chosen = str(path) if path is not None else os.environ.get(ENV_DATA_DIR)
     if chosen and remote_cache(chosen) is not None:
-        msg = (f"the cache {chosen} is a URL: open_mouse reads the stores there "
-               f"({chosen.rstrip('/')}/stores/<recording>.zarr), but downloading, converting "
-               "and writing need a local folder; pass data_dir= a local folder (or convert "
-               "with --out URL to publish a store there).")
+        msg = Message(
+            f"the cache {chosen} is a URL: open_mouse reads the stores there "
+            f"({chosen.rstrip('/')}/stores/<recording>.zarr), but downloading, converting "
+            "and writing need a local folder; pass ",
+            Fix("data_dir= a local folder (or convert(tree, URL)",
+                "--data-dir a local folder (or convert with --out URL"),
+            " to publish a store there).",
+        )
         raise ValueError(msg)
     if path is not None:
         return Path(path).expanduser()

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from sensorium_data.errors import StoreError
+from sensorium_data.errors import OVERWRITE, Fix, Message, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +187,10 @@ def check_reachable(store: RemotePath) -> None:
         msg = (f"the bucket {bucket!r} of {store} does not exist (or these credentials cannot "
                "see it); check the URL, or create the bucket.")
         raise FileNotFoundError(msg)
-    msg = (f"no store at {store}: it has no zarr.json (not a store, or its upload never "
-           "finished); check the prefix, or convert with --out to this URL again.")
+    msg = Message(f"no store at {store}: it has no zarr.json (not a store, or its upload never "
+                  "finished); check the prefix, or convert ",
+                  Fix("to this URL (sensorium_data.convert(tree, url))",
+                      "with --out to this URL"), " again.")
     raise FileNotFoundError(msg)
 
 
@@ -219,8 +221,8 @@ def publish(local: Path, url: str, *, storage_options: Mapping[str, Any] | None 
     clear_abandoned(target)
     if fs.exists(target.path):
         if not overwrite:
-            msg = (f"{url} already holds files; pass overwrite=True (--overwrite) to replace "
-                   "them, or another URL.")
+            msg = Message(f"{url} already holds files; pass ", OVERWRITE, " to replace "
+                          "them, or another URL.")
             raise FileExistsError(msg)
         if fs.isfile(f"{target.path}/zarr.json"):
             fs.rm_file(f"{target.path}/zarr.json")
@@ -257,7 +259,7 @@ def pull(url: str, local: Path, *, storage_options: Mapping[str, Any] | None = N
     source = RemotePath(url, storage_options)
     check_reachable(source)
     if local.exists() and not overwrite:
-        msg = f"{local} exists; pass overwrite=True (--overwrite) to replace it."
+        msg = Message(f"{local} exists; pass ", OVERWRITE, " to replace it.")
         raise FileExistsError(msg)
     partial = local.with_name(local.name + ".partial")
     if partial.exists():

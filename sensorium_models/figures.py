@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sensorium_data.errors import OVERWRITE, Fix, Message
+
 if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
@@ -344,8 +346,12 @@ def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
     check_figures_free(folder, overwrite)
     metrics = pd.read_csv(run_dir / "metrics.csv")
     if metrics.empty or not (run_dir / "best.pt").is_file():
-        msg = (f"{run_dir} has no finished epoch yet (metrics.csv has no rows or best.pt is "
-               "missing); plot it after its first epoch (sensorium train --resume RUN).")
+        msg: str = Message(
+            f"{run_dir} has no finished epoch yet (metrics.csv has no rows or best.pt is "
+            "missing); plot it after its first epoch (",
+            Fix(f"sm.train(sm.read_config(run), resume={str(run_dir)!r})",
+                f"sensorium train --resume {run_dir}"), ").",
+        )
         raise ValueError(msg)
     model: Any = load_run(run)
     if datasets is None:
@@ -361,8 +367,8 @@ def plot_run(run: str | os.PathLike[str], datasets: Any = None, *,
     tier = config.val_tier if tier is None else tier
     have = labelled_tiers(ds)
     if tier not in have:
-        msg = (f"{name} has no trials of tier {tier!r} with responses; its tiers with "
-               f"responses: {sorted(have)}. Pass one as tier= (--tier).")
+        msg = Message(f"{name} has no trials of tier {tier!r} with responses; its tiers with "
+                      f"responses: {sorted(have)}. Pass one as ", Fix("tier=", "--tier"), ".")
         raise ValueError(msg)
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -406,8 +412,9 @@ def check_figures_free(folder: Path, overwrite: bool) -> None:
     """Figures already in ``folder`` are an error unless ``overwrite``."""
     existing = [folder / name for name in RUN_FIGURES if (folder / name).exists()]
     if existing and not overwrite:
-        msg = (f"{folder} already holds figures ({', '.join(p.name for p in existing)}); pass "
-               "another folder (--out), or overwrite=True (--overwrite) to replace them.")
+        msg = Message(f"{folder} already holds figures ({', '.join(p.name for p in existing)}); "
+                      "pass another folder as ", Fix("out=", "--out"), ", or ", OVERWRITE,
+                      " to replace them.")
         raise FileExistsError(msg)
 
 
@@ -420,8 +427,9 @@ def tier_of(predictions: Mapping[str, xr.DataArray], name: str, tier: str) -> xr
     values = predictions[name]
     rows = np.flatnonzero(values["tier"].values.astype(str) == tier)
     if rows.size == 0:
-        msg = (f"predictions of {name} have no trials of tier {tier!r}; predict that tier "
-               f"(sensorium_models.predict(run, datasets, tiers={tier!r})).")
+        msg = Message(f"predictions of {name} have no trials of tier {tier!r}; predict that "
+                      "tier (", Fix(f"sensorium_models.predict(run, datasets, tiers={tier!r})",
+                                    f"--tier {tier}"), ").")
         raise ValueError(msg)
     return values.isel(trial=rows)
 

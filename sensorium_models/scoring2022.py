@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from sensorium_data.errors import Fix, Message
 from sensorium_data.scale import official_precision
 from sensorium_models.metrics import RunningFEVE, correlation_to_average, single_trial_correlation
 
@@ -284,9 +285,11 @@ def twin_feve(
     truth_file = source / "meta" / "simulation_explainable_variance.json"
     neurons_file = source / "meta" / "simulation_neurons.json"
     if not truth_file.is_file() or not neurons_file.is_file() or "rates" not in ds:
-        msg = (f"{name} has no known explainable variance ({truth_file} is missing): twin_feve "
-               "needs a recording of the static2022 preset (sensorium simulate OUT --preset "
-               "static2022), opened from its folder.")
+        msg: str = Message(f"{name} has no known explainable variance ({truth_file} is missing): "
+                      "twin_feve needs a recording of the static2022 preset (",
+                      Fix("sensorium_data.simulate(out, preset='static2022')",
+                          "sensorium simulate OUT --preset static2022"),
+                      "), opened from its folder.")
         raise ValueError(msg)
     known = json.loads(truth_file.read_text())
     if tier not in known:

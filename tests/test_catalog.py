@@ -7,10 +7,13 @@ repository) and skip where they are absent.
 
 from __future__ import annotations
 
+import io
 import json
+import math
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 from sensorium_data import catalog
@@ -70,11 +73,11 @@ ROLES_2022 = {
 }
 
 
-def _builder() -> ModuleType:
+def _builder(script: str = "build") -> ModuleType:
     # run the script's source rather than import it: an import would leave a __pycache__
     # folder inside catalogs/, which the wheel ships
-    path = REPO / "catalogs" / "build.py"
-    module = ModuleType("catalogs_build")
+    path = REPO / "catalogs" / f"{script}.py"
+    module = ModuleType(f"catalogs_{script}")
     module.__file__ = str(path)
     exec(compile(path.read_text(), str(path), "exec"), module.__dict__)
     return module
@@ -114,6 +117,33 @@ def test_builder_reproduces_shipped_tables(tmp_path: Path) -> None:
 
 
 # --- 2023, from the shipped catalog only -------------------------------------------------------
+
+
+def _npy_bytes(shape: tuple[int, ...], dtype: str) -> int:
+    buffer = io.BytesIO()  # numpy's own header, not the script's formula
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape})
+    return len(buffer.getvalue()) + math.prod(shape) * np.dtype(dtype).itemsize
+
+
+def test_the_extracted_size_is_recomputed_from_the_format() -> None:
+    rec = lookup("F")  # F-J float64, 711 trial files of 324 padded frames, 7863 neurons
+    trial = [(36, 64, 324), (7863, 324), (2, 324), (2, 324)]
+    per_trial = sum(_npy_bytes(shape, "<f8") for shape in trial)
+    meta = _npy_bytes((7863,), "<i8") + _npy_bytes((7863, 3), "<f8") + _npy_bytes((711,), "<U16")
+    assert rec.extracted_bytes == (711 + 4) * per_trial + meta == 18_850_374_464
+    a = lookup("A")  # A-E float32; tiers.npy also lists the 20 trials of tier none
+    assert a.extracted_bytes == (720 + 4) * sum(
+        _npy_bytes(s, "<f4") for s in [(36, 64, 324), (7440, 324), (2, 324), (2, 324)]
+    ) + _npy_bytes((7440,), "<i8") + _npy_bytes((7440, 3), "<f8") + _npy_bytes((740,), "<U16")
+    assert lookup("26872-17-20").extracted_bytes is None  # 2022: counts and dtypes not known
+
+
+def test_the_shipped_sizes_are_the_scripts() -> None:
+    sizes = _builder("sizes")
+    assert sizes.main(["--check"]) == 0
+    total = sum(sizes.sizes().values())
+    assert 148e9 < total < 151e9  # lRomul/sensorium's README: "148 GB" for the ten, extracted
 
 
 def test_2023_has_ten_recordings_and_78853_neurons() -> None:

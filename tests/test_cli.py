@@ -68,15 +68,43 @@ def test_list(capsys):
     assert "26872-17-20" not in out
 
 
-def test_list_says_what_the_cache_holds(tmp_path, capsys):
+def test_list_says_what_the_cache_holds_and_the_sizes(tmp_path, capsys):
     name = "dynamic29515-10-12-Video-9b4f6a1a067fe51e15306b9628efea20"
     (tmp_path / "stores" / f"{name}.zarr").mkdir(parents=True)
-    assert main(["list", "--competition", "2023", "--data-dir", str(tmp_path)]) == 0
+    (tmp_path / "stores" / f"{name}.zarr" / "chunk").write_bytes(b"x" * 250_000_000)
+    assert main(["list", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "in cache" in out.splitlines()[0]
-    rows = {line.split()[2]: line.split() for line in out.splitlines()[1:11]}
-    assert rows["29515-10-12"][-2] == "store" and rows["29623-4-9"][-2] == "-"
+    assert " ".join(out.splitlines()[0].split()) == ("competition letter short name neurons set "
+                                                    "extracted in cache cached folder")
+    rows = {line.split()[2]: " ".join(line.split()) for line in out.splitlines()[1:11]}
+    assert rows["29515-10-12"].endswith(f"scored ~18.9 GB store 0.2 GB {name}")
+    assert rows["29623-4-9"].endswith("scored ~18.2 GB - - "
+                                      "dynamic29623-4-9-Video-9b4f6a1a067fe51e15306b9628efea20")
+    assert " ".join(out.splitlines()[11].split()).startswith("2022 26872-17-20 7776 SENSORIUM - -")
     assert f"cache: {tmp_path} (store: converted" in out
+    assert "extracted: the size of the unpacked files, computed from the format" in out
+
+
+def test_fetch_states_the_size_first_and_refuses_a_small_disk(tmp_path, capsys, monkeypatch):
+    import sensorium_data
+    from sensorium_data import cli as data_cli
+
+    fetched = []
+    monkeypatch.setattr(sensorium_data, "fetch_mouse",
+                        lambda mouse, data_dir: fetched.append(mouse) or f"trees/{mouse}")
+    monkeypatch.setattr(data_cli, "free_bytes", lambda folder: 10_000_000_000)
+    assert main(["fetch", "F", "--data-dir", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == (f"F: ~18.9 GB extracted (computed from the format; the zip's size is not "
+                   f"published), 10.0 GB free in {tmp_path}\n")
+    assert err == (f"sensorium fetch: error: F needs ~18.9 GB extracted (and its zip while it "
+                   f"unpacks), but {tmp_path} has 10.0 GB free. Free some space, fetch into a "
+                   "cache on a larger disk (--data-dir DIR or $SENSORIUM_DATA_DIR), or pass "
+                   "--force to try anyway.\n")
+    assert fetched == []
+    assert main(["fetch", "F", "A", "--data-dir", str(tmp_path), "--force"]) == 0
+    assert fetched == ["F", "A"]
+    assert "A: ~9.1 GB extracted" in capsys.readouterr().out
 
 
 def test_convert_then_info(make_tree, tmp_path, data_dir, capsys):

@@ -95,7 +95,7 @@ def test_a_folder_of_another_ensemble_or_config_is_refused(simulated_stores, tmp
                                          r"mean-2_4_8_16, "):
         ensembles.train_ensemble(config, "v1fm31", members=["mean-0"])
     with pytest.raises(ConfigError, match=r"made of dynamic_v1fm models, but the config's "
-                                          r"model is 'ln'; pass --model dynamic_v1fm"):
+                                          r"model is 'ln'; pass model='dynamic_v1fm'"):
         ensembles.train_ensemble(dataclasses.replace(config, model="ln"), "v1fm31")
 
 

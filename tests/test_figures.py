@@ -57,7 +57,7 @@ def test_figures_are_never_written_over_silently(trained_run, datasets, tmp_path
     out = tmp_path / "figs"
     out.mkdir()
     (out / "traces.png").write_bytes(b"mine")
-    with pytest.raises(FileExistsError, match=r"traces\.png.*--overwrite"):
+    with pytest.raises(FileExistsError, match=r"traces\.png.*overwrite=True"):
         sm.plot_run(trained_run, datasets, out=out, device="cpu")
     assert (out / "traces.png").read_bytes() == b"mine"
     assert sorted(p.name for p in out.iterdir()) == ["traces.png"]
@@ -68,7 +68,7 @@ def test_figures_are_never_written_over_silently(trained_run, datasets, tmp_path
 def test_an_unknown_mouse_or_a_tier_without_responses_is_named(trained_run, datasets, tmp_path):
     with pytest.raises(ValueError, match=r"mouse 'Q' is not one of the run's recordings: tiny-A"):
         sm.plot_run(trained_run, datasets, out=tmp_path, mouse="Q")
-    with pytest.raises(ValueError, match=r"no trials of tier 'orcale'.*'oracle'.*--tier"):
+    with pytest.raises(ValueError, match=r"no trials of tier 'orcale'.*'oracle'.*as tier="):
         sm.plot_run(trained_run, datasets, out=tmp_path, tier="orcale")
     assert not list(tmp_path.iterdir())  # nothing drawn before the checks
 

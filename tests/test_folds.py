@@ -66,7 +66,7 @@ def test_folds_are_deterministic_and_split_the_pooled_tiers(simulated_stores: li
 
 def test_an_unknown_fold_is_refused():
     with pytest.raises(ConfigError, match=r"unknown fold 7; with folds=7 the folds are 0 to 6\. "
-                                          r"Pass --fold K"):
+                                          r"Pass fold=K"):
         sm.TrainConfig(fold=7)
     with pytest.raises(ConfigError, match=r"folds=1; cross-validation needs at least 2"):
         sm.TrainConfig(folds=1)
@@ -108,7 +108,7 @@ def test_a_fold_run_scores_only_the_tiers_it_did_not_train_on(simulated_stores, 
 def test_the_model_window_must_match_the_clips(simulated_stores, tmp_path):
     with pytest.raises(ConfigError, match=r"frames=8 at frame_step=2: dwiseneuro takes clips "
                                           r"of at most window=4 frames at frame_step=2; pass "
-                                          r"--set frames=4 --set frame_step=2"):
+                                          r"frames=4, frame_step=2\."):
         sm.train(dwiseneuro_config(simulated_stores, tmp_path / "r", frames=8))
 
 
@@ -139,8 +139,8 @@ def test_distillation_needs_batches_that_mix_mice_and_the_poisson_loss(simulated
                                                                        tmp_path):
     for extra in ({"mixed_mice": False}, {"mixed_mice": True, "loss": "poisson_correlation"}):
         with pytest.raises(ConfigError, match=r"distillation fits every mouse's readout on "
-                                              r"every clip .* pass --set mixed_mice=true --set "
-                                              r"loss=poisson"):
+                                              r"every clip .* pass mixed_mice=True, "
+                                              r"loss='poisson'"):
             dwiseneuro_config(simulated_stores, tmp_path / "r", teacher="runs/t", **extra)
 
 

@@ -28,14 +28,15 @@ def test_a_correlation_stuck_at_zero_names_the_learning_rate():
     message = failure(history, lr=5e-3, val_tier="oracle")
     assert message is not None
     assert "the oracle correlation has been 0.0000 for 2 epochs" in message
-    assert "learning rate too high" in message and "--set lr=0.0005" in message
+    assert "learning rate too high" in message and "e.g. lr=0.0005 (in the TrainConfig" in message
+    assert "--set lr=0.0005" in message.cli  # what `sensorium train` prints
     assert failure(rows([3.8e5, 3.0e5], [0.0, 0.01]), lr=5e-3, val_tier="oracle") is None
 
 
 def test_a_loss_growing_for_three_epochs_names_the_learning_rate():
     message = failure(rows([10, 12, 15, 20], [0.05] * 4), lr=1e-2, val_tier="oracle")
     assert message is not None and "grew in each of the last 3 epochs, from 10 to 20" in message
-    assert "--set lr=0.001" in message
+    assert "lr=0.001" in message and "--set lr=0.001" in message.cli
     # growing a little, or not every epoch: not stopped
     assert failure(rows([10, 10.1, 10.2, 10.3], [0.05] * 4), lr=1e-2, val_tier="oracle") is None
     assert failure(rows([10, 15, 14, 20], [0.05] * 4), lr=1e-2, val_tier="oracle") is None
@@ -85,7 +86,7 @@ def test_a_published_size_on_the_cpu_is_warned_with_the_measured_speed(caplog):
     assert "training on cpu: 19.3 s per batch, about 116 s per epoch of 6 batches" in caplog.text
     assert ("factorized_baseline at its published size trains on the CPU at 19.3 s per batch "
             "(measured), about 1.9 min per epoch of 6 batches. Train on a GPU "
-            "(--device cuda)") in caplog.text
+            "(device='cuda')") in caplog.text
     caplog.clear()
     trainer.published_size = False  # narrowed: no warning
     with caplog.at_level("WARNING", logger="sensorium_models.training.run"):

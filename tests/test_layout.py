@@ -17,6 +17,7 @@ import xarray as xr
 import zarr
 
 import sensorium_data as sd
+from sensorium_data.cli import command_words
 from sensorium_data.errors import StoreError
 from sensorium_data.loaders.mapped import MappedTrials
 from sensorium_data.loaders.reader import ChunkFiles
@@ -188,7 +189,12 @@ def test_a_schema_1_store_is_read_and_says_how_to_upgrade(store, tmp_path, caplo
     xr.testing.assert_identical(sd.open_mouse(old).drop_attrs(), sd.open_mouse(store).drop_attrs())
     with caplog.at_level(logging.WARNING, logger="sensorium_data"):
         sd.ClipDataset(old, frames=20)
-    assert f"sensorium convert --upgrade {old}" in caplog.text
+    assert f"upgrade it in place, from the store itself: sensorium_data.upgrade('{old}')" in (
+        caplog.text)
+    record = next(r for r in caplog.records if "schema version 1" in r.getMessage())
+    assert command_words(record)  # as the command line logs it
+    assert record.getMessage().endswith(f"sensorium convert --upgrade {old}; clips are read "
+                                        "through the slower decoding path")
 
 
 def test_upgrade_rewrites_the_store_from_itself(store, tmp_path):

@@ -15,6 +15,7 @@ import xarray as xr
 
 import sensorium_data as sd
 import sensorium_models as sm
+from sensorium_data.cli import command_words
 from sensorium_data.errors import StoreError
 from sensorium_data.remote import RemotePath, publish, pull
 from sensorium_models import cli
@@ -69,7 +70,7 @@ def test_a_tree_converted_to_s3_opens_lazily_as_the_local_store(s3, make_tree, t
     assert remote.sensorium.store == RemotePath(url)
     _same(remote.load(), sd.load_mouse(sd.convert(tree, tmp_path / "toy.zarr", progress=False)))
     with pytest.raises(FileExistsError, match=r"s3://lab/converted/toy.zarr already holds files; "
-                       r"pass overwrite=True \(--overwrite\)"):
+                       r"pass overwrite=True to replace"):
         sd.convert(tree, url, storage_options=s3, progress=False)
     sd.convert(tree, url, storage_options=s3, progress=False, overwrite=True)
     _same(sd.load_mouse(url, storage_options=s3), remote.load())
@@ -82,7 +83,11 @@ def test_the_clip_loader_reads_a_remote_store_through_zarr_and_says_so(
         remote = sd.ClipDataset([sd.open_mouse(remote_stores[0], storage_options=s3)],
                                 frames=30, seed=3)
     assert "read through zarr over the network (the slow path)" in caplog.text
-    assert "sensorium cache pull s3://lab/stores/tiny-A.zarr" in caplog.text
+    assert ("sensorium_data.remote.pull('s3://lab/stores/tiny-A.zarr', "
+            "<cache>/stores/tiny-A.zarr) copies it") in caplog.text
+    record = next(r for r in caplog.records if "slow path" in r.getMessage())
+    assert command_words(record)  # as the command line logs it
+    assert "`sensorium cache pull s3://lab/stores/tiny-A.zarr` copies it" in record.getMessage()
     assert len(remote) == len(local)
     for i in (0, len(local) - 1):
         a, b = local[i], remote[i]
@@ -122,7 +127,7 @@ def test_cache_pull_copies_a_remote_store_into_the_cache(remote_stores, s3, tmp_
     assert capsys.readouterr().out.strip() == str(local)
     _same(sd.load_mouse(local), sd.load_mouse(url, storage_options=s3))
     assert cli.main(["cache", "pull", url, "--data-dir", str(tmp_path)]) == 2
-    assert f"{local} exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert f"{local} exists; pass --overwrite to replace it." in capsys.readouterr().err
 
     def lost(*args, **kwargs):
         raise ConnectionError("the network went away")

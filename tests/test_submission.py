@@ -292,7 +292,7 @@ def test_an_earlier_submission_is_never_overwritten_silently(recording, tmp_path
     before = {p.name: p.read_bytes() for p in first}
     with pytest.raises(FileExistsError, match=r"predictions_live_main.parquet.brotli, .*"
                        r"submission_main.zip already exist \(an earlier submission\?\); pass "
-                       r"another folder, or overwrite=True \(sensorium submit --overwrite\)"):
+                       r"another folder, or overwrite=True to replace them"):
         write_submission({"F": pred + 1}, {"F": ds}, tmp_path)
     bad = pred.copy()
     bad.loc[{"trial": int(ds.trial[ds.tier == "final_test_main"][0])}] = np.nan

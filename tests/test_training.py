@@ -98,7 +98,8 @@ def test_resume_with_another_config_names_the_differing_keys(trained_run):
 
 
 def test_a_new_run_never_overwrites_one(trained_run):
-    with pytest.raises(FileExistsError, match="already holds a run; continue it with --resume"):
+    with pytest.raises(FileExistsError, match=r"already holds a run; continue it with "
+                       r"train\(read_config\('.*'\), resume='.*'\), or pass another out folder"):
         sm.train(sm.read_config(trained_run))
 
 
@@ -143,7 +144,7 @@ def test_wrong_types_are_named():
 
 
 @pytest.mark.parametrize(("assignment", "match"), [
-    ("lr=inf", r"lr=inf; it must be a finite number \(default 0.005, e.g. --set lr=0.005\)"),
+    ("lr=inf", r"lr=inf; it must be a finite number \(default 0.005, e.g. lr=0.005\)"),
     ("threshold=nan", r"threshold=nan; it must be a finite number \(default 1e-06"),
     ("min_lr=-inf", r"min_lr=-inf; it must be a finite number \(default 0.0001"),
     ("factor=nan", r"factor=nan; it must be a finite number \(default 0.3"),
@@ -216,8 +217,8 @@ def test_a_run_stopped_in_its_first_epoch_resumes(simulated_stores, tmp_path, mo
             sm.train(config)
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["epoch"] == 0
     with pytest.raises(FileNotFoundError, match=r"no checkpoint at .*best.pt; .* best.pt after "
-                       r"its first epoch \(continue an interrupted run with sensorium train "
-                       r"--resume RUN\)"):
+                       r"its first epoch \(continue an interrupted run with "
+                       r"train\(config, resume=RUN\)\)"):
         sm.load_run(tmp_path / "run")
     assert sm.train(config, resume=tmp_path / "run") == tmp_path / "run"
     assert pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"].tolist() == [1]
@@ -442,8 +443,9 @@ def test_a_run_directory_another_process_trains_into_is_refused(trained_run, sim
     try:
         config = dataclasses.replace(sm.read_config(run), max_epochs=3, score=False)
         with pytest.raises(FileExistsError, match=rf"another process is training into {run} \(it "
-                           rf"holds {run / '.lock'}\); wait for it to end \(then --resume {run} "
-                           r"continues from its last epoch\), or pass another --out"):
+                           rf"holds {run / '.lock'}\); wait for it to end \(then "
+                           rf"train\(read_config\('{run}'\), resume='{run}'\) continues from "
+                           r"its last epoch\), or pass another out folder"):
             sm.train(config, resume=run)
         new = tmp_path / "new"
         new.mkdir()
@@ -452,7 +454,7 @@ def test_a_run_directory_another_process_trains_into_is_refused(trained_run, sim
             config = sm.TrainConfig(mice=(str(simulated_stores[0]),), out=str(new),
                                     model_config=TINY_FACTORIZED, device="cpu", progress=False)
             with pytest.raises(FileExistsError, match=rf"another process is training into {new} "
-                               r"\(it holds .*\); wait for it to end, or pass another --out"):
+                               r"\(it holds .*\); wait for it to end, or pass another out folder"):
                 sm.train(config)
             assert [p.name for p in new.iterdir()] == [".lock"]  # nothing written
         finally:
@@ -547,11 +549,11 @@ def test_a_run_whose_correlation_stays_at_zero_stops_naming_the_learning_rate(
     with caplog.at_level("WARNING", logger="sensorium_models.training"), pytest.raises(
             TrainingFailedError, match=r"training stopped after epoch 2: the oracle correlation "
             r"has been 0.0000 for 2 epochs: .* learning rate too high for this model and data "
-            r"\(lr 0.0005\). Start a new run with a lower one, e.g. --set lr=5e-05 .*metrics.csv"):
+            r"\(lr 0.0005\). Start a new run with a lower one, e.g. lr=5e-05 .*metrics.csv"):
         sm.train(config)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["lr"] == 0.0005
     assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 2
-    assert re.search(r"few train trials in .*normalize=per_neuron", caplog.text)
+    assert re.search(r"few train trials in .*Pass normalize='per_neuron'", caplog.text)
 
 
 def test_the_default_learning_rate_is_the_models():
@@ -567,8 +569,8 @@ def test_resuming_a_finished_run_says_it_is_finished(trained_run, caplog):
     before = (trained_run / "last.pt").read_bytes()
     with caplog.at_level("WARNING", logger="sensorium_models.training.run"):
         assert sm.train(sm.read_config(trained_run), resume=trained_run) == trained_run
-    assert re.search(r"is finished: it has run max_epochs=2 epochs; pass a larger --max-epochs "
-                     r"\(max_epochs\) to train it longer; nothing to resume", caplog.text)
+    assert re.search(r"is finished: it has run max_epochs=2 epochs; pass a larger max_epochs "
+                     r"to train it longer; nothing to resume", caplog.text)
     assert (trained_run / "last.pt").read_bytes() == before
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from sensorium_data.errors import Fix, Message
 from sensorium_data.loaders.batching import batch_buffer
 from sensorium_data.loaders.local import ProcessLocal, window_start
 from sensorium_data.loaders.mapped import layout_reason, open_trials
@@ -174,8 +175,11 @@ class ClipDataset(torch.utils.data.Dataset):
         """Whether the store of ``rec`` is in the mapped layout; says so when it is not."""
         if isinstance(rec.store, RemotePath):  # only local files can be memory-mapped
             log.warning("%s: %s is read through zarr over the network (the slow path); "
-                        "`sensorium cache pull %s` copies it to the local cache for fast "
-                        "training", rec.mouse, rec.store, rec.store)
+                        "%s copies it to the local cache for fast training", rec.mouse,
+                        rec.store, Message(Fix(
+                            f"sensorium_data.remote.pull({str(rec.store)!r}, "
+                            f"<cache>/stores/{rec.store.name})",
+                            f"`sensorium cache pull {rec.store}`")))
             return False
         reason = layout_reason(rec.store)
         if reason is not None:

@@ -26,7 +26,7 @@ from typing import cast
 
 import numpy as np
 
-from sensorium_data.errors import StoreError
+from sensorium_data.errors import Fix, Message, StoreError, convert_again
 from sensorium_data.loaders.reader import Fetched, Windows, open_windows
 from sensorium_data.remote import Location
 from sensorium_data.store.layout import chunk_file, mapped_reason
@@ -71,11 +71,10 @@ class MappedTrials:
             with open(file, "rb") as f:
                 size = f.seek(0, 2)
                 if size != self.nbytes:
-                    msg = (
+                    msg: str = Message(
                         f"{file} holds {size} bytes, but a trial of {self.path.name} is "
                         f"{self.nbytes} bytes: the file is truncated or from another store. "
-                        f"Convert the recording again (sensorium_data.convert(<tree>, "
-                        f"{self.path.parent}, overwrite=True))."
+                        "Convert the recording again (", convert_again(self.path.parent), ").",
                     )
                     raise StoreError(msg)
                 buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -88,10 +87,10 @@ class MappedTrials:
                 raise StoreError(msg) from None
             if not self.stored[trial]:
                 return None
-            msg = (
+            msg = Message(
                 f"{file} is missing: trial position {trial} of {self.path.name} has data, so "
                 "its chunk file must exist. The store is damaged; convert the recording again "
-                f"(sensorium_data.convert(<tree>, {self.path.parent}, overwrite=True))."
+                "(", convert_again(self.path.parent), ").",
             )
             raise StoreError(msg) from None
         return np.frombuffer(buffer, self.dtype).reshape(self.disk_shape)
@@ -116,8 +115,10 @@ def layout_reason(store: Path) -> str | None:
     or the arrays' layout, with the way to upgrade it), or None if they can."""
     attrs = json.loads((store / "zarr.json").read_text()).get("attributes", {})
     if attrs.get("schema_version") == 1:
-        return (f"{store} is a store of schema version 1 (compressed chunks); upgrade it in "
-                f"place, from the store itself: sensorium convert --upgrade {store}")
+        return Message(f"{store} is a store of schema version 1 (compressed chunks); upgrade "
+                       "it in place, from the store itself: ",
+                       Fix(f"sensorium_data.upgrade({str(store)!r})",
+                           f"sensorium convert --upgrade {store}"))
     for name, axis in (("videos", 1), ("responses", 2)):
         meta = json.loads((store / name / "zarr.json").read_text())
         reason = mapped_reason(meta, axis)

@@ -31,6 +31,7 @@ import shutil
 from pathlib import Path
 from typing import Literal
 
+from sensorium_data.errors import OVERWRITE, Message
 from sensorium_data.simulate.presets import BUILDERS, PRESETS
 from sensorium_data.simulate.recording import calibration_videos, write_mouse
 
@@ -222,15 +223,15 @@ def _check_target(target: Path, *, overwrite: bool) -> None:
     if not any(target.iterdir()):
         return
     if not _is_recording(target):
-        msg = (
+        msg = Message(
             f"{target} is not empty and is not a recording (no data/ and meta/ folders); the "
-            "simulator never removes it, even with overwrite=True. Choose another path."
+            "simulator never removes it, even with ", OVERWRITE, ". Choose another path.",
         )
         raise FileExistsError(msg)
     if not overwrite:
-        msg = (
-            f"{target} already holds a recording; pass overwrite=True to replace it, or "
-            "simulate into another path."
+        msg = Message(
+            f"{target} already holds a recording; pass ", OVERWRITE, " to replace it, or "
+            "simulate into another path.",
         )
         raise FileExistsError(msg)
     log.info("overwriting the recording in %s", target)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sensorium_data.errors import Fix, Message
 from sensorium_data.tree import TIERS
 
 if TYPE_CHECKING:
@@ -170,10 +171,10 @@ def _tiny_mouse(
 def sensorium2023(seed: int, scale: float) -> list[MousePlan]:
     """The ``sensorium2023`` preset (see the module docstring); ``scale`` in (0, 1]."""
     if scale > 1:
-        msg = (
-            f"scale={scale} is too large for the sensorium2023 preset: it copies the real "
-            "recordings and can only shrink them; pass a scale in (0, 1], or use the tiny "
-            "preset to grow a synthetic layout."
+        msg: str = Message(
+            Fix(f"scale={scale}", f"--scale {scale}"), " is too large for the sensorium2023 "
+            "preset: it copies the real recordings and can only shrink them; pass a scale in "
+            "(0, 1], or use the tiny preset to grow a synthetic layout.",
         )
         raise ValueError(msg)
     from sensorium_data.catalog import recordings

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sensorium_data.errors import Fix, Message
 from sensorium_data.rescale import Rescaler
 from sensorium_data.simulate.natural import natural_image
 from sensorium_data.simulate.presets import mouse_key
@@ -327,8 +328,9 @@ def read_explainable_variance(tree: str | Path) -> dict[str, dict[str, np.ndarra
     (in the order of ``meta/neurons/unit_ids.npy``)."""
     path = Path(tree) / "meta" / "simulation_explainable_variance.json"
     if not path.is_file():
-        msg = (f"{path} does not exist: {tree} is not a recording of the static2022 preset "
-               "(sensorium simulate OUT --preset static2022).")
+        msg = Message(f"{path} does not exist: {tree} is not a recording of the static2022 "
+                      "preset (", Fix("sensorium_data.simulate(out, preset='static2022')",
+                                      "sensorium simulate OUT --preset static2022"), ").")
         raise FileNotFoundError(msg)
     return {tier: {k: np.asarray(v) for k, v in values.items()}
             for tier, values in json.loads(path.read_text()).items()}

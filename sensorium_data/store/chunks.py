@@ -24,7 +24,7 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from sensorium_data.errors import StoreError
+from sensorium_data.errors import OPEN_AGAIN, Message, StoreError, convert_again
 from sensorium_data.remote import Location, as_location, zarr_target
 
 # Arrays whose chunks may be absent for unlabelled (withheld) trials.
@@ -79,10 +79,9 @@ class Chunks:
             try:
                 out.append(np.asarray(zarr.open_array(zarr_target(path), mode="r")[:]))
             except Exception as e:  # zarr and its codecs raise many types for a damaged chunk
-                msg = (
+                msg = Message(
                     f"{self.store}: {coord} cannot be read ({type(e).__name__}: {e}); the store "
-                    "is damaged. Convert again: sensorium_data.convert(<tree or zip>, "
-                    f"{str(self.store)!r}, overwrite=True)."
+                    "is damaged. Convert again: ", convert_again(self.store), ".",
                 )
                 raise StoreError(msg) from e
         return out[0], out[1], out[2]
@@ -137,17 +136,15 @@ class Chunks:
         if self.file(index).is_file():
             return
         if not self.store.is_dir():
-            msg = (
+            msg = Message(
                 f"the store {self.store} no longer exists (deleted after it was opened?), so "
-                f"{self.what(index)} cannot be read. Open the recording "
-                "again (open_mouse converts it again from its source)."
+                f"{self.what(index)} cannot be read. ", OPEN_AGAIN, ".",
             )
         else:
-            msg = (
+            msg = Message(
                 f"{self.store}: {self.what(index)} is missing (chunk file "
                 f"{self.key(index)}); the store is damaged, and it is "
-                "not read as NaN. Convert again: sensorium_data.convert(<tree or zip>, "
-                f"{str(self.store)!r}, overwrite=True)."
+                "not read as NaN. Convert again: ", convert_again(self.store), ".",
             )
         raise StoreError(msg)
 
@@ -185,11 +182,10 @@ class Chunks:
 
     def damaged(self, index: tuple[int, ...], error: Exception) -> StoreError:
         """The error for a chunk file that exists but cannot be decoded."""
-        msg = (
+        msg = Message(
             f"{self.store}: {self.what(index)} cannot be read (chunk file "
             f"{self.key(index)}: {type(error).__name__}: {error}); the "
-            "file is truncated or damaged. Convert again: sensorium_data.convert(<tree or zip>, "
-            f"{str(self.store)!r}, overwrite=True)."
+            "file is truncated or damaged. Convert again: ", convert_again(self.store), ".",
         )
         return StoreError(msg)
 
@@ -248,9 +244,9 @@ def check_small(store: Location, names: list[str]) -> None:
         region = tuple(slice(0, n) for n in chunks.shape)
         for index in chunks.indices(region):
             if chunks.known_layout and not chunks.file(index).is_file():
-                msg = (
+                msg = Message(
                     f"{store}: the chunk file {chunks.key(index)} of {name} "
-                    "is missing; the store is damaged. Convert again: sensorium_data.convert("
-                    f"<tree or zip>, {str(store)!r}, overwrite=True)."
+                    "is missing; the store is damaged. Convert again: ", convert_again(store),
+                    ".",
                 )
                 raise StoreError(msg)

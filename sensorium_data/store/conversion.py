@@ -19,7 +19,7 @@ from typing import overload
 from filelock import FileLock
 
 from sensorium_data import paths
-from sensorium_data.errors import StoreError
+from sensorium_data.errors import OVERWRITE, Fix, Message, StoreError
 from sensorium_data.remote import RemotePath, clear_abandoned, is_url, publish
 from sensorium_data.store.layout import SCHEMA_VERSION, read_attrs
 from sensorium_data.store.static import StaticWriter
@@ -112,8 +112,8 @@ def convert_to_url(tree: str | os.PathLike[str], url: str, *,
     target.fs.invalidate_cache()
     clear_abandoned(target)
     if target.fs.exists(target.path) and not overwrite:  # before the conversion's work
-        msg = (f"{url} already holds files; pass overwrite=True (--overwrite) to replace them, "
-               "or another URL.")
+        msg = Message(f"{url} already holds files; pass ", OVERWRITE, " to replace them, "
+                      "or another URL.")
         raise FileExistsError(msg)
     scratch = Path(tempfile.mkdtemp(prefix="sensorium-upload-"))
     try:
@@ -159,20 +159,20 @@ def _reusable(source: FileTree, target: Path, overwrite: bool) -> bool:
         attrs = {}
     ours = bool(attrs.get("complete")) and "source_fingerprint" in attrs
     if not ours:
-        msg = (
+        msg = Message(
             f"{target} exists and is not a store that sensorium_data completed; it will not be "
-            "overwritten or removed, even with overwrite=True. Choose another store path."
+            "overwritten or removed, even with ", OVERWRITE, ". Choose another store path.",
         )
         raise StoreError(msg)
     same = attrs["source_fingerprint"] == source.fingerprint
     if overwrite:
         return False
     if not same:
-        msg = (
+        msg = Message(
             f"{target} is the store of {attrs.get('source')} (fingerprint "
             f"{attrs['source_fingerprint']}), not of {source.location} (fingerprint "
             f"{source.fingerprint}: file names and sizes differ). Choose another store path, "
-            "or pass overwrite=True to replace it."
+            "or pass ", OVERWRITE, " to replace it.",
         )
         raise StoreError(msg)
     if attrs.get("schema_version") != SCHEMA_VERSION:
@@ -184,8 +184,10 @@ def _reusable(source: FileTree, target: Path, overwrite: bool) -> bool:
     if changed > 0 and attrs.get("source") == source.location:
         log.warning(
             "%s has files modified after %s was converted from it (names and sizes unchanged); "
-            "the store keeps the old values. Convert again with "
-            "sensorium_data.convert(%r, %r, overwrite=True) to take the changes.",
-            source.location, target, source.location, str(target),
+            "the store keeps the old values. Convert again with %s to take the changes.",
+            source.location, target,
+            Message(Fix(f"sensorium_data.convert({source.location!r}, {str(target)!r}, "
+                        "overwrite=True)",
+                        f"sensorium convert {source.location} --store {target} --overwrite")),
         )
     return True

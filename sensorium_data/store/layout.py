@@ -33,7 +33,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, TransposeCodec, ZstdCodec
 
-from sensorium_data.errors import StoreError
+from sensorium_data.errors import Fix, Message, StoreError, convert_again
 
 SCHEMA_VERSION = 2
 """Version of the store layout; a store of another version is converted again.
@@ -81,7 +81,7 @@ def is_complete(store: Path) -> bool:
     return attrs.get("schema_version") == SCHEMA_VERSION and bool(attrs.get("complete"))
 
 
-def check_schema(store: object, attrs: Mapping[str, object], fix: str = "") -> None:
+def check_schema(store: object, attrs: Mapping[str, object], fix: str | Fix = "") -> None:
     """Refuse a store whose ``schema_version`` (in ``attrs``) this version does not read.
 
     ``fix`` is added to the advice (another way out than converting again).
@@ -98,10 +98,10 @@ sensorium_data.convert(<tree or zip>, store, overwrite=True).
     """
     version = attrs.get("schema_version")
     if version not in READABLE_SCHEMAS:
-        msg = (
+        msg = Message(
             f"{store} is a store of schema version {version}, but this version of sensorium "
-            f"reads versions {list(READABLE_SCHEMAS)}. Convert the recording again: "
-            f"sensorium_data.convert(<tree or zip>, store, overwrite=True){fix}."
+            f"reads versions {list(READABLE_SCHEMAS)}. Convert the recording again: ",
+            convert_again(), fix, ".",
         )
         raise StoreError(msg)
 

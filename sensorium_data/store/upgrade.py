@@ -14,7 +14,7 @@ import zarr
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from sensorium_data.errors import StoreError
+from sensorium_data.errors import Message, StoreError, convert_again
 from sensorium_data.store.chunks import Chunks, read_region
 from sensorium_data.store.layout import (
     FRAME_AXIS,
@@ -76,11 +76,11 @@ def upgrade(store: str | os.PathLike[str], *, progress: bool = True) -> Path:
         if version == SCHEMA_VERSION and attrs.get("complete"):
             return target
         if version not in READABLE_SCHEMAS or not attrs.get("complete"):
-            msg = (
+            msg = Message(
                 f"{target} is a store of schema version {version} (complete: "
                 f"{bool(attrs.get('complete'))}); upgrade rewrites complete stores of versions "
                 f"{list(READABLE_SCHEMAS[:-1])}. Convert the recording again from its file "
-                "tree: sensorium_data.convert(<tree or zip>, store, overwrite=True)."
+                "tree: ", convert_again(target), ".",
             )
             raise StoreError(msg)
         tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
@@ -156,8 +156,8 @@ def _read_all(arr: zarr.Array, checked: Chunks, whole: tuple[slice, ...],
     for index in itertools.product(*grid):
         if checked.known_layout and not checked.file(index).is_file():
             missing = checked.key(index)
-            msg = (f"{checked.store}: the chunk file {missing} of {checked.name} is missing; "
-                   "the store is damaged and is not upgraded. Convert the recording again: "
-                   "sensorium_data.convert(<tree or zip>, store, overwrite=True).")
+            msg = Message(f"{checked.store}: the chunk file {missing} of {checked.name} is "
+                          "missing; the store is damaged and is not upgraded. Convert the "
+                          "recording again: ", convert_again(checked.store), ".")
             raise StoreError(msg)
     return np.asarray(arr[...])

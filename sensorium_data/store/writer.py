@@ -21,7 +21,7 @@ import numpy as np
 import zarr
 from tqdm.auto import tqdm
 
-from sensorium_data.errors import RecordingFormatError
+from sensorium_data.errors import Fix, Message, RecordingFormatError
 from sensorium_data.store.layout import CODEC, SCHEMA_VERSION, mapped_encoding, quiet_zarr
 from sensorium_data.tree import STATISTICS, FileTree
 
@@ -57,11 +57,12 @@ def check_identity(tree: FileTree) -> None:
     found = {"neurons": (n_neurons, rec.n_neurons), "trial files": (len(tree.trials), rec.n_trials)}
     for what, (have, expected) in found.items():
         if expected is not None and have != expected:
-            msg = (
+            msg = Message(
                 f"{tree.location} is named like the published recording {rec.name} "
                 f"({rec.letter or rec.short_name}) but has {have} {what}; the catalog says "
                 f"{expected}. It is not that recording (a renamed folder, or a wrong mirror). "
-                "Rename it, or download the published file (sensorium_data.fetch_mouse)."
+                "Rename it, or download the published file (",
+                Fix("sensorium_data.fetch_mouse", "sensorium fetch"), ").",
             )
             raise RecordingFormatError(msg)
 

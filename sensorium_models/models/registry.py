@@ -16,6 +16,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from sensorium_data.errors import Fix, Message
 from sensorium_models.coerce import Mismatch, coerce
 from sensorium_models.models.encoder import ModelConfig, Readout, VideoEncoder
 from sensorium_models.models.specs import MouseSpec
@@ -116,9 +117,9 @@ def model_config(name: str) -> ModelConfig:
     (32, 64, 128)
     """
     if name not in _MODELS:
-        msg = (
-            f"unknown model {name!r}; registered models: {', '.join(list_models())}. "
-            "See sensorium_models.list_models()."
+        msg = Message(
+            f"unknown model {name!r}; registered models: {', '.join(list_models())}. See ",
+            Fix("sensorium_models.list_models()", "sensorium train --help"), ".",
         )
         raise ValueError(msg)
     return _MODELS[name]()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from sensorium_data.errors import OVERWRITE, Message
 from sensorium_models.scoring_inputs import PredictionSource, Scale, scoring_inputs
 from sensorium_models.submission.format import (
     FILES,
@@ -144,8 +145,8 @@ def check_free(targets: list[Path], overwrite: bool) -> None:
     """Refuse, naming them, files of an earlier submission unless ``overwrite``."""
     existing = [str(t) for t in targets if t.exists()]
     if existing and not overwrite:
-        msg = (f"{', '.join(existing)} already exist (an earlier submission?); pass another "
-               "folder, or overwrite=True (sensorium submit --overwrite) to replace them.")
+        msg = Message(f"{', '.join(existing)} already exist (an earlier submission?); pass "
+                      "another folder, or ", OVERWRITE, " to replace them.")
         raise FileExistsError(msg)
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
+from sensorium_data.errors import Fix, Message
 from sensorium_models.training.config import TrainConfig
 
 COLUMNS = ("epoch", "lr", "train_loss", "validation_correlation", "seconds")
@@ -68,9 +69,11 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     p = Path(path)
     if not p.is_file():
-        msg = (f"no checkpoint at {p}; a run directory holds last.pt from its start and best.pt "
-               "after its first epoch (continue an interrupted run with sensorium train "
-               "--resume RUN).")
+        msg: str = Message(
+            f"no checkpoint at {p}; a run directory holds last.pt from its start and best.pt "
+            "after its first epoch (continue an interrupted run with ",
+            Fix("train(config, resume=RUN)", "sensorium train --resume RUN"), ").",
+        )
         raise FileNotFoundError(msg)
     fix = ("copy it again from where the run was trained, or train a new run; sensorium "
            "train writes each checkpoint whole or not at all, so this file was changed "

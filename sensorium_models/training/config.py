@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from sensorium_data.errors import Fix, Message
 from sensorium_models.coerce import Mismatch, coerce
 
 MODEL_KEY = "model_config"
@@ -248,8 +249,9 @@ class TrainConfig:
             msg = f"folds={self.folds}; cross-validation needs at least 2 folds (DwiseNeuro: 7)."
             raise ConfigError(msg)
         if self.fold is not None and not 0 <= self.fold < self.folds:
-            msg = (f"unknown fold {self.fold}; with folds={self.folds} the folds are 0 to "
-                   f"{self.folds - 1}. Pass --fold K with K in that range (one model per fold).")
+            msg = Message(f"unknown fold {self.fold}; with folds={self.folds} the folds are 0 "
+                          f"to {self.folds - 1}. Pass ", Fix("fold=K", "--fold K"),
+                          " with K in that range (one model per fold).")
             raise ConfigError(msg)
         if self.canvas is not None and self.canvas < 1:
             msg = (f"canvas={self.canvas}; pass the side of the square to centre the frames on "
@@ -270,8 +272,9 @@ class TrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 default = default_lr(self.model) if f.name == "lr" else f.default
-                msg = (f"{f.name}={value}; it must be a finite number (default {default}, "
-                       f"e.g. --set {f.name}={default}).")
+                msg = Message(f"{f.name}={value}; it must be a finite number (default "
+                              f"{default}, e.g. ", Fix(f"{f.name}={default}",
+                                                       f"--set {f.name}={default}"), ").")
                 raise ConfigError(msg)
         if not 0 < self.factor < 1:
             msg = f"factor={self.factor}; the LR decay factor must lie in (0, 1)."
@@ -308,11 +311,12 @@ class TrainConfig:
                    "it unset: the readouts then train at lr).")
             raise ConfigError(msg)
         if self.teacher is not None and not (self.mixed_mice and self.loss == "poisson"):
-            msg = (f"teacher={self.teacher!r} with mixed_mice={self.mixed_mice}, loss="
+            msg = Message(f"teacher={self.teacher!r} with mixed_mice={self.mixed_mice}, loss="
                    f"{self.loss!r}: distillation fits every mouse's readout on every clip of a "
-                   "batch that mixes mice, with the Poisson loss (DwiseNeuro's stage 2); pass "
-                   "--set mixed_mice=true --set loss=poisson (docs/recipes/"
-                   "dwiseneuro_distilled.toml).")
+                   "batch that mixes mice, with the Poisson loss (DwiseNeuro's stage 2); pass ",
+                   Fix("mixed_mice=True, loss='poisson'",
+                       "--set mixed_mice=true --set loss=poisson"),
+                   " (docs/recipes/dwiseneuro_distilled.toml).")
             raise ConfigError(msg)
         if self.schedule == "warmup_cosine":
             if self.warmup_epochs + self.constant_epochs > self.max_epochs:
@@ -428,9 +432,11 @@ def check_keys(keys: Iterable[str]) -> None:
     valid = valid_keys()
     for key in keys:
         if key not in valid:
-            msg = (
+            msg = Message(
                 f"unknown config key {key!r}; valid keys: {', '.join(valid)} (model options "
-                f"go under {MODEL_KEY}, e.g. --set {MODEL_KEY}.hidden_channels=[16,32])."
+                f"go under {MODEL_KEY}, e.g. ",
+                Fix(f"{MODEL_KEY}={{'hidden_channels': [16, 32]}}",
+                    f"--set {MODEL_KEY}.hidden_channels=[16,32]"), ").",
             )
             raise ConfigError(msg)
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from sensorium_data.errors import Fix, Message
+
 if TYPE_CHECKING:
     import xarray as xr
 
@@ -39,9 +41,10 @@ def open_mice(config: TrainConfig) -> dict[str, xr.Dataset]:
     from sensorium_data import open_mouse
 
     if not config.mice:
-        msg = (
-            "no mice to train on: pass --mice (letters such as F G H I J, recording names, or "
-            "paths to stores or file trees), or set mice = [...] in the config."
+        msg: str = Message(
+            "no mice to train on: pass ", Fix("mice=", "--mice"), " (letters such as F G H I J, "
+            "recording names, or paths to stores or file trees), or set mice = [...] in the "
+            "config.",
         )
         raise ValueError(msg)
     out: dict[str, xr.Dataset] = {}

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sensorium_data.errors import Fix, Message
 from sensorium_models.training.config import ConfigError, TrainConfig
 from sensorium_models.training.run import train
 
@@ -114,8 +115,9 @@ def train_ensemble(config: TrainConfig, strategy: str, *,
     every = ensemble_members(strategy)
     model, _, sets = STRATEGIES[strategy]
     if model is not None and config.model != model:
-        msg = (f"ensemble {strategy!r} is made of {model} models, but the config's model is "
-               f"{config.model!r}; pass --model {model}.")
+        msg: str = Message(f"ensemble {strategy!r} is made of {model} models, but the config's "
+                      f"model is {config.model!r}; pass ",
+                      Fix(f"model={model!r}", f"--model {model}"), ".")
         raise ConfigError(msg)
     chosen = list(every) if members is None else list(members)
     unknown = [m for m in chosen if m not in every]
@@ -156,21 +158,22 @@ def _open_manifest(root: Path, strategy: str, config: TrainConfig) -> list[str]:
     path = root / MANIFEST
     if not path.exists():
         if root.is_dir() and any(root.iterdir()):
-            msg = (f"{root} is not empty and holds no {MANIFEST}; pass a new or empty folder "
-                   "as the ensemble's --out.")
+            msg = Message(f"{root} is not empty and holds no {MANIFEST}; pass a new or empty "
+                          "folder as the ensemble's ", Fix("out folder", "--out"), ".")
             raise FileExistsError(msg)
         root.mkdir(parents=True, exist_ok=True)
         _write_manifest(root, strategy, config, [])
         return []
     saved = json.loads(path.read_text())
     if saved["strategy"] != strategy:
-        msg = (f"{root} holds ensemble {saved['strategy']!r}, not {strategy!r}; pass another "
-               "--out.")
+        msg = Message(f"{root} holds ensemble {saved['strategy']!r}, not {strategy!r}; pass "
+                      "another ", Fix("out folder", "--out"), ".")
         raise ConfigError(msg)
     differing = TrainConfig.from_dict(saved["config"]).differences(config)
     if differing:
-        msg = (f"{root} was started with another config (differing: {', '.join(differing)}); "
-               "continue it with the same options, or pass another --out.")
+        msg = Message(f"{root} was started with another config (differing: "
+                      f"{', '.join(differing)}); continue it with the same options, or pass "
+                      "another ", Fix("out folder", "--out"), ".")
         raise ConfigError(msg)
     return list(saved["done"])
 

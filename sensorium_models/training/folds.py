@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sensorium_data.errors import Fix, Message
+
 if TYPE_CHECKING:
     import xarray as xr
 
@@ -40,8 +42,9 @@ def video_folds(video_ids: Iterable[str], folds: int = 7) -> np.ndarray:
 def check_fold(fold: int, folds: int) -> None:
     """Raise ValueError unless ``0 <= fold < folds``."""
     if not 0 <= fold < folds:
-        msg = (f"unknown fold {fold}; with folds={folds} the folds are 0 to {folds - 1}. Pass "
-               "--fold K with K in that range (one model per fold).")
+        msg = Message(f"unknown fold {fold}; with folds={folds} the folds are 0 to "
+                      f"{folds - 1}. Pass ", Fix("fold=K", "--fold K"),
+                      " with K in that range (one model per fold).")
         raise ValueError(msg)
 
 

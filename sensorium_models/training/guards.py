@@ -19,6 +19,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from sensorium_data.errors import Fix, Message
+
 if TYPE_CHECKING:
     import xarray as xr
 
@@ -58,26 +60,28 @@ def failure(history: Sequence[Mapping[str, float]], *, lr: float, val_tier: str)
     >>> failure(rows[:1], lr=5e-3, val_tier="oracle") is None
     True
     """
-    fix = (
+    fix = Message(
         f"The likely cause is a learning rate too high for this model and data (lr {lr:g}). "
-        f"Start a new run with a lower one, e.g. --set lr={lr / 10:g} (lr={lr / 10:g} in a "
-        "config file); see docs/training.md, 'When training goes wrong'."
+        "Start a new run with a lower one, e.g. ",
+        Fix(f"lr={lr / 10:g} (in the TrainConfig or its config file)",
+            f"--set lr={lr / 10:g} (lr={lr / 10:g} in a config file)"),
+        "; see docs/training.md, 'When training goes wrong'.",
     )
     recent = history[-DEAD_EPOCHS:]
     if len(recent) == DEAD_EPOCHS and all(
         abs(row["validation_correlation"]) < ZERO for row in recent
     ):
         r = recent[-1]["validation_correlation"]
-        return (
+        return Message(
             f"the {val_tier} correlation has been {r:.4f} for {DEAD_EPOCHS} epochs: the "
-            f"predictions no longer depend on the input (all zero or constant). {fix}"
+            "predictions no longer depend on the input (all zero or constant). ", fix,
         )
     losses = [row["train_loss"] for row in history[-(RISING_EPOCHS + 1):]]
     if (len(losses) == RISING_EPOCHS + 1 and all(b > a for a, b in itertools.pairwise(losses))
             and losses[-1] - losses[0] > (RISE - 1) * abs(losses[0])):
-        return (
+        return Message(
             f"the training loss grew in each of the last {RISING_EPOCHS} epochs, from "
-            f"{losses[0]:.4g} to {losses[-1]:.4g}. {fix}"
+            f"{losses[0]:.4g} to {losses[-1]:.4g}. ", fix,
         )
     return None
 
@@ -95,6 +99,7 @@ def warn_few_train_trials(config: TrainConfig, datasets: Mapping[str, xr.Dataset
         log.warning(
             "few %s trials in %s: normalize='official' divides each frame by its standard "
             "deviation over these trials, too few to estimate it (a quiet neuron's frame gets "
-            "up to 100x weight), and such runs learn little beyond the mean. Pass --set "
-            "normalize=per_neuron (docs/training.md, 'When training goes wrong').",
-            config.train_tier, listed)
+            "up to 100x weight), and such runs learn little beyond the mean. Pass %s "
+            "(docs/training.md, 'When training goes wrong').",
+            config.train_tier, listed,
+            Message(Fix("normalize='per_neuron'", "--set normalize=per_neuron")))

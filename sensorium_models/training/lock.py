@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from sensorium_data.errors import Fix, Message
 from sensorium_models.training.checkpoint import CONFIG
 
 log = logging.getLogger(__name__)
@@ -20,12 +21,18 @@ log = logging.getLogger(__name__)
 LOCK = ".lock"
 
 
+def resume_fix(folder: Path) -> Fix:
+    """How to continue the run in ``folder``."""
+    return Fix(f"train(read_config({str(folder)!r}), resume={str(folder)!r})",
+               f"sensorium train --resume {folder}")
+
+
 def check_free(folder: Path) -> None:
     """Refuse a new run in ``folder`` if it holds a run or anything else (but the lock)."""
     if (folder / CONFIG).exists():
-        msg = (
-            f"{folder} already holds a run; continue it with --resume {folder} "
-            "(train(config, resume=...)), or pass another --out."
+        msg: str = Message(
+            f"{folder} already holds a run; continue it with ", resume_fix(folder),
+            ", or pass another ", Fix("out folder", "--out"), ".",
         )
         raise FileExistsError(msg)
     if folder.is_dir() and any(p.name != LOCK for p in folder.iterdir()):
@@ -53,10 +60,11 @@ def claim(folder: Path, *, new: bool, numbered: bool = False) -> Iterator[Path]:
         lock.acquire(timeout=0)
     except Timeout:
         _undo(folder, made, had_lock_file=True)
-        then = "" if new else f" (then --resume {folder} continues from its last epoch)"
-        msg = (
+        then = ("" if new else
+                Message(" (then ", resume_fix(folder), " continues from its last epoch)"))
+        msg = Message(
             f"another process is training into {folder} (it holds {lock_path}); wait for it "
-            f"to end{then}, or pass another --out."
+            "to end", then, ", or pass another ", Fix("out folder", "--out"), ".",
         )
         raise FileExistsError(msg) from None
     try:

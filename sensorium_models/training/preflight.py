@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from sensorium_data.errors import Fix, Message
 from sensorium_models.training.config import ConfigError, TrainConfig
 
 if TYPE_CHECKING:
@@ -21,7 +22,8 @@ def check_window(config: TrainConfig, model: VideoEncoder) -> None:
     if window is None or step is None:
         return
     if config.frames > window or config.frame_step != step:
-        msg = (f"frames={config.frames} at frame_step={config.frame_step}: {config.model} "
-               f"takes clips of at most window={window} frames at frame_step={step}; pass "
-               f"--set frames={window} --set frame_step={step}.")
+        msg = Message(f"frames={config.frames} at frame_step={config.frame_step}: {config.model} "
+               f"takes clips of at most window={window} frames at frame_step={step}; pass ",
+               Fix(f"frames={window}, frame_step={step}",
+                   f"--set frames={window} --set frame_step={step}"), ".")
         raise ConfigError(msg)

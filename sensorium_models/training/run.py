@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from sensorium_data.errors import Fix, Message
 from sensorium_models.predictions import fill_cache
 from sensorium_models.training import checkpoint, data, distributed, guards, images, schedule
 from sensorium_models.training.batchnorm import recompute_batch_norm
@@ -124,10 +125,12 @@ def _train(config: TrainConfig, resume: str | os.PathLike[str] | None,
         if differing:
             a, b = saved.to_dict(), config.to_dict()
             details = "; ".join(f"{k}: run {_get(a, k)!r}, now {_get(b, k)!r}" for k in differing)
-            msg = (
+            msg = Message(
                 f"cannot resume {folder} with another config; differing keys: {details}. "
-                "Resume with the run's own config (sensorium train --resume RUN, without other "
-                "options) or start a new run."
+                "Resume with the run's own config (",
+                Fix(f"train(read_config({str(folder)!r}), resume={str(folder)!r})",
+                    f"sensorium train --resume {folder}, without other options"),
+                ") or start a new run.",
             )
             raise ConfigError(msg)
         schedule.check_resume(saved, config)
@@ -160,8 +163,8 @@ def finished(state: Mapping[str, Any], max_epochs: int) -> str | None:
         return (f"early stopping ended it after epoch {epoch}; its best model is in best.pt "
                 "(start a new run to train again)")
     if epoch >= max_epochs:
-        return (f"it has run max_epochs={max_epochs} epochs; pass a larger --max-epochs "
-                "(max_epochs) to train it longer")
+        return Message(f"it has run max_epochs={max_epochs} epochs; pass a larger ",
+                       Fix("max_epochs", "--max-epochs"), " to train it longer")
     return None
 
 
@@ -342,8 +345,8 @@ class Trainer:
             problem = guards.failure(self.history, lr=self.lr, val_tier=config.val_tier)
             if problem is not None:
                 bar.close()
-                msg = (f"training stopped after epoch {self.epoch}: {problem} The epochs so far "
-                       f"are in {self.folder / METRICS}.")
+                msg = Message(f"training stopped after epoch {self.epoch}: ", problem,
+                              f" The epochs so far are in {self.folder / METRICS}.")
                 raise guards.TrainingFailedError(msg)
         bar.close()
         if not self.stopping.stopped and self.best is not None:
@@ -441,10 +444,11 @@ class Trainer:
         if self.device.type == "cpu" and self.published_size and per_batch > 1:
             log.warning(
                 "%s at its published size trains on the CPU at %.3g s per batch (measured), "
-                "about %.1f min per epoch of %d batches. Train on a GPU (--device "
-                "cuda), or narrow the model for a CPU (its size options: docs/models.md; "
-                "docs/benchmarks.md has the measured costs).",
-                self.config.model, per_batch, epoch / 60, steps)
+                "about %.1f min per epoch of %d batches. Train on a GPU (%s), or narrow "
+                "the model for a CPU (its size options: docs/models.md; docs/benchmarks.md "
+                "has the measured costs).",
+                self.config.model, per_batch, epoch / 60, steps,
+                Message(Fix("device='cuda'", "--device cuda")))
 
     def _model_payload(self) -> dict[str, Any]:
         return checkpoint.model_payload(self.model, self.specs, self.clips.in_channels)

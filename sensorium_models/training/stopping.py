@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import torch
 
+from sensorium_data.errors import Fix, Message
+
 log = logging.getLogger(__name__)
 
 Decision = Literal["improved", "worse", "restored", "stop"]
@@ -79,9 +81,9 @@ class EarlyStopping:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(state) - known)
         if unknown:
-            msg = (f"the early-stopping state has keys {unknown} it does not know (it holds "
+            msg = Message(f"the early-stopping state has keys {unknown} it does not know (it holds "
                    f"{sorted(known)}): the checkpoint is not one this version wrote; train the "
-                   "run anew (another --out) instead of resuming it.")
+                   "run anew (another ", Fix("out folder", "--out"), ") instead of resuming it.")
             raise ValueError(msg)
         for key, value in state.items():
             setattr(self, key, value)

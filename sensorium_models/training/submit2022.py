@@ -16,6 +16,8 @@ from typing import Literal
 
 import numpy as np
 
+from sensorium_data.errors import Fix, Message
+
 
 def submit_2022(runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
                 track: str, device: str = "auto", batch_size: int = 128,
@@ -55,14 +57,17 @@ def submit_2022(runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
     configs = [read_config(run) for run in runs]
     datasets = open_run_mice(runs[0], data_dir)
     if not images.is_static(datasets):
-        msg = (f"{runs[0]} was trained on 2023 (video) recordings; --track {track} is for 2022 "
-               "runs. Pass --track main or bonus for a 2023 run.")
+        msg = Message(f"{runs[0]} was trained on 2023 (video) recordings; ",
+                      Fix(f"track={track!r}", f"--track {track}"), " is for 2022 runs. Pass ",
+                      Fix("track='main' or 'bonus'", "--track main or bonus"),
+                      " for a 2023 run.")
         raise ValueError(msg)
     for run, config in zip(runs, configs, strict=True):
         if config.track != track:
-            msg = (f"{run} was trained for track {config.track!r}, not {track!r}: its inputs "
-                   f"and shifter are that track's. Pass --track {config.track}, or a run of "
-                   f"--track {track}.")
+            msg = Message(f"{run} was trained for track {config.track!r}, not {track!r}: its "
+                          "inputs and shifter are that track's. Pass ",
+                          Fix(f"track={config.track!r}", f"--track {config.track}"),
+                          ", or a run of that track.")
             raise ValueError(msg)
         if sorted(config.mice) != sorted(configs[0].mice):
             msg = (f"{run} was trained on mice {list(config.mice)} and {runs[0]} on "
