@@ -7,8 +7,12 @@ recipe (``docs/recipes/sota_2022.toml``: Adam 0.009, Poisson times sqrt(trials /
 plateau 0.3 / 5 with four early-stopping rounds on the validation tier, one batch of each
 mouse per step) and scores every tier but train with the leaderboard's metrics
 (:func:`sensorium_models.evaluate`, official scale). The ceiling of each metric is the score
-of the twin's noise-free expected responses (``rates``) on the same trials; ``feve / ceiling``
-is the model's FEVE as a fraction of what the twin's explainable variance allows. Writes under
+of the twin's noise-free expected responses (``rates``) on the same trials. On the tiers with
+repeats (test, final_test) :func:`~sensorium_models.scoring2022.twin_feve` gives FEVE as a
+fraction of the twin's known explainable variance: ``feve_known`` (of the rates' variance, image
+and behaviour; the rates score 1) and ``feve_known_image`` (of the image's share, the known
+counterpart of the website's FEVE; the rates score ``feve_known_image_rates``), means over the
+neurons whose known explainable fraction reaches 0.15 (``*_median``: medians). Writes under
 ``--out``::
 
     trees-gain/, trees-nogain/     the simulated recordings (gain on, off)
@@ -88,9 +92,10 @@ def ceilings(stores: list[Path]) -> Any:
     return sm.evaluate(predictions, datasets, scale="official")
 
 
-def known_feve(run: Path, stores: list[Path]) -> dict[str, dict[str, float]]:
-    """Per mouse, :func:`~sensorium_models.scoring2022.twin_feve` of the run's predictions of
-    the test tier: FEVE with the twin's known noise variance, as a fraction of the rates'."""
+def known_feve(run: Path, stores: list[Path]) -> dict[tuple[str, str], dict[str, float]]:
+    """Per mouse and scored tier with repeats (test, final_test): :func:`~sensorium_models.
+    scoring2022.twin_feve` of the run's predictions, the fraction of the twin's known
+    explainable variance that they explain (and the rates' own values beside them)."""
     import xarray as xr
 
     import sensorium_data as sd
@@ -104,13 +109,21 @@ def known_feve(run: Path, stores: list[Path]) -> dict[str, dict[str, float]]:
     for store in stores:
         ds = sd.open_mouse(store)
         mouse = str(ds.attrs["mouse"])
-        dataset = images.image_set(config, {mouse: ds}, "test")
-        predicted = images.predict_items(model, dataset, batch_size=128,
-                                         device=torch.device("cpu"),
-                                         autocast=no_autocast)[mouse]
-        values = xr.DataArray(predicted["predictions"], dims=("trial", "neuron"),
-                              coords={"trial": predicted["trial"]})
-        out[mouse] = twin_feve(values, ds, tier="test", units="official")
+        for tier in ("test", "final_test"):
+            if tier not in set(ds["tier"].values.astype(str)):
+                continue
+            dataset = images.image_set(config, {mouse: ds}, tier)
+            predicted = images.predict_items(model, dataset, batch_size=128,
+                                             device=torch.device("cpu"),
+                                             autocast=no_autocast)[mouse]
+            values = xr.DataArray(predicted["predictions"], dims=("trial", "neuron"),
+                                  coords={"trial": predicted["trial"]})
+            scored = twin_feve(values, ds, tier=tier, units="official")
+            rates = ds["rates"].where(ds["tier"] == tier, drop=True)
+            ceiling = twin_feve(xr.DataArray(rates.values, dims=("trial", "neuron"),
+                                             coords={"trial": rates["trial"].values}),
+                                ds, tier=tier, units="raw")
+            out[mouse, tier] = {**scored, "feve_known_image_rates": ceiling["feve_known_image"]}
     return out
 
 
@@ -193,14 +206,15 @@ def main() -> None:
         table = table[table["n_trials"] > 0]
         known = known_feve(run, stores[gain])
         for row in table.to_dict("records"):
-            test = known[row["mouse"]] if row["tier"] == "test" else {}
+            test = known.get((row["mouse"], row["tier"]), {})
             rows.append({"run": name, "model": RUNS[name][0], "track": RUNS[name][1],
                          "gain": gain, **{k: row[k] for k in ("mouse", "tier", "n_trials")},
                          **{m: row[m] for m in METRICS},
                          **{f"{m}_rates": row[f"{m}_rates"] for m in METRICS},
-                         "feve_known": test.get("feve_known", float("nan")),
-                         "feve_known_ceiling": test.get("feve_known_ceiling", float("nan")),
-                         "feve_known_fraction": test.get("fraction", float("nan"))})
+                         **{k: test.get(k, float("nan"))
+                            for k in ("feve_known", "feve_known_image",
+                                      "feve_known_image_rates", "feve_known_median",
+                                      "feve_known_image_median")}})
         results["runs"][name] = {"epochs": len(metrics), "seconds": round(seconds, 1),
                                  "best_validation": float(
                                      metrics["validation_correlation"].max())}

@@ -253,13 +253,34 @@ def twin_feve(
     units: Units = "official",
     fev_threshold: float = FEV_THRESHOLD,
 ) -> dict[str, float]:
-    """FEVE on a ``static2022`` twin, with its known noise variance instead of the repeats'.
+    """FEVE on a ``static2022`` twin as a fraction of its known explainable variance.
 
-    The website estimates each neuron's noise variance from the repeats of each image; the
-    twin knows it (``meta/simulation_explainable_variance.json``: ``noise_variance``). With it,
-    ``1 - (mse - noise) / (total_var - noise)`` is the fraction of the explainable variance
-    explained, 1 for the noise-free rates up to sampling, and it counts the variance that
-    behaviour explains (the repeats' estimate calls it noise, so FEVE there can exceed 1).
+    The website estimates each neuron's explainable variance from the responses (their
+    variance minus the variance across repeats). The twin knows it: its ``rates`` are the
+    noise-free expected responses of every trial. Per neuron, over the tier's trials ``t``,
+    on the official scale::
+
+        feve_known       = 1 - mean_t (p_t - rate_t)^2 / mean_t (rate_t - mean rate)^2
+        feve_known_image = 1 - (mean_t (p_t - rate_t)^2 - within) / stimulus
+
+    ``feve_known`` is the fraction of the rates' variance (what the image and the behaviour
+    explain) that the predictions explain: the population value of the website's
+    ``1 - (mse - noise) / (total - noise)`` with the noise taken out exactly instead of
+    estimated; the rates score 1. ``within`` is the rates' mean squared deviation from their
+    image's mean over its repeats (what behaviour explains) and ``stimulus`` the rest of
+    their variance (what the image explains): ``feve_known_image`` is the known counterpart of
+    the website's FEVE, whose repeat-based noise holds behaviour's share too. An image-only
+    model (SENSORIUM track: one prediction per image) scores ``1 - mean_t (p_t - image
+    mean)^2 / stimulus`` on it, 1 at best; the rates score ``1 + within / stimulus``.
+
+    Each is averaged over the neurons whose known explainable fraction (``stimulus / (signal
+    + noise)`` of ``meta/simulation_explainable_variance.json``, what the website's FEV
+    estimates) reaches ``fev_threshold``, as the website averages FEVE. Nothing here is
+    estimated from the noisy responses: an earlier version used ``1 - (mse - noise) /
+    (total_var - noise)`` with the responses' sample variance and the known noise, whose
+    denominator is a difference of a noisy sample variance and a population value and went
+    negative for some neurons even at the twin's full size (the rates' own per-neuron values
+    -79 to 29, their means 0.27 to 0.92 across tiers; docs/metrics.md).
 
     Parameters
     ----------
@@ -274,8 +295,9 @@ def twin_feve(
     Returns
     -------
     dict
-        ``feve`` (the website's), ``feve_known`` (with the known noise), ``feve_known_ceiling``
-        (the rates' ``feve_known``) and ``fraction`` (``feve_known / feve_known_ceiling``).
+        ``feve`` (the website's, from the repeats), ``feve_known``, ``feve_known_image``,
+        ``feve_known_median`` and ``feve_known_image_median`` (the medians over the same
+        neurons) and ``n_neurons`` (the neurons averaged).
     """
     import json
     from pathlib import Path
@@ -306,24 +328,30 @@ def twin_feve(
         msg = f"the predictions of {name} cover no trial of tier {tier!r}."
         raise ValueError(msg)
     responses = ds["responses"].isel(trial=rows).transpose("trial", "neuron").values * precision
-    rates = ds["rates"].isel(trial=rows).transpose("trial", "neuron").values * precision
+    rates = (ds["rates"].isel(trial=rows).transpose("trial", "neuron").values
+             .astype(np.float64) * precision)
     guess = predicted[keep] * (precision if units == "raw" else 1.0)
-    noise = np.asarray(known[tier]["noise_variance"])[columns] * precision**2
     fraction = np.asarray(known[tier]["explainable_fraction"])[columns]
-    total = responses.var(axis=0, ddof=1)
     use = fraction >= fev_threshold
     if not use.any():
         msg = (f"no neuron of {name} has a known explainable fraction of at least "
                f"{fev_threshold} in tier {tier!r}; lower fev_threshold.")
         raise ValueError(msg)
-
-    def explained(p: np.ndarray) -> float:
-        mse = ((responses - p) ** 2).mean(axis=0)
-        return float((1 - (mse - noise) / (total - noise))[use].mean())
-
-    website = website_metrics(responses, guess, ds["image_id"].values[rows],
-                              fev_threshold=fev_threshold)["feve"]
-    ceiling = explained(rates)
-    ours = explained(guess)
-    return {"feve": website, "feve_known": ours, "feve_known_ceiling": ceiling,
-            "fraction": ours / ceiling}
+    image_ids = ds["image_id"].values[rows]
+    image_mean = np.empty_like(rates)
+    for image in np.unique(image_ids):
+        at = image_ids == image
+        image_mean[at] = rates[at].mean(axis=0)
+    signal = ((rates - rates.mean(axis=0)) ** 2).mean(axis=0)
+    within = ((rates - image_mean) ** 2).mean(axis=0)
+    stimulus = signal - within
+    mse = ((guess - rates) ** 2).mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overall = (1 - mse / signal)[use]
+        image = (1 - (mse - within) / stimulus)[use]
+    website = website_metrics(responses, guess, image_ids, fev_threshold=fev_threshold)["feve"]
+    return {"feve": website, "feve_known": float(overall.mean()),
+            "feve_known_image": float(image.mean()),
+            "feve_known_median": float(np.median(overall)),
+            "feve_known_image_median": float(np.median(image)),
+            "n_neurons": int(use.sum())}

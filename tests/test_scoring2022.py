@@ -173,27 +173,47 @@ def test_leaderboard_2022_bad_input(twin, make_tree, tmp_path):
         leaderboard_2022({}, video)
 
 
-def test_twin_feve_uses_the_known_noise(twin):
+def test_twin_feve_is_a_fraction_of_the_known_explainable_variance(twin):
     from sensorium_data.simulate.static2022 import read_explainable_variance
     from sensorium_models.scoring2022 import twin_feve
 
-    rates = twin.rates.values
-    perfect = twin_feve(rates, twin, units="raw")
-    assert perfect["fraction"] == pytest.approx(1.0)
-    worse = twin_feve(rates * 0.5 + rates.mean(axis=0) * 0.5, twin, units="raw")
-    assert worse["fraction"] < 0.9
-    # the formula with the saved noise variance, transcribed
+    rates = twin.rates.values.astype(np.float64)
     keep = twin.tier.values == "test"
+    ids = twin.image_id.values
+    # the rates explain all of their own variance; with the behaviour gain they explain more
+    # than the image's share
+    perfect = twin_feve(rates, twin, units="raw")
+    assert perfect["feve_known"] == pytest.approx(1.0, abs=1e-12)
+    assert perfect["feve_known_image"] > 1
+    # the best image-only prediction (each test image's mean rate) explains the image's share
+    image_mean = rates.copy()
+    for i in np.unique(ids[keep]):
+        at = keep & (ids == i)
+        image_mean[at] = rates[at].mean(axis=0)
+    best_image = twin_feve(image_mean, twin, units="raw")
+    assert best_image["feve_known_image"] == pytest.approx(1.0, abs=1e-9)
+    assert best_image["feve_known"] < 1
+    worse = twin_feve(rates * 0.5 + rates.mean(axis=0) * 0.5, twin, units="raw")
+    assert worse["feve_known"] < 0.9
+    # the formulas, transcribed: per neuron against the rates on the official scale, averaged
+    # over the neurons whose known explainable fraction reaches 0.15
     precision = official_precision(twin.sensorium.statistics.responses.sel(statistic="std"))
-    r, p = twin.responses.values[keep] * precision, rates[keep] * precision
-    known = read_explainable_variance(twin.attrs["source"])["test"]
-    noise = known["noise_variance"] * precision**2
-    use = known["explainable_fraction"] >= 0.15
-    total = r.var(axis=0, ddof=1)
-    want = (1 - (((r - p) ** 2).mean(axis=0) - noise) / (total - noise))[use].mean()
-    assert perfect["feve_known"] == pytest.approx(want, abs=1e-9)
-    assert perfect["feve"] == pytest.approx(website_metrics(r, p, twin.image_id.values[keep])
-                                            ["feve"], abs=1e-9)
+    r = rates[keep] * precision
+    p = (rates * 0.5 + rates.mean(axis=0) * 0.5)[keep] * precision
+    use = read_explainable_variance(twin.attrs["source"])["test"]["explainable_fraction"] >= 0.15
+    assert worse["n_neurons"] == use.sum() > 0
+    mse = ((p - r) ** 2).mean(axis=0)
+    groups = [r[ids[keep] == i] for i in np.unique(ids[keep])]
+    within = sum(((g - g.mean(axis=0)) ** 2).sum(axis=0) for g in groups) / len(r)
+    signal = r.var(axis=0)[use]
+    mse, within = mse[use], within[use]
+    assert worse["feve_known"] == pytest.approx((1 - mse / signal).mean(), abs=1e-9)
+    assert worse["feve_known_image"] == pytest.approx(
+        (1 - (mse - within) / (signal - within)).mean(), abs=1e-9)
+    assert worse["feve_known_median"] == pytest.approx(np.median(1 - mse / signal))
+    responses = twin.responses.values[keep] * precision
+    assert worse["feve"] == pytest.approx(website_metrics(responses, p, ids[keep])["feve"],
+                                          abs=1e-9)
 
 
 def test_twin_feve_needs_a_twin(make_static_tree, tmp_path):
