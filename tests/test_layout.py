@@ -8,6 +8,7 @@ import logging
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 import torch
 import xarray as xr
 import zarr
+from filelock import FileLock
 
 import sensorium_data as sd
 from sensorium_data.errors import StoreError
@@ -262,6 +264,18 @@ def test_an_interrupted_upgrade_keeps_the_old_store(store, tmp_path, monkeypatch
         sd.upgrade(old, progress=False)
     assert needs_upgrade(old) and not list(tmp_path.glob("old.zarr.tmp-*"))
     xr.testing.assert_identical(sd.open_mouse(old).load(), before)
+
+
+def test_upgrade_waits_for_the_lock_that_convert_takes(store, tmp_path):
+    old = schema_1_copy(store, tmp_path / "old.zarr")
+    upgrading = threading.Thread(target=sd.upgrade, args=(old,), kwargs={"progress": False})
+    with FileLock(str(old) + ".lock"):  # what a conversion of the same store holds
+        upgrading.start()
+        upgrading.join(1.0)
+        assert upgrading.is_alive()  # waiting, the store untouched
+        assert needs_upgrade(old) and not list(tmp_path.glob("old.zarr.tmp-*"))
+    upgrading.join(120)
+    assert not upgrading.is_alive() and not needs_upgrade(old)
 
 
 def test_upgrade_refuses_what_it_cannot_upgrade(store, tmp_path):
