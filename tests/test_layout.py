@@ -8,6 +8,7 @@ import logging
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 import torch
 import xarray as xr
 import zarr
+from filelock import FileLock
 
 import sensorium_data as sd
 from sensorium_data.cli import command_words
@@ -150,6 +152,38 @@ def test_a_truncated_chunk_file_is_an_error_naming_it(store):
         clips[0]
 
 
+def test_a_missing_or_truncated_video_file_is_an_error_naming_it(store):
+    ds = sd.open_mouse(store)
+    pos = int(np.flatnonzero(ds.tier.values == "train")[0])
+    clips = sd.ClipDataset(store, frames=20, seed=3, tier="train")
+    j = int(np.flatnonzero(clips._selections[0].positions == pos)[0])
+    file = chunk_file(store / "videos", pos, 4)
+    data = file.read_bytes()
+    file.write_bytes(data[:-1])
+    with pytest.raises(StoreError, match=rf"{file} holds {len(data) - 1} bytes, but a trial of "
+                                         rf"videos is {len(data)} bytes: the file is truncated"):
+        clips[j]
+    file.unlink()
+    with pytest.raises(StoreError, match=rf"{file} is missing: trial position {pos} of videos "
+                                         r"has data"):
+        clips[j]
+
+
+def test_a_schema_1_store_with_a_missing_or_damaged_chunk_names_it(store, tmp_path):
+    old = schema_1_copy(store, tmp_path / "old.zarr")
+    clips = sd.ClipDataset(old, frames=20, seed=3, tier="train")
+    pos, trial = int(clips._selections[0].positions[0]), int(clips._selections[0].trials[0])
+    chunk = old / f"responses/c/{pos}/0/0"  # the first 50 frames: every clip of 20 starts there
+    chunk.write_bytes(chunk.read_bytes()[:20])
+    with pytest.raises(StoreError, match=rf"old\.zarr: responses of trial {trial} cannot be "
+                                         rf"read \(chunk file responses/c/{pos}/0/0: "):
+        clips[0]
+    chunk.unlink()
+    with pytest.raises(StoreError, match=rf"old\.zarr: responses of trial {trial} is missing "
+                                         rf"\(chunk file responses/c/{pos}/0/0"):
+        clips[0]
+
+
 def test_a_store_deleted_while_open(store):
     clips = sd.ClipDataset(store, frames=20, seed=3)
     clips[0]
@@ -236,6 +270,18 @@ def test_an_interrupted_upgrade_keeps_the_old_store(store, tmp_path, monkeypatch
         sd.upgrade(old, progress=False)
     assert needs_upgrade(old) and not list(tmp_path.glob("old.zarr.tmp-*"))
     xr.testing.assert_identical(sd.open_mouse(old).load(), before)
+
+
+def test_upgrade_waits_for_the_lock_that_convert_takes(store, tmp_path):
+    old = schema_1_copy(store, tmp_path / "old.zarr")
+    upgrading = threading.Thread(target=sd.upgrade, args=(old,), kwargs={"progress": False})
+    with FileLock(str(old) + ".lock"):  # what a conversion of the same store holds
+        upgrading.start()
+        upgrading.join(1.0)
+        assert upgrading.is_alive()  # waiting, the store untouched
+        assert needs_upgrade(old) and not list(tmp_path.glob("old.zarr.tmp-*"))
+    upgrading.join(120)
+    assert not upgrading.is_alive() and not needs_upgrade(old)
 
 
 def test_upgrade_refuses_what_it_cannot_upgrade(store, tmp_path):
