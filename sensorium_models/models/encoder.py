@@ -39,7 +39,7 @@ class Core(nn.Module, abc.ABC):
     def regularizer(self) -> Tensor:
         """The core's penalty, a differentiable scalar added to the loss."""
 
-    def through(self, block: nn.Module, *inputs: Tensor) -> Tensor:
+    def through(self, block: nn.Module, *inputs: Tensor | None) -> Tensor:
         """``block(*inputs)``; with ``checkpointing`` on in training, the block's activations
         are not kept but recomputed in the backward pass (less memory, about a third more
         time; dropout and drop-path draw the same numbers both times)."""
@@ -67,6 +67,17 @@ class Readout(nn.Module, abc.ABC):
     @abc.abstractmethod
     def regularizer(self) -> Tensor:
         """The readout's penalty, a differentiable scalar added to the loss."""
+
+
+class _ReadAndOutput(nn.Module):
+    """A readout and the output nonlinearity as one call (what checkpointing recomputes)."""
+
+    def __init__(self, readout: nn.Module, output: typing.Callable[[Tensor], Tensor]) -> None:
+        super().__init__()
+        self.readout, self.output = readout, output
+
+    def forward(self, x: Tensor, shift: Tensor | None, behavior: Tensor | None) -> Tensor:
+        return self.output(self.readout(x, shift, behavior))
 
 
 def _elu1(x: Tensor) -> Tensor:
@@ -280,7 +291,13 @@ class VideoEncoder(nn.Module):
         state = None if behavior is None else behavior[:, :, -t_out:]  # (B, 4, T_out)
         if self.shifters is not None and state is not None:
             shift = self.shifters[mouse](state[:, 2:4])  # (B, T_out, 2)
-        drive = self.readouts[mouse](features, shift, state)  # (B, N, T_out)
+        readout = self.readouts[mouse]
+        if self.core.checkpointing:
+            # the readout's per-neuron tensors (B x N x T x C) outweigh the core's at 8,000
+            # neurons: recomputed too, like the blocks
+            return self.core.through(_ReadAndOutput(readout, self.output), features, shift,
+                                     state)  # (B, N, T_out)
+        drive = readout(features, shift, state)  # (B, N, T_out)
         return self.output(drive)  # (B, N, T_out)
 
     def regularizer(self, mouse: str) -> Tensor:
