@@ -315,7 +315,9 @@ def _check_identity(rec: RecordingLike, root: Path, zip_path: Path) -> None:
         check_identity(open_tree(zip_path))
     except RecordingFormatError as err:
         _discard(rec, root, zip_path)
-        msg = f"{err} The download was deleted; check the mirror (${ENV_MIRROR}) or the server."
+        # err's message names its fix in both words (a Message): kept as a part, not str()'d
+        msg = Message(err.args[0], " The download was deleted; check the mirror "
+                      f"(${ENV_MIRROR}) or the server.")
         raise RecordingFormatError(msg) from err
 
 

@@ -333,3 +333,11 @@ def test_a_mirror_serving_another_recording_under_a_catalog_name(server, tmp_pat
         fetch_mouse("F", data_dir=tmp_path, progress=False)
     assert not (tmp_path / "trees" / rec.name).exists()
     assert not (tmp_path / "downloads" / f"{rec.name}.zip").exists()
+    # from the CLI the wrapped message keeps the command's words of the inner fix
+    from sensorium_data.errors import cli_message
+
+    with pytest.raises(RecordingFormatError) as caught:
+        fetch_mouse("F", data_dir=tmp_path, progress=False)
+    said = cli_message(caught.value)
+    assert "download the published file (sensorium fetch). The download was deleted" in said
+    assert "fetch_mouse" not in said
