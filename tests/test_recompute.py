@@ -56,6 +56,27 @@ def test_checkpointing_gives_the_same_gradients_and_saves_less(name):
     assert recomputed_bytes < 0.7 * plain_bytes, (recomputed_bytes, plain_bytes)
 
 
+def test_the_recomputation_leaves_batch_norm_statistics_as_one_forward_pass_does():
+    def buffers(checkpointing: bool) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = sm.create_model("dwiseneuro", mice=MICE, in_channels=5, **TINY["dwiseneuro"])
+        model.train()
+        if checkpointing:
+            enable_checkpointing(model, "dwiseneuro")
+        g = torch.Generator().manual_seed(1)
+        videos = torch.randn(2, 5, FRAMES["dwiseneuro"], 36, 64, generator=g)
+        torch.manual_seed(2)
+        out = model(videos, mouse="A",
+                    behavior=torch.randn(2, 4, FRAMES["dwiseneuro"], generator=g))
+        out.sum().backward()
+        return {n: b.clone() for n, b in model.named_buffers()}
+
+    plain, recomputed = buffers(False), buffers(True)
+    assert any("running_mean" in n for n in plain)  # DwiseNeuro's blocks hold batch norms
+    for key, value in plain.items():
+        torch.testing.assert_close(recomputed[key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
 def test_the_models_that_can_checkpoint_are_the_block_built_ones():
     # (other tests may leave models of their own registered)
     able = set(checkpointing_models())

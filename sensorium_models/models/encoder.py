@@ -46,8 +46,37 @@ class Core(nn.Module, abc.ABC):
         if self.checkpointing and self.training and torch.is_grad_enabled():
             from torch.utils.checkpoint import checkpoint
 
-            return typing.cast(Tensor, checkpoint(block, *inputs, use_reentrant=False))
+            return typing.cast(Tensor, checkpoint(_once_tracked(block), *inputs,
+                                                  use_reentrant=False))
         return typing.cast(Tensor, block(*inputs))
+
+
+def _once_tracked(block: nn.Module) -> typing.Callable[..., Tensor]:
+    """``block``'s call for :func:`torch.utils.checkpoint.checkpoint`: its recomputation in
+    the backward pass leaves the batch norms' running statistics as the forward pass left
+    them (else each step would move them twice, and count two batches)."""
+    calls = 0
+
+    def run(*inputs: Tensor | None) -> Tensor:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return typing.cast(Tensor, block(*inputs))
+        norms = [m for m in block.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                 and m.track_running_stats]
+        kept = [[b.clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked)
+                 if b is not None] for m in norms]
+        try:  # (the recomputation may stop early, by an exception, once it has what it needs)
+            return typing.cast(Tensor, block(*inputs))
+        finally:
+            with torch.no_grad():
+                for m, saved in zip(norms, kept, strict=True):
+                    live = [b for b in (m.running_mean, m.running_var, m.num_batches_tracked)
+                            if b is not None]
+                    for b, s in zip(live, saved, strict=True):
+                        b.copy_(s)
+
+    return run
 
 
 class Readout(nn.Module, abc.ABC):
