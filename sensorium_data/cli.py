@@ -166,11 +166,12 @@ def check_space(rec: Recording, root: Path, force: bool) -> None:
               flush=True)
         return
     print(f"{name}: {gigabytes(rec.extracted_bytes, approximate=True)} extracted (computed "
-          f"from the format; the zip's size is not published), {gigabytes(free)} free in {root}",
-          flush=True)
+          f"from the format; the zip, kept beside the files, comes on top: its size is not "
+          f"published), {gigabytes(free)} free in {root}", flush=True)
     if free < rec.extracted_bytes and not force:
-        msg = (f"{name} needs {gigabytes(rec.extracted_bytes, approximate=True)} extracted (and "
-               f"its zip while it unpacks), but {root} has {gigabytes(free)} free. Free some "
+        msg = (f"{name} needs at least {gigabytes(rec.extracted_bytes, approximate=True)} for "
+               f"its extracted files (its zip, kept beside them, comes on top), but {root} has "
+               f"{gigabytes(free)} free. Free some "
                "space, fetch into a cache on a larger disk (--data-dir DIR or "
                "$SENSORIUM_DATA_DIR), or pass --force to try anyway.")
         raise NotEnoughSpaceError(msg)

@@ -59,6 +59,13 @@ class Message(str):
         return self
 
 
+def reason(error: BaseException) -> str:
+    """``error``'s message for a new message to include as a part: the :class:`Message` itself
+    when it is one (an f-string would keep only its Python words), else its text."""
+    message = error.args[0] if len(error.args) == 1 else None
+    return message if isinstance(message, Message) else str(error)
+
+
 def cli_message(error: BaseException) -> str:
     """What the command line prints for ``error``: its message in the command's words."""
     message = error.args[0] if len(error.args) == 1 else str(error)

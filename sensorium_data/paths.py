@@ -34,7 +34,8 @@ def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
             f"({chosen.rstrip('/')}/stores/<recording>.zarr), but downloading, converting "
             "and writing need a local folder; pass ",
             Fix("data_dir= a local folder (or convert(tree, URL)",
-                "--data-dir a local folder (or convert with --out URL"),
+                "--data-dir a local folder (sensorium train: --set data_dir=FOLDER; or convert "
+                "with --out URL"),
             " to publish a store there).",
         )
         raise ValueError(msg)

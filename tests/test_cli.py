@@ -95,12 +95,13 @@ def test_fetch_states_the_size_first_and_refuses_a_small_disk(tmp_path, capsys, 
     monkeypatch.setattr(data_cli, "free_bytes", lambda folder: 10_000_000_000)
     assert main(["fetch", "F", "--data-dir", str(tmp_path)]) == 2
     out, err = capsys.readouterr()
-    assert out == (f"F: ~18.9 GB extracted (computed from the format; the zip's size is not "
-                   f"published), 10.0 GB free in {tmp_path}\n")
-    assert err == (f"sensorium fetch: error: F needs ~18.9 GB extracted (and its zip while it "
-                   f"unpacks), but {tmp_path} has 10.0 GB free. Free some space, fetch into a "
-                   "cache on a larger disk (--data-dir DIR or $SENSORIUM_DATA_DIR), or pass "
-                   "--force to try anyway.\n")
+    assert out == (f"F: ~18.9 GB extracted (computed from the format; the zip, kept beside the "
+                   f"files, comes on top: its size is not published), 10.0 GB free in "
+                   f"{tmp_path}\n")
+    assert err == (f"sensorium fetch: error: F needs at least ~18.9 GB for its extracted files "
+                   f"(its zip, kept beside them, comes on top), but {tmp_path} has 10.0 GB free. "
+                   "Free some space, fetch into a cache on a larger disk (--data-dir DIR or "
+                   "$SENSORIUM_DATA_DIR), or pass --force to try anyway.\n")
     assert fetched == []
     assert main(["fetch", "F", "A", "--data-dir", str(tmp_path), "--force"]) == 0
     assert fetched == ["F", "A"]

@@ -45,3 +45,15 @@ def test_the_cli_logging_filter_swaps_in_the_command_words():
         "run", Message("pass a larger ", Fix("max_epochs", "--max-epochs"))), None)
     assert command_words(record)
     assert record.getMessage() == "run is finished: pass a larger --max-epochs"
+
+
+def test_a_message_included_in_another_keeps_its_command_words():
+    from sensorium_data.errors import Fix, Message, cli_message, reason
+
+    inner = ValueError(Message("bad; pass ", Fix("x=1", "--x 1"), "."))
+    outer = ValueError(Message("model_config: ", reason(inner)))
+    assert str(outer) == "model_config: bad; pass x=1."
+    assert cli_message(outer) == "model_config: bad; pass --x 1."
+    assert reason(TypeError("plain")) == "plain"
+    # an f-string keeps only the Python words: what reason() is for
+    assert cli_message(ValueError(f"model_config: {inner}")) == "model_config: bad; pass x=1."

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
+from sensorium_data.errors import Message, reason
 from sensorium_models.training.config import MODEL_KEY, ConfigError
 
 
@@ -64,7 +65,7 @@ def resolve_model_config(name: str, overrides: Mapping[str, Any]) -> dict[str, A
     try:  # types and ranges, before any data is opened
         resolved = resolve_config(name, **overrides)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"model_config: {e}") from e
+        raise ConfigError(Message("model_config: ", reason(e))) from e
     for key in overrides:
         value = getattr(resolved, key)
         if isinstance(value, float) and not math.isfinite(value):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from sensorium_data.errors import Message, reason
 from sensorium_models.models.ensemble import Ensemble
 from sensorium_models.training import data
 
@@ -160,7 +161,8 @@ def predict(
             model = models[0] if len(models) == 1 else Ensemble(models)
         except ValueError as e:
             named = ", ".join(f"model {i} = {run}" for i, run in enumerate(runs))
-            raise ValueError(f"cannot ensemble these runs ({named}): {e}") from e
+            raise ValueError(Message(f"cannot ensemble these runs ({named}): ",
+                                     reason(e))) from e
     else:
         model = run_or_model
         options = {"normalize": normalize, "behavior_channels": behavior_channels,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from sensorium_data.errors import Fix, Message
+from sensorium_data.errors import Fix, Message, reason
 from sensorium_models.predictions import fill_cache
 from sensorium_models.training import checkpoint, data, distributed, guards, images, schedule
 from sensorium_models.training.batchnorm import recompute_batch_norm
@@ -217,7 +217,7 @@ class Trainer:
             model = create_model(config.model, mice=self.specs,
                                  in_channels=self.clips.in_channels, **options)
         except TypeError as e:  # an option of the wrong type, named by create_model
-            raise ConfigError(f"model_config: {e}") from e
+            raise ConfigError(Message("model_config: ", reason(e))) from e
         check_window(config, model)
         self.teacher: VideoEncoder | None = None
         if config.teacher is not None:
