@@ -15,7 +15,7 @@ its mean response.
 Training moves the mean output further: Adam moves every filter weight by about the learning
 rate per step, coherently over a filter, and the bias (one parameter per neuron, moved by the
 same small step) cannot follow (the LN on the tiny preset: 4.6x the train tier's mean after
-one epoch at lr 5e-4; the demo's LN, not calibrated, 0.2-0.3x after its first epoch and
+one epoch at lr 5e-4; the demo's LN, not calibrated, 0.18-0.33x after its first epoch and
 1.7-2.1x after its third; measured). The
 trainer therefore calibrates again after every epoch, after the batch-norm statistics are
 recomputed and before validation, **for evaluation only** (:func:`for_evaluation`):
