@@ -12,20 +12,28 @@ the responses' mean (measured), and training at its small learning rate keeps mu
 statistics of those batches, and moves each neuron's bias so that its mean output over them is
 its mean response.
 
-Training widens the spread further: Adam moves every filter weight by about the learning rate
-per step, the drive's variance grows with them, and the bias (one parameter per neuron, moved
-by the same small step) cannot follow, so the mean output climbs (the LN on the tiny preset:
-4.6x the train tier's mean after one epoch at lr 5e-4, measured). The trainer therefore
-calibrates again after every epoch, after the batch-norm statistics are recomputed and before
-validation: for the ``exp`` output this is the bias that minimises the Poisson loss on those
-clips with every other weight fixed (its gradient is the mean output minus the mean
-response), so it is the step the optimizer would converge to, taken at once.
+Training moves the mean output further: Adam moves every filter weight by about the learning
+rate per step, coherently over a filter, and the bias (one parameter per neuron, moved by the
+same small step) cannot follow (the LN on the tiny preset: 4.6x the train tier's mean after
+one epoch at lr 5e-4; the demo's LN, not calibrated, 0.18-0.33x after its first epoch and
+1.7-2.1x after its third; measured). The
+trainer therefore calibrates again after every epoch, after the batch-norm statistics are
+recomputed and before validation, **for evaluation only** (:func:`for_evaluation`):
+validation, ``best.pt`` and the predictions made from it use the calibrated biases, and
+training goes on from its own. Calibrating the trained biases themselves derailed training:
+the drives are measured in eval mode (the readout at its mean positions), where training
+samples positions around them, so a bias that sets the eval-mode mean to the target left the
+train-mode mean 1.2x (start) to 1.8-3.8x (after epochs 1-3) above it, and every epoch spent its
+steps pulling it down again, through the filters, against the bias that the next calibration
+raised (the demo's LN: oracle correlation 0.008, -0.006, -0.000 over 3 epochs, against 0.047,
+0.077, 0.086 without the calibration and 0.008, 0.056, 0.090 with the start's alone).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -92,6 +100,40 @@ def calibrate_start(model: Any, clips: Any, means: Mapping[str, np.ndarray], *,
     batches = data.loader(clips, spread_batches(clips, batch_size), 0)
     return calibrate_biases(model, batches, means, output=model.config.output, device=device,
                             autocast=autocast, batch_norm=batch_norm)
+
+
+@contextlib.contextmanager
+def for_evaluation(model: Any, clips: Any, means: Mapping[str, np.ndarray], *,
+                   batch_size: int, device: torch.device, autocast: Autocast
+                   ) -> Iterator[dict[str, torch.Tensor]]:
+    """:func:`calibrate_start` for what runs inside (validation, ``best.pt``): on exit each
+    readout's bias is put back where training left it; yields those biases (by mouse).
+
+    The batch norm layers are not touched (the trainer has recomputed their statistics); the
+    calibrated biases are for evaluation, the trained ones for the next steps (see the
+    module's notes for what calibrating the trained biases did).
+    """
+    trained = readout_biases(model)
+    try:
+        calibrate_start(model, clips, means, batch_size=batch_size, device=device,
+                        autocast=autocast, batch_norm=False)
+        yield trained
+    finally:
+        set_readout_biases(model, trained)
+
+
+def readout_biases(model: Any) -> dict[str, torch.Tensor]:
+    """A copy of each readout's per-neuron ``bias`` parameter, by mouse (readouts without
+    one left out)."""
+    return {mouse: readout.bias.detach().clone() for mouse, readout in model.readouts.items()
+            if isinstance(getattr(readout, "bias", None), torch.nn.Parameter)}
+
+
+def set_readout_biases(model: Any, biases: Mapping[str, torch.Tensor]) -> None:
+    """Copy ``biases`` (from :func:`readout_biases`) into the model's readouts."""
+    with torch.no_grad():
+        for mouse, bias in biases.items():
+            model.readouts[mouse].bias.copy_(bias)
 
 
 def spread_batches(clips: Any, batch_size: int,

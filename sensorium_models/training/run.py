@@ -30,7 +30,7 @@ from sensorium_data.errors import Fix, Message, reason
 from sensorium_models.predictions import fill_cache
 from sensorium_models.training import checkpoint, data, distributed, guards, images, schedule
 from sensorium_models.training.batchnorm import recompute_batch_norm
-from sensorium_models.training.calibrate import calibrate_start
+from sensorium_models.training.calibrate import calibrate_start, for_evaluation, set_readout_biases
 from sensorium_models.training.checkpoint import write_metrics
 from sensorium_models.training.compiling import compile_model
 from sensorium_models.training.config import ConfigError, TrainConfig
@@ -285,6 +285,7 @@ class Trainer:
             if isinstance(v, int | tuple) and not isinstance(v, bool))
         self.epoch = 0
         self.best: dict[str, torch.Tensor] | None = None
+        self.best_biases: dict[str, torch.Tensor] = {}  # best's readout biases, not calibrated
         if state is not None:
             self._restore(state)
 
@@ -399,29 +400,35 @@ class Trainer:
         recompute_batch_norm(core, data.loader(self.clips, self.norm_batches,
                                                config.num_workers),
                              device=self.device, autocast=self.autocast)
-        calibrate_start(evaluated, self.clips, self.means, batch_size=config.batch_size,
-                        device=self.device, autocast=self.autocast, batch_norm=False)
-        correlation = (images.validate if self.static else validate)(
-            evaluated, self.validation, batch_size=config.batch_size, device=self.device,
-            autocast=self.autocast, num_workers=config.num_workers)
-        # Every rank validates; nondeterministic kernels can make their numbers differ in the
-        # last digits, and a rank that decided alone to stop would leave the others waiting in
-        # their next collective: all decide on the mean, and take rank 0's calibrated weights.
-        correlation = distributed.mean(correlation, self.world)
-        distributed.broadcast_module(evaluated, self.world)
-        # EarlyStopping comes with the plateau scheduler, KeepBest ignores the scheduler
-        decision = self.stopping.step(correlation, self.epoch,
-                                      self.scheduler)  # type: ignore[arg-type]
-        if decision == "improved" or self.best is None:
-            self.best = {k: v.detach().clone() for k, v in evaluated.state_dict().items()}
-            payload = checkpoint.model_payload(evaluated, self.specs, self.clips.in_channels)
-            payload.update(epoch=self.epoch, validation_correlation=correlation)
-            if self.world.main:
-                checkpoint.save(self.folder / checkpoint.BEST, payload)
-        elif decision in ("restored", "stop"):
+        # biases calibrated for validation and best.pt; training goes on from its own
+        with for_evaluation(evaluated, self.clips, self.means, batch_size=config.batch_size,
+                            device=self.device, autocast=self.autocast) as trained_biases:
+            # every rank evaluates rank 0's weights (its calibration, its batch-norm pass)
+            distributed.broadcast_module(evaluated, self.world)
+            correlation = (images.validate if self.static else validate)(
+                evaluated, self.validation, batch_size=config.batch_size, device=self.device,
+                autocast=self.autocast, num_workers=config.num_workers)
+            # Every rank validates; nondeterministic kernels can make their numbers differ in
+            # the last digits, and a rank that decided alone to stop would leave the others
+            # waiting in their next collective: all decide on the mean.
+            correlation = distributed.mean(correlation, self.world)
+            # EarlyStopping comes with the plateau scheduler, KeepBest ignores the scheduler
+            decision = self.stopping.step(correlation, self.epoch,
+                                          self.scheduler)  # type: ignore[arg-type]
+            if decision == "improved" or self.best is None:
+                self.best = {k: v.detach().clone() for k, v in evaluated.state_dict().items()}
+                self.best_biases = trained_biases
+                payload = checkpoint.model_payload(evaluated, self.specs, self.clips.in_channels)
+                payload.update(epoch=self.epoch, validation_correlation=correlation)
+                if self.world.main:
+                    checkpoint.save(self.folder / checkpoint.BEST, payload)
+        if decision in ("restored", "stop"):  # stop: ends calibrated; restored: trains on
             self.model.load_state_dict(self.best)
             if self.average is not None:
                 self.average.reset(self.best)
+            if decision == "restored" and self.best_biases:  # (unknown after a resume)
+                for module in (self.model, evaluated):
+                    set_readout_biases(module, self.best_biases)
         log.info("epoch %d: loss %.5g, %s correlation %.4f (%s)", self.epoch, loss,
                  config.val_tier, correlation, decision)
         return {"epoch": self.epoch, "lr": lr, "train_loss": loss,
@@ -450,16 +457,13 @@ class Trainer:
                 self.config.model, per_batch, epoch / 60, steps,
                 Message(Fix("device='cuda'", "--device cuda")))
 
-    def _model_payload(self) -> dict[str, Any]:
-        return checkpoint.model_payload(self.model, self.specs, self.clips.in_channels)
-
     def save(self) -> None:
         """Write last.pt (everything a resume needs) and metrics.csv (rank 0)."""
         if not self.world.main:
             return
         payload = {
             "format": checkpoint.FORMAT,
-            "model": self._model_payload(),
+            "model": checkpoint.model_payload(self.model, self.specs, self.clips.in_channels),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "stopping": self.stopping.state_dict(),
