@@ -21,7 +21,12 @@ from sensorium_data.catalog import (
     recordings,
 )
 from sensorium_data.dataset import load_mouse, open_mouse, open_store
-from sensorium_data.errors import RecordingFormatError, SensoriumDataError, StoreError
+from sensorium_data.errors import (
+    ClusterError,
+    RecordingFormatError,
+    SensoriumDataError,
+    StoreError,
+)
 from sensorium_data.fetch import DownloadError, HashMismatchError, download, fetch_mouse
 from sensorium_data.simulate import list_presets, simulate
 from sensorium_data.store import convert
@@ -42,6 +47,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ClipDataset",
+    "ClusterError",
     "Competition",
     "CorruptArchiveError",
     "DownloadError",

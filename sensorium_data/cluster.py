@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sensorium_data.errors import Fix, Message
+from sensorium_data.errors import ClusterError, Fix, Message
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def run_tasks(function: Callable[..., T], items: Sequence[Any], *, client: Any =
                 other.cancel()
             msg = (f"{name} failed on the cluster ({type(e).__name__}: {e}); nothing of it was "
                    "published. Fix the cause and run the call again (finished items are kept).")
-            raise RuntimeError(msg) from e
+            raise ClusterError(msg) from e
     return out
 
 

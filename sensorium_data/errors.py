@@ -33,6 +33,10 @@ class StoreError(SensoriumDataError, ValueError):
     """A converted store is incomplete, of an older schema, or not a store at all."""
 
 
+class ClusterError(SensoriumDataError, RuntimeError):
+    """An item of a call spread over a dask cluster failed there (the cause is chained)."""
+
+
 class NotEnoughSpaceError(SensoriumDataError, OSError):
     """A disk has less free space than a recording takes."""
 
