@@ -165,7 +165,7 @@ def _predict(args: argparse.Namespace, run: str | Sequence[str],
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from sensorium_models.leaderboard import evaluate
-    from sensorium_models.training.run import scored_tiers
+    from sensorium_models.scoring_inputs import scored_tiers
 
     if args.out and Path(args.out).exists() and not args.overwrite:
         msg = f"--out {args.out} exists; pass a new path, or --overwrite to replace it."

@@ -325,9 +325,9 @@ def compare(runs: Sequence[str | os.PathLike[str]], *, tiers: Sequence[str] | No
     {'ln': ['tiny-A', 'tiny-B', 'tiny-C']}
     """
     from sensorium_models.leaderboard import evaluate
+    from sensorium_models.scoring_inputs import scored_tiers
     from sensorium_models.tables import side_by_side
     from sensorium_models.training.data import open_run_mice
-    from sensorium_models.training.run import scored_tiers
 
     labels = run_labels(runs)
     if len(set(labels)) < len(labels):

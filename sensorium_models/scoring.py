@@ -57,9 +57,9 @@ def evaluate_runs(runs: Sequence[str | os.PathLike[str]], *, tiers: Sequence[str
 def _score(run: str, tiers: list[str] | None, scale: Literal["official", "raw"],
            data_dir: str | None, batch_size: int, device: str) -> pd.DataFrame:
     from sensorium_models.leaderboard import evaluate
+    from sensorium_models.scoring_inputs import scored_tiers
     from sensorium_models.training import predict
     from sensorium_models.training.data import open_run_mice
-    from sensorium_models.training.run import scored_tiers
 
     datasets = open_run_mice(run, data_dir)
     chosen = tiers if tiers is not None else scored_tiers(datasets)

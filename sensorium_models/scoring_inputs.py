@@ -257,3 +257,12 @@ def recording_precision(ds: xr.Dataset, name: str, given: Mapping[str, Any] | No
         )
         raise ValueError(msg) from e
     return official_precision(std.transpose("neuron", ...).values)
+
+
+def scored_tiers(datasets: Mapping[str, xr.Dataset]) -> list[str]:
+    """Tiers with labelled trials in some recording, except train."""
+    out: set[str] = set()
+    for ds in datasets.values():
+        labelled = ds["labelled"].values.astype(bool) & (ds["n_frames"].values > 0)
+        out |= set(ds["tier"].values.astype(str)[labelled])
+    return sorted(str(t) for t in out - {"train", "none"})

@@ -475,7 +475,9 @@ def test_default_run_names_are_unique_within_one_second(tmp_path, monkeypatch):
         def now(cls, tz=None):
             return cls(2026, 11, 22, 10, 15, 0)
 
-    monkeypatch.setattr(run_module, "datetime", Frozen)
+    from sensorium_models.training import lock as lock_module
+
+    monkeypatch.setattr(lock_module, "datetime", Frozen)  # where new_run_dir names the run
     monkeypatch.chdir(tmp_path)
     config = sm.TrainConfig(model="ln")
     first, second = run_module.new_run_dir(config), run_module.new_run_dir(config)

@@ -11,10 +11,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sensorium_data.errors import Fix, Message
 from sensorium_models.training.checkpoint import CONFIG
+
+if TYPE_CHECKING:
+    from sensorium_models.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +113,14 @@ def _undo(folder: Path, made: list[Path], had_lock_file: bool) -> None:
     for path in reversed(made):
         with contextlib.suppress(OSError):  # not empty: something else is there; keep it
             path.rmdir()
+
+
+def new_run_dir(config: TrainConfig) -> Path:
+    """``config.out`` (empty or missing), else ``runs/<model>-<date>-<time>`` (not created
+    here; :func:`~sensorium_models.training.lock.claim` numbers it ``-1``, ``-2``... if
+    taken)."""
+    if config.out:
+        folder = Path(config.out)
+        check_free(folder)
+        return folder
+    return Path("runs") / f"{config.model}-{datetime.now():%Y%m%d-%H%M%S}"

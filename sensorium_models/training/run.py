@@ -20,7 +20,6 @@ import os
 import time
 from collections.abc import Mapping
 from contextlib import nullcontext
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ import torch
 
 from sensorium_data.errors import Fix, Message, reason
 from sensorium_models.predictions import fill_cache
+from sensorium_models.scoring_inputs import scored_tiers
 from sensorium_models.training import checkpoint, data, distributed, guards, images, schedule
 from sensorium_models.training.batchnorm import recompute_batch_norm
 from sensorium_models.training.calibrate import calibrate_start, for_evaluation, set_readout_biases
@@ -35,7 +35,7 @@ from sensorium_models.training.checkpoint import write_metrics
 from sensorium_models.training.compiling import compile_model
 from sensorium_models.training.config import ConfigError, TrainConfig
 from sensorium_models.training.ema import WeightAverage
-from sensorium_models.training.lock import check_free, claim
+from sensorium_models.training.lock import claim, new_run_dir
 from sensorium_models.training.loop import train_epoch, validate
 from sensorium_models.training.losses import get_loss
 from sensorium_models.training.optim import build_optimizer
@@ -171,17 +171,6 @@ def finished(state: Mapping[str, Any], max_epochs: int) -> str | None:
 def _get(values: Mapping[str, Any], key: str) -> Any:
     head, _, tail = key.partition(".")
     return values[head].get(tail) if tail else values.get(key)
-
-
-def new_run_dir(config: TrainConfig) -> Path:
-    """``config.out`` (empty or missing), else ``runs/<model>-<date>-<time>`` (not created
-    here; :func:`~sensorium_models.training.lock.claim` numbers it ``-1``, ``-2``... if
-    taken)."""
-    if config.out:
-        folder = Path(config.out)
-        check_free(folder)
-        return folder
-    return Path("runs") / f"{config.model}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 class Trainer:
@@ -502,12 +491,3 @@ class Trainer:
         table = evaluate(predictions, self.datasets, scale="official")
         table.to_csv(self.folder / SCORES, index=False)
         log.info("scores written to %s", self.folder / SCORES)
-
-
-def scored_tiers(datasets: Mapping[str, xr.Dataset]) -> list[str]:
-    """Tiers with labelled trials in some recording, except train."""
-    out: set[str] = set()
-    for ds in datasets.values():
-        labelled = ds["labelled"].values.astype(bool) & (ds["n_frames"].values > 0)
-        out |= set(ds["tier"].values.astype(str)[labelled])
-    return sorted(str(t) for t in out - {"train", "none"})
